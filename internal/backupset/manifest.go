@@ -1,0 +1,130 @@
+package backupset
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// FormatVersion is bumped when the layout changes incompatibly.
+const FormatVersion = 1
+
+// Manifest describes one recovery point. It is written after every file it
+// lists, so a reader never sees a recovery point whose data is missing.
+type Manifest struct {
+	Format       int       `json:"format"`
+	Task         string    `json:"task"`
+	TaskDir      string    `json:"taskDir"`
+	Cluster      string    `json:"cluster"`
+	ClusterID    string    `json:"clusterId"`
+	KafkaVersion string    `json:"kafkaVersion"`
+	Mode         string    `json:"mode"` // "zookeeper" or "kraft"
+	Kind         string    `json:"kind"` // "full" (incremental comes with the task policies)
+	ExecutedAt   time.Time `json:"executedAt"`
+	FinishedAt   time.Time `json:"finishedAt"`
+	WorkflowID   string    `json:"workflowId,omitempty"`
+	RunID        string    `json:"runId,omitempty"`
+	DataSources  []string  `json:"dataSources"`
+	Compression  string    `json:"compression"`
+
+	Metadata   *FileEntry        `json:"metadata,omitempty"`
+	Offsets    *FileEntry        `json:"offsets,omitempty"`
+	Partitions []PartitionBackup `json:"partitions,omitempty"`
+
+	Totals Totals `json:"totals"`
+}
+
+// FileEntry is a file of the recovery point, relative to the target root.
+type FileEntry struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// PartitionBackup is the exported range of one partition.
+type PartitionBackup struct {
+	Topic     string `json:"topic"`
+	TopicID   string `json:"topicId"`
+	Partition int32  `json:"partition"`
+	// StartOffset..EndOffset (exclusive) is the range that was exported:
+	// the log start offset and the last stable offset at the cut.
+	StartOffset int64         `json:"startOffset"`
+	EndOffset   int64         `json:"endOffset"`
+	Segments    []SegmentInfo `json:"segments"`
+	Records     int64         `json:"records"`
+	// Lost lists ranges deleted by retention before the export reached them.
+	Lost []OffsetRange `json:"lost,omitempty"`
+}
+
+// OffsetRange is [From, To).
+type OffsetRange struct {
+	From int64 `json:"from"`
+	To   int64 `json:"to"`
+}
+
+// Totals sums the recovery point.
+type Totals struct {
+	Files        int   `json:"files"`
+	Bytes        int64 `json:"bytes"`
+	Records      int64 `json:"records"`
+	PayloadBytes int64 `json:"payloadBytes"`
+	Partitions   int   `json:"partitions"`
+}
+
+// Files lists every file the manifest vouches for.
+func (m *Manifest) Files() []FileEntry {
+	var out []FileEntry
+	if m.Metadata != nil {
+		out = append(out, *m.Metadata)
+	}
+	if m.Offsets != nil {
+		out = append(out, *m.Offsets)
+	}
+	for _, p := range m.Partitions {
+		for _, s := range p.Segments {
+			out = append(out, FileEntry{Name: s.Name, Size: s.Size, SHA256: s.SHA256})
+		}
+	}
+	return out
+}
+
+// ComputeTotals fills Totals from the entries.
+func (m *Manifest) ComputeTotals() {
+	t := Totals{Partitions: len(m.Partitions)}
+	for _, f := range m.Files() {
+		t.Files++
+		t.Bytes += f.Size
+	}
+	for _, p := range m.Partitions {
+		t.Records += p.Records
+		for _, s := range p.Segments {
+			t.PayloadBytes += s.PayloadBytes
+		}
+	}
+	m.Totals = t
+}
+
+// Partition finds a partition's backup.
+func (m *Manifest) Partition(topic string, partition int32) *PartitionBackup {
+	for i := range m.Partitions {
+		if m.Partitions[i].Topic == topic && m.Partitions[i].Partition == partition {
+			return &m.Partitions[i]
+		}
+	}
+	return nil
+}
+
+// Marshal encodes the manifest.
+func (m *Manifest) Marshal() ([]byte, error) { return json.MarshalIndent(m, "", "  ") }
+
+// UnmarshalManifest decodes and sanity-checks a manifest.
+func UnmarshalManifest(b []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	if m.Format != FormatVersion {
+		return nil, fmt.Errorf("manifest: format %d, this kbr reads %d", m.Format, FormatVersion)
+	}
+	return &m, nil
+}

@@ -1,0 +1,473 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/kbr-project/kbr/internal/backupset"
+	"github.com/kbr-project/kbr/storage"
+)
+
+// Cluster is a Kafka cluster: the backup object of a task, or a restore's target.
+type Cluster struct {
+	// Name identifies the cluster in search attributes and the cluster lock.
+	Name             string   `yaml:"name" json:"name"`
+	BootstrapServers []string `yaml:"bootstrap_servers" json:"bootstrap_servers"`
+	// ZooKeeper is set for ZooKeeper-mode clusters; its znodes are backed up.
+	ZooKeeper *ZooKeeper `yaml:"zookeeper,omitempty" json:"zookeeper,omitempty"`
+	TLS       *TLS       `yaml:"tls,omitempty" json:"tls,omitempty"`
+	SASL      *SASL      `yaml:"sasl,omitempty" json:"sasl,omitempty"`
+	// KafkaVersion overrides the version guessed from the brokers' API
+	// versions; it heads every file name.
+	KafkaVersion string `yaml:"kafka_version,omitempty" json:"kafka_version,omitempty"`
+	// ConnectTimeout bounds every reachability check (default 10s).
+	ConnectTimeout Duration `yaml:"connect_timeout,omitempty" json:"connect_timeout,omitempty"`
+}
+
+// ZooKeeper locates the metadata of a ZooKeeper-mode cluster.
+type ZooKeeper struct {
+	Connect []string `yaml:"connect" json:"connect"`
+	Chroot  string   `yaml:"chroot" json:"chroot"`
+}
+
+// TLS for the Kafka connection.
+type TLS struct {
+	CAFile             string `yaml:"ca_file,omitempty" json:"ca_file,omitempty"`
+	CertFile           string `yaml:"cert_file,omitempty" json:"cert_file,omitempty"`
+	KeyFile            string `yaml:"key_file,omitempty" json:"key_file,omitempty"`
+	ServerName         string `yaml:"server_name,omitempty" json:"server_name,omitempty"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify,omitempty" json:"insecure_skip_verify,omitempty"`
+}
+
+// SASL for the Kafka connection. The password is a secret reference.
+type SASL struct {
+	Mechanism string `yaml:"mechanism" json:"mechanism"` // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+	Username  string `yaml:"username" json:"username"`
+	Password  Secret `yaml:"password" json:"password"`
+}
+
+// TopicFilter selects topics by regular expressions (anchored).
+type TopicFilter struct {
+	Include         []string `yaml:"include,omitempty" json:"include,omitempty"`
+	Exclude         []string `yaml:"exclude,omitempty" json:"exclude,omitempty"`
+	IncludeInternal bool     `yaml:"include_internal,omitempty" json:"include_internal,omitempty"`
+}
+
+// Backup is the document of `kbr backup run -f` and the BackupWorkflow input.
+type Backup struct {
+	Cluster Cluster `yaml:"cluster" json:"cluster"`
+	// Task names the folder "<task>_<creation time>" (default: the cluster name).
+	Task string `yaml:"task,omitempty" json:"task,omitempty"`
+	// DataSources: metadata, topicdata, offsets (default all three).
+	DataSources []string       `yaml:"data_sources,omitempty" json:"data_sources,omitempty"`
+	Topics      TopicFilter    `yaml:"topics,omitempty" json:"topics,omitempty"`
+	Target      storage.Target `yaml:"target" json:"target"`
+	Options     BackupOptions  `yaml:"options,omitempty" json:"options,omitempty"`
+}
+
+// BackupOptions tune a backup run.
+type BackupOptions struct {
+	// Parallelism is how many partitions export at once (default 4).
+	Parallelism int `yaml:"parallelism,omitempty" json:"parallelism,omitempty"`
+	// SegmentBytes rolls a partition's segment file at about this size (default 64MiB).
+	SegmentBytes ByteSize `yaml:"segment_bytes,omitempty" json:"segment_bytes,omitempty"`
+	// Compression of segment files: zstd (default) or none.
+	Compression string `yaml:"compression,omitempty" json:"compression,omitempty"`
+	// MinFreeBytes is the least free space at the staging dir and target (default 20GiB, as MRS).
+	MinFreeBytes *ByteSize `yaml:"min_free_bytes,omitempty" json:"min_free_bytes,omitempty"`
+	// StagingDir is the worker's local scratch directory (default: the worker's temp dir).
+	StagingDir string `yaml:"staging_dir,omitempty" json:"staging_dir,omitempty"`
+	// Bandwidth estimates the duration in preflight (default 100MB per second).
+	Bandwidth ByteSize `yaml:"bandwidth,omitempty" json:"bandwidth,omitempty"`
+	// ThrottleBytesPerSecond caps each partition export's read rate (0 = no cap).
+	ThrottleBytesPerSecond ByteSize `yaml:"throttle_bytes_per_second,omitempty" json:"throttle_bytes_per_second,omitempty"`
+	// FetchMaxBytes bounds one fetch response (default 8MiB); memory scales with it.
+	FetchMaxBytes ByteSize `yaml:"fetch_max_bytes,omitempty" json:"fetch_max_bytes,omitempty"`
+}
+
+// Restore is the document of `kbr restore run -f` and the RestoreWorkflow input.
+type Restore struct {
+	// Cluster is the target cluster.
+	Cluster Cluster `yaml:"cluster" json:"cluster"`
+	Source  Source  `yaml:"source" json:"source"`
+	// Topics to restore, by source name (default: every topic in the backup).
+	Topics []string `yaml:"topics,omitempty" json:"topics,omitempty"`
+	// Rename maps source to target topic names: "orders:orders_restored".
+	Rename []string `yaml:"rename,omitempty" json:"rename,omitempty"`
+	// AllowNonEmpty lets records be appended to a target topic that has data.
+	AllowNonEmpty bool `yaml:"allow_nonempty,omitempty" json:"allow_nonempty,omitempty"`
+	// SkipGroups leaves consumer-group offsets alone.
+	SkipGroups bool           `yaml:"skip_groups,omitempty" json:"skip_groups,omitempty"`
+	Options    RestoreOptions `yaml:"options,omitempty" json:"options,omitempty"`
+}
+
+// Source is where a restore reads from.
+type Source struct {
+	Target storage.Target `yaml:"target" json:"target"`
+	// RecoveryPoint is a manifest name relative to the target
+	// ("<task>_<created>/<version>_manifest_<executed>.json") or "latest".
+	RecoveryPoint string `yaml:"recovery_point" json:"recovery_point"`
+	// Task narrows "latest" to one task's recovery points.
+	Task string `yaml:"task,omitempty" json:"task,omitempty"`
+}
+
+// RestoreOptions tune a restore run.
+type RestoreOptions struct {
+	Parallelism int `yaml:"parallelism,omitempty" json:"parallelism,omitempty"`
+	// ProducerCompression: none (default), lz4, zstd, snappy, gzip.
+	ProducerCompression    string   `yaml:"producer_compression,omitempty" json:"producer_compression,omitempty"`
+	ThrottleBytesPerSecond ByteSize `yaml:"throttle_bytes_per_second,omitempty" json:"throttle_bytes_per_second,omitempty"`
+	// ReplicationFactor for created topics (default: as backed up, capped at the target's broker count).
+	ReplicationFactor int16 `yaml:"replication_factor,omitempty" json:"replication_factor,omitempty"`
+}
+
+// Data sources.
+const (
+	SourceMetadata  = backupset.SourceMetadata
+	SourceTopicData = backupset.SourceTopicData
+	SourceOffsets   = backupset.SourceOffsets
+)
+
+// Defaults.
+const (
+	DefaultParallelism    = 4
+	DefaultSegmentBytes   = 64 << 20
+	DefaultMinFreeBytes   = 20 << 30
+	DefaultBandwidth      = 100e6
+	DefaultFetchMaxBytes  = 8 << 20
+	DefaultConnectTimeout = Duration(10e9)
+)
+
+// FieldError names the field that is wrong.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+func fieldErr(field, format string, a ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)}
+}
+
+// LoadBackup reads, defaults and validates a backup config file.
+func LoadBackup(path string) (*Backup, error) {
+	var b Backup
+	if err := decodeFile(path, &b); err != nil {
+		return nil, err
+	}
+	b.ApplyDefaults()
+	if err := b.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &b, nil
+}
+
+// LoadRestore reads, defaults and validates a restore config file.
+func LoadRestore(path string) (*Restore, error) {
+	var r Restore
+	if err := decodeFile(path, &r); err != nil {
+		return nil, err
+	}
+	r.ApplyDefaults()
+	if err := r.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &r, nil
+}
+
+// decodeFile decodes YAML strictly: unknown fields and trailing documents are errors.
+func decodeFile(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return fmt.Errorf("%s: the file is empty", path)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: more than one YAML document", path)
+	}
+	return nil
+}
+
+// ApplyDefaults fills what the operator left out.
+func (c *Cluster) ApplyDefaults() {
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.ZooKeeper != nil && c.ZooKeeper.Chroot == "" {
+		c.ZooKeeper.Chroot = "/"
+	}
+}
+
+// Validate checks a cluster; prefix is the field path ("cluster").
+func (c *Cluster) Validate(prefix string) error {
+	if c.Name == "" {
+		return fieldErr(prefix+".name", "required (it names the cluster in tasks, locks and search attributes)")
+	}
+	if len(c.BootstrapServers) == 0 {
+		return fieldErr(prefix+".bootstrap_servers", "required: at least one host:port")
+	}
+	for i, s := range c.BootstrapServers {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return fieldErr(fmt.Sprintf("%s.bootstrap_servers[%d]", prefix, i), "%q is not host:port", s)
+		}
+	}
+	if z := c.ZooKeeper; z != nil {
+		if len(z.Connect) == 0 {
+			return fieldErr(prefix+".zookeeper.connect", "required when zookeeper is given")
+		}
+		for i, s := range z.Connect {
+			if _, _, err := net.SplitHostPort(s); err != nil {
+				return fieldErr(fmt.Sprintf("%s.zookeeper.connect[%d]", prefix, i), "%q is not host:port", s)
+			}
+		}
+		if !strings.HasPrefix(z.Chroot, "/") {
+			return fieldErr(prefix+".zookeeper.chroot", "%q must start with /", z.Chroot)
+		}
+	}
+	if s := c.SASL; s != nil {
+		switch strings.ToUpper(s.Mechanism) {
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			return fieldErr(prefix+".sasl.mechanism", "%q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.Mechanism)
+		}
+		if s.Username == "" {
+			return fieldErr(prefix+".sasl.username", "required")
+		}
+		if !s.Password.IsSet() {
+			return fieldErr(prefix+".sasl.password", "required: a secret reference {env: NAME} or {file: PATH}")
+		}
+	}
+	if c.ConnectTimeout < 0 {
+		return fieldErr(prefix+".connect_timeout", "must be positive")
+	}
+	return nil
+}
+
+func (b *Backup) ApplyDefaults() {
+	b.Cluster.ApplyDefaults()
+	if b.Task == "" {
+		b.Task = b.Cluster.Name
+	}
+	if len(b.DataSources) == 0 {
+		b.DataSources = []string{SourceMetadata, SourceTopicData, SourceOffsets}
+	}
+	o := &b.Options
+	if o.Parallelism == 0 {
+		o.Parallelism = DefaultParallelism
+	}
+	if o.SegmentBytes == 0 {
+		o.SegmentBytes = DefaultSegmentBytes
+	}
+	if o.Compression == "" {
+		o.Compression = backupset.CompressionZstd
+	}
+	if o.MinFreeBytes == nil {
+		v := ByteSize(DefaultMinFreeBytes)
+		o.MinFreeBytes = &v
+	}
+	if o.Bandwidth == 0 {
+		o.Bandwidth = DefaultBandwidth
+	}
+	if o.FetchMaxBytes == 0 {
+		o.FetchMaxBytes = DefaultFetchMaxBytes
+	}
+}
+
+// Validate checks a backup config without touching anything outside it.
+func (b *Backup) Validate() error {
+	if err := b.Cluster.Validate("cluster"); err != nil {
+		return err
+	}
+	if err := backupset.ValidTaskName(b.Task); err != nil {
+		return fieldErr("task", "%v", err)
+	}
+	seen := map[string]bool{}
+	for i, s := range b.DataSources {
+		switch s {
+		case SourceMetadata, SourceTopicData, SourceOffsets:
+		default:
+			return fieldErr(fmt.Sprintf("data_sources[%d]", i), "%q: want metadata, topicdata or offsets", s)
+		}
+		if seen[s] {
+			return fieldErr(fmt.Sprintf("data_sources[%d]", i), "%q given twice", s)
+		}
+		seen[s] = true
+	}
+	if _, err := b.Topics.Compile(); err != nil {
+		return err
+	}
+	if err := ValidateTarget("target", b.Target); err != nil {
+		return err
+	}
+	o := b.Options
+	switch {
+	case o.Parallelism < 1 || o.Parallelism > 256:
+		return fieldErr("options.parallelism", "%d: want 1..256", o.Parallelism)
+	case o.SegmentBytes < 1<<20:
+		return fieldErr("options.segment_bytes", "%v: want at least 1MiB", o.SegmentBytes)
+	case o.Compression != backupset.CompressionZstd && o.Compression != backupset.CompressionNone:
+		return fieldErr("options.compression", "%q: want zstd or none", o.Compression)
+	case *o.MinFreeBytes < 0:
+		return fieldErr("options.min_free_bytes", "must not be negative")
+	case o.FetchMaxBytes < 64<<10:
+		return fieldErr("options.fetch_max_bytes", "%v: want at least 64KiB", o.FetchMaxBytes)
+	case o.Bandwidth <= 0:
+		return fieldErr("options.bandwidth", "must be positive")
+	}
+	return nil
+}
+
+// Has reports whether a data source is selected.
+func (b *Backup) Has(source string) bool {
+	for _, s := range b.DataSources {
+		if s == source {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidateTarget checks the fields a path type needs.
+func ValidateTarget(field string, t storage.Target) error {
+	if t.Type == "" {
+		return fieldErr(field+".type", "required (%s)", strings.Join(storage.Types(), ", "))
+	}
+	known := false
+	for _, k := range storage.Types() {
+		if strings.EqualFold(k, t.Type) {
+			known = true
+		}
+	}
+	if !known {
+		return fieldErr(field+".type", "unknown path type %q (known: %s)", t.Type, strings.Join(storage.Types(), ", "))
+	}
+	if t.Path == "" {
+		return fieldErr(field+".path", "required")
+	}
+	return nil
+}
+
+// Compile turns the filter into a predicate.
+func (f TopicFilter) Compile() (func(string) bool, error) {
+	compile := func(field string, pats []string) ([]*regexp.Regexp, error) {
+		var out []*regexp.Regexp
+		for i, p := range pats {
+			re, err := regexp.Compile("^(?:" + p + ")$")
+			if err != nil {
+				return nil, fieldErr(fmt.Sprintf("topics.%s[%d]", field, i), "%q is not a regular expression: %v", p, err)
+			}
+			out = append(out, re)
+		}
+		return out, nil
+	}
+	inc, err := compile("include", f.Include)
+	if err != nil {
+		return nil, err
+	}
+	exc, err := compile("exclude", f.Exclude)
+	if err != nil {
+		return nil, err
+	}
+	return func(topic string) bool {
+		if !f.IncludeInternal && (strings.HasPrefix(topic, "__") || topic == "_schemas") {
+			return false
+		}
+		ok := len(inc) == 0
+		for _, re := range inc {
+			if re.MatchString(topic) {
+				ok = true
+				break
+			}
+		}
+		for _, re := range exc {
+			if re.MatchString(topic) {
+				return false
+			}
+		}
+		return ok
+	}, nil
+}
+
+func (r *Restore) ApplyDefaults() {
+	r.Cluster.ApplyDefaults()
+	if r.Options.Parallelism == 0 {
+		r.Options.Parallelism = DefaultParallelism
+	}
+	if r.Options.ProducerCompression == "" {
+		r.Options.ProducerCompression = "none"
+	}
+}
+
+// Validate checks a restore config without touching anything outside it.
+func (r *Restore) Validate() error {
+	if err := r.Cluster.Validate("cluster"); err != nil {
+		return err
+	}
+	if err := ValidateTarget("source.target", r.Source.Target); err != nil {
+		return err
+	}
+	if r.Source.RecoveryPoint == "" {
+		return fieldErr("source.recovery_point", `required: a manifest name (see "kbr backups list") or "latest"`)
+	}
+	if r.Source.RecoveryPoint != "latest" {
+		if _, _, _, ok := backupset.ParseManifestName(r.Source.RecoveryPoint); !ok {
+			return fieldErr("source.recovery_point", "%q is not <task>_<created>/<version>_manifest_<executed>.json", r.Source.RecoveryPoint)
+		}
+	}
+	if _, err := r.RenameMap(); err != nil {
+		return err
+	}
+	o := r.Options
+	if o.Parallelism < 1 || o.Parallelism > 256 {
+		return fieldErr("options.parallelism", "%d: want 1..256", o.Parallelism)
+	}
+	switch o.ProducerCompression {
+	case "none", "lz4", "zstd", "snappy", "gzip":
+	default:
+		return fieldErr("options.producer_compression", "%q: want none, lz4, zstd, snappy or gzip", o.ProducerCompression)
+	}
+	if o.ReplicationFactor < 0 {
+		return fieldErr("options.replication_factor", "must not be negative")
+	}
+	return nil
+}
+
+var topicNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+
+// RenameMap parses the src:dst pairs.
+func (r *Restore) RenameMap() (map[string]string, error) {
+	m := map[string]string{}
+	dsts := map[string]string{}
+	for i, p := range r.Rename {
+		src, dst, ok := strings.Cut(p, ":")
+		field := fmt.Sprintf("rename[%d]", i)
+		if !ok || !topicNameRE.MatchString(src) || !topicNameRE.MatchString(dst) {
+			return nil, fieldErr(field, "%q: want source:target with valid topic names", p)
+		}
+		if _, dup := m[src]; dup {
+			return nil, fieldErr(field, "topic %q renamed twice", src)
+		}
+		if other, dup := dsts[dst]; dup {
+			return nil, fieldErr(field, "topics %q and %q both renamed to %q", other, src, dst)
+		}
+		m[src], dsts[dst] = dst, src
+	}
+	return m, nil
+}

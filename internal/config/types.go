@@ -1,0 +1,150 @@
+// Package config holds the operator-facing configuration of backups and
+// restores: the YAML files of `kbr backup run -f` and `kbr restore run -f`,
+// which are also the JSON inputs of the workflows (same field names), so a
+// run started from the temporal CLI or the Web UI takes the same document.
+//
+// Secrets never appear in a config, only references to them (an environment
+// variable or a file), resolved by the worker that needs them.
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ByteSize is a byte count written as a number or with a unit: 20GiB, 64MiB, 500MB.
+type ByteSize int64
+
+var units = []struct {
+	suffix string
+	mult   float64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"PiB", 1 << 50},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"PB", 1e15}, {"B", 1},
+}
+
+// ParseByteSize reads "20GiB", "1.5GB", "1048576".
+func ParseByteSize(s string) (ByteSize, error) {
+	s = strings.TrimSpace(s)
+	mult := 1.0
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f*mult > math.MaxInt64/2 {
+		return 0, fmt.Errorf("%q is not a size (examples: 64MiB, 20GiB, 1048576)", s)
+	}
+	return ByteSize(f * mult), nil
+}
+
+func (b ByteSize) String() string {
+	v := float64(b)
+	for _, u := range []struct {
+		s string
+		m float64
+	}{{"PiB", 1 << 50}, {"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if v >= u.m {
+			return strconv.FormatFloat(v/u.m, 'f', 1, 64) + u.s
+		}
+	}
+	return strconv.FormatInt(int64(b), 10) + "B"
+}
+
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
+func (b *ByteSize) UnmarshalJSON(data []byte) error {
+	var n int64
+	if err := json.Unmarshal(data, &n); err == nil {
+		*b = ByteSize(n)
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("want a size, got %s", data)
+	}
+	v, err := ParseByteSize(s)
+	*b = v
+	return err
+}
+
+// Duration is a time.Duration written as "10s", "5m".
+type Duration time.Duration
+
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (examples: 10s, 5m)", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d *Duration) UnmarshalJSON(data []byte) error {
+	var n int64
+	if err := json.Unmarshal(data, &n); err == nil {
+		*d = Duration(n)
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("want a duration, got %s", data)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (examples: 10s, 5m)", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Secret is a reference to a secret, never the secret itself.
+type Secret struct {
+	Env  string `yaml:"env,omitempty" json:"env,omitempty"`
+	File string `yaml:"file,omitempty" json:"file,omitempty"`
+}
+
+// IsSet reports whether a reference was given.
+func (s Secret) IsSet() bool { return s.Env != "" || s.File != "" }
+
+// Resolve reads the secret where it is referenced. The error names the
+// reference, never the value.
+func (s Secret) Resolve(field string) (string, error) {
+	switch {
+	case s.Env != "" && s.File != "":
+		return "", fmt.Errorf("%s: give env or file, not both", field)
+	case s.Env != "":
+		v, ok := os.LookupEnv(s.Env)
+		if !ok {
+			return "", fmt.Errorf("%s: environment variable %s is not set on this worker", field, s.Env)
+		}
+		return v, nil
+	case s.File != "":
+		b, err := os.ReadFile(s.File)
+		if err != nil {
+			return "", fmt.Errorf("%s: read secret file: %w", field, err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	return "", fmt.Errorf("%s: no secret reference (env or file)", field)
+}

@@ -1,0 +1,203 @@
+package kmeta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TopicResult is what CreateTopics did for one plan.
+type TopicResult struct {
+	Source  string `json:"source"`
+	Target  string `json:"target"`
+	ID      string `json:"id,omitempty"` // the target topic's id, Kafka notation
+	Created bool   `json:"created"`
+	// Existed is set when the topic was already there with the planned
+	// partition count: a retried restore finds the topics its first
+	// attempt created, so this is reported, not refused. Whether the
+	// existing topic is empty is for the data restore to check.
+	Existed    bool   `json:"existed"`
+	Partitions int32  `json:"partitions"` // partition count on the target
+	Note       string `json:"note,omitempty"`
+}
+
+// leaderWait bounds how long CreateTopics waits for new partitions to get
+// leaders, so that the producer that follows does not start on a topic the
+// brokers do not serve yet.
+var leaderWait = 30 * time.Second
+
+// CreateTopics creates the planned topics with their partition counts,
+// replication factors and configs in one request, then waits until every
+// new partition has a leader. A topic that already exists is reported
+// (Existed) when its partition count matches the plan; a different count is
+// an error naming the topic, because records would land in other
+// partitions than they were backed up from. Results are returned for the
+// topics that are fine even when others fail.
+func CreateTopics(ctx context.Context, cl *kgo.Client, plans []TopicPlan) ([]TopicResult, error) {
+	if len(plans) == 0 {
+		return nil, nil
+	}
+	byTarget := make(map[string]TopicPlan, len(plans))
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = 30000
+	for _, p := range plans {
+		if p.Partitions <= 0 {
+			return nil, fmt.Errorf("create topic %s: the plan has no partitions: %s", p.Target, p.Note)
+		}
+		if _, dup := byTarget[p.Target]; dup {
+			return nil, fmt.Errorf("create topic %s: planned twice (check the renames)", p.Target)
+		}
+		byTarget[p.Target] = p
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic = p.Target
+		rt.NumPartitions = p.Partitions
+		rt.ReplicationFactor = p.ReplicationFactor
+		keys := make([]string, 0, len(p.Configs))
+		for k := range p.Configs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			c := kmsg.NewCreateTopicsRequestTopicConfig()
+			c.Name = k
+			c.Value = kmsg.StringPtr(p.Configs[k])
+			rt.Configs = append(rt.Configs, c)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("create %d topic(s), first %s: %w", len(plans), plans[0].Target, err)
+	}
+
+	var (
+		errs     []error
+		created  []string
+		existing []string
+		results  = map[string]*TopicResult{}
+	)
+	for _, rt := range resp.Topics {
+		p, ok := byTarget[rt.Topic]
+		if !ok {
+			continue
+		}
+		r := &TopicResult{Source: p.Source, Target: p.Target, Note: p.Note}
+		switch terr := kerr.ErrorForCode(rt.ErrorCode); {
+		case terr == nil:
+			r.Created, r.ID, r.Partitions = true, topicIDString(rt.TopicID), p.Partitions
+			created = append(created, rt.Topic)
+		case errors.Is(terr, kerr.TopicAlreadyExists):
+			r.Existed = true
+			existing = append(existing, rt.Topic)
+		default:
+			errs = append(errs, fmt.Errorf("create topic %s: %w%s", rt.Topic, terr, msgSuffix(derefString(rt.ErrorMessage))))
+			continue
+		}
+		results[rt.Topic] = r
+	}
+	for _, p := range plans {
+		if _, ok := results[p.Target]; !ok && !hasErrFor(resp, p.Target) {
+			errs = append(errs, fmt.Errorf("create topic %s: no answer for the topic", p.Target))
+		}
+	}
+
+	if len(existing) > 0 {
+		meta, err := topicMetadata(ctx, cl, existing)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			for _, name := range existing {
+				r, mt := results[name], meta[name]
+				r.Partitions, r.ID = int32(len(mt.Partitions)), topicIDString(mt.TopicID)
+				if want := byTarget[name].Partitions; r.Partitions != want {
+					errs = append(errs, fmt.Errorf("topic %s already exists with %d partition(s), the backup has %d", name, r.Partitions, want))
+					delete(results, name)
+				}
+			}
+		}
+	}
+	if len(created) > 0 {
+		if err := waitForLeaders(ctx, cl, created, byTarget); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	out := make([]TopicResult, 0, len(results))
+	for _, p := range plans {
+		if r, ok := results[p.Target]; ok {
+			out = append(out, *r)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func hasErrFor(resp *kmsg.CreateTopicsResponse, topic string) bool {
+	for _, rt := range resp.Topics {
+		if rt.Topic == topic {
+			return true
+		}
+	}
+	return false
+}
+
+// topicMetadata fetches fresh metadata for the named topics.
+func topicMetadata(ctx context.Context, cl *kgo.Client, topics []string) (map[string]kmsg.MetadataResponseTopic, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	for _, t := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("metadata of topics %v: %w", topics, err)
+	}
+	out := make(map[string]kmsg.MetadataResponseTopic, len(resp.Topics))
+	for _, t := range resp.Topics {
+		out[derefString(t.Topic)] = t
+	}
+	return out, nil
+}
+
+// waitForLeaders polls metadata until every created topic shows all its
+// partitions with a leader.
+func waitForLeaders(ctx context.Context, cl *kgo.Client, topics []string, plans map[string]TopicPlan) error {
+	deadline := time.Now().Add(leaderWait)
+	for {
+		meta, err := topicMetadata(ctx, cl, topics)
+		pending := ""
+		if err != nil {
+			pending = err.Error()
+		} else {
+		check:
+			for _, name := range topics {
+				mt, ok := meta[name]
+				if !ok || mt.ErrorCode != 0 || int32(len(mt.Partitions)) != plans[name].Partitions {
+					pending = fmt.Sprintf("topic %s is not fully visible in metadata yet", name)
+					break
+				}
+				for _, p := range mt.Partitions {
+					if p.Leader < 0 || p.ErrorCode == kerr.LeaderNotAvailable.Code {
+						pending = fmt.Sprintf("partition %s/%d has no leader", name, p.Partition)
+						break check
+					}
+				}
+			}
+		}
+		if pending == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topics created, but after %s: %s", leaderWait, pending)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return fmt.Errorf("topics created, but waiting for leaders: %w (%s)", err, pending)
+		}
+	}
+}

@@ -1,0 +1,243 @@
+// Package localdir is the LocalDir backend: a directory on a local (or
+// already mounted) file system. Writes go to "<name>.kbr-partial" and are
+// renamed into place on Commit after an fsync, so a file is either complete
+// or invisible; a retried write of the same name truncates the leftover.
+package localdir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/kbr-project/kbr/storage"
+)
+
+const partialSuffix = ".kbr-partial"
+
+func init() {
+	storage.Register("LocalDir", func(ctx context.Context, t storage.Target) (storage.Backend, error) {
+		return New(t.Path)
+	})
+}
+
+// Dir is a LocalDir backend rooted at a directory.
+type Dir struct{ root string }
+
+var _ storage.Backend = (*Dir)(nil)
+
+// New opens root, creating it if needed.
+func New(root string) (*Dir, error) {
+	if root == "" {
+		return nil, storage.Permanent(errors.New("target.path: LocalDir needs a directory"))
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, storage.Permanent(fmt.Errorf("target.path %q: %w", root, err))
+	}
+	if err := os.MkdirAll(abs, 0o750); err != nil {
+		return nil, classify(fmt.Errorf("target.path %q: %w", abs, err))
+	}
+	return &Dir{root: abs}, nil
+}
+
+func (d *Dir) String() string { return "LocalDir:" + d.root }
+func (d *Dir) Close() error   { return nil }
+
+// Root is the absolute directory.
+func (d *Dir) Root() string { return d.root }
+
+func (d *Dir) path(name string) (string, error) {
+	clean, err := storage.CleanName(name)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d.root, filepath.FromSlash(clean)), nil
+}
+
+// classify marks errors that retrying cannot fix as permanent.
+func classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return storage.Permanent(fmt.Errorf("%w: %w", storage.ErrNotFound, err))
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EROFS),
+		errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR):
+		return storage.Permanent(err)
+	}
+	return err
+}
+
+type writer struct {
+	f          *os.File
+	tmp, final string
+	done       bool
+}
+
+func (d *Dir) Create(ctx context.Context, name string) (storage.Writer, error) {
+	p, err := d.path(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return nil, classify(fmt.Errorf("create %s: %w", name, err))
+	}
+	f, err := os.OpenFile(p+partialSuffix, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, classify(fmt.Errorf("create %s: %w", name, err))
+	}
+	return &writer{f: f, tmp: p + partialSuffix, final: p}, nil
+}
+
+func (w *writer) Write(b []byte) (int, error) {
+	n, err := w.f.Write(b)
+	if err != nil {
+		return n, classify(fmt.Errorf("write %s: %w", w.final, err))
+	}
+	return n, nil
+}
+
+func (w *writer) Commit() error {
+	if w.done {
+		return errors.New("write already ended")
+	}
+	w.done = true
+	if err := w.f.Sync(); err != nil {
+		w.f.Close()
+		os.Remove(w.tmp)
+		return classify(fmt.Errorf("sync %s: %w", w.final, err))
+	}
+	if err := w.f.Close(); err != nil {
+		os.Remove(w.tmp)
+		return classify(fmt.Errorf("close %s: %w", w.final, err))
+	}
+	if err := os.Rename(w.tmp, w.final); err != nil {
+		os.Remove(w.tmp)
+		return classify(fmt.Errorf("publish %s: %w", w.final, err))
+	}
+	return syncDir(filepath.Dir(w.final))
+}
+
+func (w *writer) Abort() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.f.Close()
+	if err := os.Remove(w.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return classify(err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return classify(err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return classify(fmt.Errorf("sync dir %s: %w", dir, err))
+	}
+	return nil
+}
+
+func (d *Dir) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	p, err := d.path(name)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, classify(fmt.Errorf("open %s: %w", name, err))
+	}
+	return f, nil
+}
+
+func (d *Dir) Stat(ctx context.Context, name string) (storage.FileInfo, error) {
+	p, err := d.path(name)
+	if err != nil {
+		return storage.FileInfo{}, err
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return storage.FileInfo{}, classify(fmt.Errorf("stat %s: %w", name, err))
+	}
+	return storage.FileInfo{Name: name, Size: st.Size(), ModTime: st.ModTime()}, nil
+}
+
+func (d *Dir) List(ctx context.Context, prefix string) ([]storage.FileInfo, error) {
+	if prefix != "" {
+		if _, err := storage.CleanName(strings.TrimSuffix(prefix, "/")); err != nil {
+			return nil, err
+		}
+	}
+	// Walk only the deepest directory the prefix names.
+	start := d.root
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		start = filepath.Join(d.root, filepath.FromSlash(prefix[:i]))
+	}
+	var out []storage.FileInfo
+	err := filepath.WalkDir(start, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if e.IsDir() || strings.HasSuffix(p, partialSuffix) {
+			return nil
+		}
+		rel, err := filepath.Rel(d.root, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if !strings.HasPrefix(rel, prefix) {
+			return nil
+		}
+		info, err := e.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		out = append(out, storage.FileInfo{Name: rel, Size: info.Size(), ModTime: info.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return nil, classify(fmt.Errorf("list %q: %w", prefix, err))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (d *Dir) Delete(ctx context.Context, name string) error {
+	p, err := d.path(name)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return classify(fmt.Errorf("delete %s: %w", name, err))
+	}
+	return nil
+}
+
+func (d *Dir) FreeSpace(ctx context.Context) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(d.root, &st); err != nil {
+		return 0, classify(fmt.Errorf("statfs %s: %w", d.root, err))
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}

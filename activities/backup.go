@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -162,6 +163,14 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 	}
 	if err := checkTargetWritable(cfg.Target); err != nil {
 		fail("target %s: %v", cfg.Target, err)
+	} else if parent, missing := missingLocalDir(cfg.Target); missing {
+		// Nothing is created before the checks pass: measure the parent.
+		if free, err := dirFree(parent); err == nil {
+			rep.TargetFree = int64(free)
+			if rep.TargetFree < need {
+				fail("target %s: %s free, below the %s needed (max of options.min_free_bytes and 1.5 x the estimated %s)", cfg.Target, config.ByteSize(free), config.ByteSize(need), config.ByteSize(rep.EstimatedBytes))
+			}
+		}
 	} else if b, err := storage.Open(ctx, cfg.Target); err != nil {
 		fail("target %s: %v", cfg.Target, err)
 	} else {
@@ -217,7 +226,7 @@ func checkTargetWritable(t storage.Target) error {
 	if !strings.EqualFold(t.Type, "LocalDir") {
 		return nil
 	}
-	dir := t.Path
+	dir, _ := filepath.Abs(t.Path)
 	for {
 		st, err := os.Stat(dir)
 		if err == nil {
@@ -235,6 +244,25 @@ func checkTargetWritable(t storage.Target) error {
 		}
 		dir = parent
 	}
+}
+
+// missingLocalDir reports a LocalDir target that does not exist yet, and
+// its nearest existing parent.
+func missingLocalDir(t storage.Target) (string, bool) {
+	if !strings.EqualFold(t.Type, "LocalDir") {
+		return "", false
+	}
+	dir, _ := filepath.Abs(t.Path)
+	if _, err := os.Stat(dir); err == nil {
+		return "", false
+	}
+	for dir != "" && dir != "/" {
+		dir = dir[:max(0, strings.LastIndex(dir, "/"))]
+		if _, err := os.Stat(dir); err == nil {
+			return dir, true
+		}
+	}
+	return "/", true
 }
 
 func dirFree(dir string) (uint64, error) {

@@ -155,6 +155,13 @@ type PartitionPlan struct {
 	Translate   []int64 `json:"translate,omitempty"`
 }
 
+// GroupOffset is one committed source offset.
+type GroupOffset struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+}
+
 // RetentionReset is a topic config to put back after the restore.
 type RetentionReset struct {
 	Topic    string  `json:"topic"`
@@ -167,8 +174,9 @@ type PrepareResult struct {
 	Plans      []kmeta.TopicPlan   `json:"plans"`
 	Partitions []PartitionPlan     `json:"partitions"`
 	Retention  []RetentionReset    `json:"retention"`
-	Groups     int                 `json:"groups"`
-	Warnings   []string            `json:"warnings,omitempty"`
+	// GroupOffsets is each group's committed source offsets, restored topics only.
+	GroupOffsets map[string][]GroupOffset `json:"group_offsets,omitempty"`
+	Warnings     []string                 `json:"warnings,omitempty"`
 }
 
 // PrepareRestore checks the target and creates the topics: partition
@@ -339,9 +347,17 @@ func (a *Activities) PrepareRestore(ctx context.Context, in PrepareInput) (*Prep
 		return nil, fmt.Errorf("end offsets: %w", err)
 	}
 	translate := map[string]map[int32][]int64{}
+	restoring := map[string]bool{}
+	for _, p := range plans {
+		restoring[p.Source] = true
+	}
+	res.GroupOffsets = map[string][]GroupOffset{}
 	for _, g := range offsets.Groups {
-		res.Groups++
 		for _, o := range g.Offsets {
+			if !restoring[o.Topic] {
+				continue
+			}
+			res.GroupOffsets[g.ID] = append(res.GroupOffsets[g.ID], GroupOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset})
 			if translate[o.Topic] == nil {
 				translate[o.Topic] = map[int32][]int64{}
 			}
@@ -565,4 +581,13 @@ func (a *Activities) FinishRestore(ctx context.Context, in FinishInput) error {
 		}
 	}
 	return nil
+}
+
+// Summary reads a manifest and summarises it, without verifying files.
+func (a *Activities) Summary(ctx context.Context, b storage.Backend, name string) (*RecoveryPoint, error) {
+	m, err := a.loadManifest(ctx, b, name)
+	if err != nil {
+		return nil, err
+	}
+	return summarize(name, m), nil
 }

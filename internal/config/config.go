@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -165,6 +166,7 @@ func LoadBackup(path string) (*Backup, error) {
 		return nil, err
 	}
 	b.ApplyDefaults()
+	absLocal(&b.Target)
 	if err := b.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -178,6 +180,7 @@ func LoadRestore(path string) (*Restore, error) {
 		return nil, err
 	}
 	r.ApplyDefaults()
+	absLocal(&r.Source.Target)
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -470,4 +473,15 @@ func (r *Restore) RenameMap() (map[string]string, error) {
 		m[src], dsts[dst] = dst, src
 	}
 	return m, nil
+}
+
+// absLocal makes a relative LocalDir path absolute against the directory the
+// command runs in, which is what the operator means; the worker may run
+// elsewhere.
+func absLocal(t *storage.Target) {
+	if strings.EqualFold(t.Type, "LocalDir") && t.Path != "" {
+		if p, err := filepath.Abs(t.Path); err == nil {
+			t.Path = p
+		}
+	}
 }

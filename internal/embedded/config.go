@@ -60,8 +60,8 @@ func dynamicConfig() dynamicconfig.StaticClient {
 		dynamicconfig.FrontendEnableUpdateWorkflowExecutionAsyncAccepted.Key(): true,
 		// Schedules: the frontend RPCs and the per-namespace worker that
 		// runs the scheduler.
-		dynamicconfig.FrontendEnableSchedules.Key():      true,
-		dynamicconfig.WorkerEnableScheduler.Key():        true,
+		dynamicconfig.FrontendEnableSchedules.Key():       true,
+		dynamicconfig.WorkerEnableScheduler.Key():         true,
 		dynamicconfig.WorkerPerNamespaceWorkerCount.Key(): 1,
 		// Workflow-id reuse and conflict policies are always available in
 		// v1.32; this removes the 1s throttle on re-starting a closed
@@ -160,9 +160,9 @@ func serverOptions(l serviceLayout, sqlCfg *config.SQL, logger *slog.Logger) []t
 type dbState int
 
 const (
-	dbNew      dbState = iota // no file, or a file without tables
-	dbReady                   // complete Temporal schema
-	dbPartial                 // some tables: an interrupted schema setup
+	dbNew     dbState = iota // no file, or a file without tables
+	dbReady                  // complete Temporal schema
+	dbPartial                // some tables: an interrupted schema setup
 )
 
 // inspectDB tells a new database from a set-up one. It uses its own

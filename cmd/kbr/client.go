@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+)
+
+// conn holds the flags that reach a Temporal frontend.
+type conn struct {
+	address, namespace          string
+	tlsCert, tlsKey, tlsCA, sni string
+}
+
+func (c *conn) flags(cmd *cobra.Command) {
+	def := os.Getenv("KBR_ADDRESS")
+	if def == "" {
+		def = "127.0.0.1:7233"
+	}
+	ns := os.Getenv("KBR_NAMESPACE")
+	if ns == "" {
+		ns = "default"
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.address, "address", def, "Temporal frontend host:port (env KBR_ADDRESS)")
+	f.StringVar(&c.namespace, "namespace", ns, "Temporal namespace (env KBR_NAMESPACE)")
+	f.StringVar(&c.tlsCert, "tls-cert", "", "client certificate (PEM) for mTLS")
+	f.StringVar(&c.tlsKey, "tls-key", "", "client key (PEM) for mTLS")
+	f.StringVar(&c.tlsCA, "tls-ca", "", "CA bundle (PEM) that signed the frontend's certificate")
+	f.StringVar(&c.sni, "tls-server-name", "", "server name to verify on the frontend's certificate")
+}
+
+func (c *conn) dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
+	opts := client.Options{HostPort: c.address, Namespace: c.namespace, Logger: quietSDKLogger(logger)}
+	if c.tlsCert != "" || c.tlsCA != "" {
+		tc := &tls.Config{ServerName: c.sni, MinVersion: tls.VersionTLS12}
+		if c.tlsCert != "" {
+			cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+			if err != nil {
+				return nil, withCode(exitBadInput, fmt.Errorf("--tls-cert/--tls-key: %w", err))
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		if c.tlsCA != "" {
+			pem, err := os.ReadFile(c.tlsCA)
+			if err != nil {
+				return nil, withCode(exitBadInput, fmt.Errorf("--tls-ca: %w", err))
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, withCode(exitBadInput, fmt.Errorf("--tls-ca %s: no PEM certificate", c.tlsCA))
+			}
+			tc.RootCAs = pool
+		}
+		opts.ConnectionOptions.TLS = tc
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	cl, err := client.DialContext(ctx, opts)
+	if err != nil {
+		return nil, withCode(exitConnect, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", c.address, c.namespace, err))
+	}
+	return cl, nil
+}
+
+func quietSDKLogger(l *slog.Logger) sdklog.Logger {
+	if l == nil {
+		l = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return sdklog.NewStructuredLogger(l)
+}
+
+func newLogger(level string) *slog.Logger {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		lv = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+}

@@ -1,0 +1,52 @@
+// Command kbr backs up and restores Apache Kafka with Temporal workflows.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes: how a command ended.
+const (
+	exitOK       = 0
+	exitFailed   = 1 // the workflow ran and failed
+	exitBadInput = 2 // the config or arguments are wrong; nothing was started
+	exitConnect  = 3 // Temporal could not be reached
+)
+
+// exitError carries an exit code up to main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: code, err: err}
+}
+
+func main() {
+	root := &cobra.Command{
+		Use:           "kbr",
+		Short:         "Back up and restore Apache Kafka: metadata, topic data and consumer offsets",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serverCmd(), workerCmd(), backupCmd(), restoreCmd(), backupsCmd())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "kbr:", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		os.Exit(exitBadInput)
+	}
+}

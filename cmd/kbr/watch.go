@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/kbr-project/kbr/activities"
+	"github.com/kbr-project/kbr/workflows"
+)
+
+// live adds what running activities heartbeated to the workflow's progress,
+// so the CLI shows bytes moving inside partitions, not only finished ones.
+func live(ctx context.Context, cl client.Client, id string, p *workflows.Progress) {
+	d, err := cl.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return
+	}
+	dc := converter.GetDefaultDataConverter()
+	for _, pa := range d.GetPendingActivities() {
+		hb := pa.GetHeartbeatDetails()
+		if hb == nil || len(hb.Payloads) == 0 {
+			continue
+		}
+		switch pa.GetActivityType().GetName() {
+		case "ExportPartition":
+			var ep activities.ExportProgress
+			if dc.FromPayload(hb.Payloads[0], &ep) == nil {
+				p.RecordsDone += ep.Records
+				p.BytesDone += ep.Bytes
+			}
+		case "RestorePartition":
+			var n int64
+			if dc.FromPayload(hb.Payloads[0], &n) == nil {
+				p.RecordsDone += n
+			}
+		}
+	}
+}
+
+func isTTY(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// watch follows a run until it ends, printing steps and progress to out
+// (stderr), and returns the run's error.
+func watch(ctx context.Context, cl client.Client, run client.WorkflowRun, quiet bool) error {
+	out := io.Writer(os.Stderr)
+	tty := isTTY(os.Stderr)
+	done := make(chan error, 1)
+	go func() { done <- run.Get(ctx, nil) }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastStep, lastLine := "", time.Time{}
+	start := time.Now()
+	for {
+		select {
+		case err := <-done:
+			if !quiet {
+				if p, ok := query(ctx, cl, run.GetID()); ok {
+					printSteps(out, p, &lastStep, tty)
+				}
+				if tty {
+					fmt.Fprintln(out)
+				}
+			}
+			return err
+		case <-tick.C:
+			if quiet {
+				continue
+			}
+			p, ok := query(ctx, cl, run.GetID())
+			if !ok {
+				continue
+			}
+			printSteps(out, p, &lastStep, tty)
+			if p.PartitionsTotal == 0 {
+				continue
+			}
+			live(ctx, cl, run.GetID(), &p)
+			line := progressLine(p, time.Since(start))
+			if tty {
+				fmt.Fprintf(out, "\r\033[K%s", line)
+			} else if time.Since(lastLine) >= 5*time.Second {
+				fmt.Fprintln(out, line)
+				lastLine = time.Now()
+			}
+		}
+	}
+}
+
+func query(ctx context.Context, cl client.Client, id string) (workflows.Progress, bool) {
+	var p workflows.Progress
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := cl.QueryWorkflow(qctx, id, "", workflows.QueryProgress)
+	if err != nil || v.Get(&p) != nil {
+		return p, false
+	}
+	return p, true
+}
+
+func printSteps(out io.Writer, p workflows.Progress, last *string, tty bool) {
+	var b strings.Builder
+	for _, s := range p.Steps {
+		if s.Status == "pending" {
+			continue
+		}
+		b.WriteString(s.Name + "=" + s.Status + ";")
+	}
+	if b.String() == *last {
+		return
+	}
+	*last = b.String()
+	if tty {
+		fmt.Fprint(out, "\r\033[K")
+	}
+	for _, s := range p.Steps {
+		if s.Status == "pending" {
+			continue
+		}
+		line := fmt.Sprintf("  %-22s %s", s.Name, s.Status)
+		if s.Detail != "" {
+			line += "  " + firstLine(s.Detail)
+		}
+		fmt.Fprintln(out, line)
+	}
+	fmt.Fprintln(out, "  --")
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
+}
+
+func progressLine(p workflows.Progress, elapsed time.Duration) string {
+	mb := float64(p.BytesDone) / 1e6
+	rate := mb / max(elapsed.Seconds(), 1)
+	s := fmt.Sprintf("  partitions %d/%d  records %d", p.PartitionsDone, p.PartitionsTotal, p.RecordsDone)
+	if p.RecordsTotal > 0 {
+		s += fmt.Sprintf("/%d", p.RecordsTotal)
+	}
+	if p.BytesDone > 0 {
+		s += fmt.Sprintf("  %.1f MB  %.1f MB/s", mb, rate)
+	}
+	if p.EstimatedBytes > 0 {
+		s += fmt.Sprintf("  (estimate %.1f MB)", float64(p.EstimatedBytes)/1e6)
+	}
+	return s + fmt.Sprintf("  %s", elapsed.Round(time.Second))
+}
+
+// failureText is the run's error as an operator reads it: the innermost
+// application error's message.
+func failureText(err error) string {
+	var appErr *temporal.ApplicationError
+	msg := err.Error()
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if errors.As(e, &appErr) {
+			msg = appErr.Message()
+		}
+	}
+	return msg
+}
+
+// startAndWatch starts a workflow and follows it.
+func startAndWatch(ctx context.Context, cl client.Client, opts client.StartWorkflowOptions, wf string, input any, jsonOut, detach bool, result any) error {
+	opts.TaskQueue = workflows.TaskQueue
+	opts.WorkflowIDConflictPolicy = enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL
+	run, err := cl.ExecuteWorkflow(ctx, opts, wf, input)
+	if err != nil {
+		return withCode(exitFailed, fmt.Errorf("start %s: %w", wf, err))
+	}
+	if !jsonOut {
+		fmt.Fprintf(os.Stderr, "%s started: workflow id %s, run id %s\n", wf, run.GetID(), run.GetRunID())
+	}
+	if detach {
+		return printJSONOr(jsonOut, map[string]string{"workflow_id": run.GetID(), "run_id": run.GetRunID()}, func() {
+			fmt.Println(run.GetID())
+		})
+	}
+	if err := watch(ctx, cl, run, jsonOut); err != nil {
+		msg := failureText(err)
+		if jsonOut {
+			_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": workflows.StatusFailed, "error": msg})
+		}
+		return withCode(exitFailed, fmt.Errorf("%s %s failed:\n%s", wf, run.GetID(), msg))
+	}
+	if err := run.Get(ctx, result); err != nil {
+		return withCode(exitFailed, err)
+	}
+	return nil
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printJSONOr(jsonOut bool, v any, text func()) error {
+	if jsonOut {
+		return printJSON(v)
+	}
+	text()
+	return nil
+}
+
+func workflowID(kind, cluster string, now time.Time) string {
+	return fmt.Sprintf("%s-%s-%s", kind, cluster, now.UTC().Format("20060102T150405.000Z"))
+}

@@ -1,0 +1,41 @@
+// Package workers registers kbr's workflows and activities on a Temporal worker.
+package workers
+
+import (
+	"log/slog"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/kbr-project/kbr/activities"
+	"github.com/kbr-project/kbr/workflows"
+)
+
+// Options tune a worker.
+type Options struct {
+	// MaxConcurrentActivities bounds the activities this worker runs at once
+	// (default 32); each partition export or restore is one activity.
+	MaxConcurrentActivities int
+	Logger                  *slog.Logger
+}
+
+// Register adds every kbr workflow and activity to w.
+func Register(w worker.Registry, acts *activities.Activities) {
+	w.RegisterWorkflowWithOptions(workflows.BackupWorkflow, workflow.RegisterOptions{Name: workflows.BackupWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.RestoreWorkflow, workflow.RegisterOptions{Name: workflows.RestoreWorkflowName})
+	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
+}
+
+// New returns a worker on kbr's task queue, not yet started.
+func New(c client.Client, o Options) worker.Worker {
+	if o.MaxConcurrentActivities == 0 {
+		o.MaxConcurrentActivities = 32
+	}
+	w := worker.New(c, workflows.TaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize: o.MaxConcurrentActivities,
+	})
+	Register(w, &activities.Activities{Logger: o.Logger})
+	return w
+}

@@ -1,0 +1,34 @@
+// Package workflows holds kbr's workflows: thin, deterministic sequences of
+// the MRS steps, with every bit of I/O in activities.
+package workflows
+
+import "go.temporal.io/sdk/temporal"
+
+// TaskQueue is where kbr workers poll.
+const TaskQueue = "kbr"
+
+// QueryProgress returns a workflow's Progress.
+const QueryProgress = "progress"
+
+// Workflow type names, as the temporal CLI and Web UI show them.
+const (
+	BackupWorkflowName  = "BackupWorkflow"
+	RestoreWorkflowName = "RestoreWorkflow"
+)
+
+// Search attributes every run carries, so the Web UI finds runs by cluster,
+// task, kind and status.
+var (
+	SACluster       = temporal.NewSearchAttributeKeyKeyword("KbrCluster")
+	SATask          = temporal.NewSearchAttributeKeyKeyword("KbrTask")
+	SAKind          = temporal.NewSearchAttributeKeyKeyword("KbrKind")
+	SAStatus        = temporal.NewSearchAttributeKeyKeyword("KbrStatus")
+	SARecoveryPoint = temporal.NewSearchAttributeKeyKeyword("KbrRecoveryPoint")
+)
+
+// Statuses.
+const (
+	StatusRunning   = "running"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+)

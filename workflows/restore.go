@@ -1,0 +1,207 @@
+package workflows
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/kbr-project/kbr/activities"
+	"github.com/kbr-project/kbr/internal/config"
+)
+
+// Restore step names.
+const (
+	StepVerify        = "verify recovery point"
+	StepPrepare       = "create topics"
+	StepRestoreData   = "restore partitions"
+	StepCommitOffsets = "commit group offsets"
+	StepFinish        = "reset retention"
+)
+
+// RestoreResult is what a successful restore returns.
+type RestoreResult struct {
+	RecoveryPoint string                              `json:"recovery_point"`
+	Topics        []TopicMapping                      `json:"topics"`
+	Records       int64                               `json:"records"`
+	Groups        []string                            `json:"groups,omitempty"`
+	Partitions    []activities.RestorePartitionResult `json:"partitions"`
+	Warnings      []string                            `json:"warnings,omitempty"`
+}
+
+// TopicMapping is a restored topic.
+type TopicMapping struct {
+	Source  string `json:"source"`
+	Target  string `json:"target"`
+	Created bool   `json:"created"`
+	Note    string `json:"note,omitempty"`
+}
+
+// RestoreWorkflow restores topic data and consumer-group offsets from a
+// recovery point into a running cluster: verify every checksum, create the
+// topics, produce every partition, commit the translated group offsets,
+// put retention back. Its input is the document `kbr restore run -f` reads.
+func RestoreWorkflow(ctx workflow.Context, cfg config.Restore) (*RestoreResult, error) {
+	cfg.ApplyDefaults()
+	p := Progress{Kind: "restore", Cluster: cfg.Cluster.Name, Status: StatusRunning}
+	t := newTracker(ctx, &p, StepVerify, StepPrepare, StepRestoreData, StepCommitOffsets, StepFinish)
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return p, nil }); err != nil {
+		return nil, err
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SACluster.ValueSet(cfg.Cluster.Name),
+		SAKind.ValueSet("restore"), SAStatus.ValueSet(StatusRunning)); err != nil {
+		return nil, err
+	}
+	res, err := restoreRun(ctx, cfg, &p, t)
+	p.Status = StatusSucceeded
+	if err != nil {
+		p.Status = StatusFailed
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SAStatus.ValueSet(p.Status))
+	t.details()
+	return res, err
+}
+
+func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracker) (*RestoreResult, error) {
+	t.start(StepVerify)
+	if err := cfg.Validate(); err != nil {
+		t.fail(StepVerify, err)
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeBadInput, nil)
+	}
+	var rp activities.RecoveryPoint
+	if err := workflow.ExecuteActivity(longOpts(ctx), a.ResolveRecoveryPoint, activities.VerifyInput{Source: cfg.Source}).Get(ctx, &rp); err != nil {
+		t.fail(StepVerify, err)
+		return nil, err
+	}
+	p.RecoveryPoint = rp.Manifest
+	p.Task = rp.Task
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SATask.ValueSet(rp.Task), SARecoveryPoint.ValueSet(rp.Manifest))
+	t.done(StepVerify, fmt.Sprintf("%s: %d files, %d records, checksums match", rp.Manifest, rp.Files, rp.Records))
+
+	t.start(StepPrepare)
+	var prep activities.PrepareResult
+	if err := workflow.ExecuteActivity(shortOpts(ctx, 10*time.Minute, 5), a.PrepareRestore,
+		activities.PrepareInput{Config: cfg, Manifest: rp.Manifest}).Get(ctx, &prep); err != nil {
+		t.fail(StepPrepare, err)
+		return nil, err
+	}
+	res := &RestoreResult{RecoveryPoint: rp.Manifest, Warnings: prep.Warnings}
+	for _, tr := range prep.Topics {
+		res.Topics = append(res.Topics, TopicMapping{Source: tr.Source, Target: tr.Target, Created: tr.Created, Note: tr.Note})
+	}
+	for _, pl := range prep.Plans {
+		if pl.Note != "" {
+			res.Warnings = append(res.Warnings, pl.Target+": "+pl.Note)
+		}
+	}
+	t.done(StepPrepare, fmt.Sprintf("%d topics, %d partitions", len(prep.Topics), len(prep.Partitions)))
+
+	t.start(StepRestoreData)
+	p.PartitionsTotal = len(prep.Partitions)
+	for _, pp := range prep.Partitions {
+		p.RecordsTotal += pp.Records
+	}
+	results := make([]activities.RestorePartitionResult, len(prep.Partitions))
+	sel := workflow.NewSelector(ctx)
+	actx := longOpts(ctx)
+	var firstErr error
+	running, next := 0, 0
+	for next < len(prep.Partitions) || running > 0 {
+		for firstErr == nil && running < cfg.Options.Parallelism && next < len(prep.Partitions) {
+			i, pl := next, prep.Partitions[next]
+			next++
+			running++
+			f := workflow.ExecuteActivity(actx, a.RestorePartition, activities.RestorePartitionInput{Config: cfg, Manifest: rp.Manifest, Plan: pl})
+			sel.AddFuture(f, func(f workflow.Future) {
+				running--
+				if err := f.Get(ctx, &results[i]); err != nil {
+					if firstErr == nil {
+						firstErr = fmt.Errorf("restore %s[%d]: %w", pl.TargetTopic, pl.Partition, err)
+					}
+					return
+				}
+				p.PartitionsDone++
+				p.RecordsDone += results[i].Records
+				t.details()
+			})
+		}
+		if running == 0 {
+			break
+		}
+		sel.Select(ctx)
+	}
+	if firstErr != nil {
+		t.fail(StepRestoreData, firstErr)
+		return nil, firstErr
+	}
+	res.Partitions = results
+	res.Records = p.RecordsDone
+	t.done(StepRestoreData, fmt.Sprintf("%d records in %d partitions", p.RecordsDone, len(results)))
+
+	// Translate every group's offsets through the exact offset map.
+	t.start(StepCommitOffsets)
+	offsets := translateGroups(prep, results)
+	if len(offsets) == 0 || cfg.SkipGroups {
+		t.skip(StepCommitOffsets, "no group offsets in the recovery point, or skip_groups")
+	} else {
+		in := activities.GroupCommitInput{Config: cfg, Manifest: rp.Manifest, Offsets: offsets}
+		var gr activities.GroupCommitResult
+		if err := workflow.ExecuteActivity(shortOpts(ctx, 10*time.Minute, 5), a.CommitGroupOffsets, in).Get(ctx, &gr); err != nil {
+			t.fail(StepCommitOffsets, err)
+			return nil, err
+		}
+		res.Groups = gr.Committed
+		t.done(StepCommitOffsets, fmt.Sprintf("%d groups", len(gr.Committed)))
+	}
+
+	t.start(StepFinish)
+	if err := workflow.ExecuteActivity(shortOpts(ctx, 5*time.Minute, 10), a.FinishRestore,
+		activities.FinishInput{Config: cfg, Retention: prep.Retention}).Get(ctx, nil); err != nil {
+		t.fail(StepFinish, err)
+		return nil, err
+	}
+	t.done(StepFinish, "retention.ms as backed up")
+	return res, nil
+}
+
+// translateGroups maps each group's committed source offsets to target
+// offsets, for every partition, including those with no records.
+func translateGroups(prep activities.PrepareResult, results []activities.RestorePartitionResult) map[string]map[string]map[int32]int64 {
+	type key struct {
+		topic string
+		part  int32
+	}
+	byPart := map[key]activities.RestorePartitionResult{}
+	for _, r := range results {
+		byPart[key{r.Plan.SourceTopic, r.Plan.Partition}] = r
+	}
+	out := map[string]map[string]map[int32]int64{}
+	groups := make([]string, 0, len(prep.GroupOffsets))
+	for g := range prep.GroupOffsets {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	for _, g := range groups {
+		for _, o := range prep.GroupOffsets[g] {
+			r, ok := byPart[key{o.Topic, o.Partition}]
+			if !ok {
+				continue // a topic not restored
+			}
+			v, ok := r.Translated[strconv.FormatInt(o.Offset, 10)]
+			if !ok {
+				continue
+			}
+			if out[g] == nil {
+				out[g] = map[string]map[int32]int64{}
+			}
+			if out[g][r.Plan.TargetTopic] == nil {
+				out[g][r.Plan.TargetTopic] = map[int32]int64{}
+			}
+			out[g][r.Plan.TargetTopic][o.Partition] = v
+		}
+	}
+	return out
+}

@@ -460,7 +460,9 @@ func (a *Activities) RestorePartition(ctx context.Context, in RestorePartitionIn
 		kgo.MaxBufferedBytes(64<<20),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchCompression(producerCompression(cfg.Options.ProducerCompression)),
-		kgo.RecordDeliveryTimeout(5*time.Minute),
+		// No RecordDeliveryTimeout: kgo measures it from each record's
+		// timestamp, so restored records with old timestamps would fail at
+		// once. The activity's context and heartbeat bound the wait instead.
 	)
 	if err != nil {
 		return nil, badInput("%v", err)

@@ -135,7 +135,7 @@ func serverConfig(l serviceLayout, sqlCfg *config.SQL) *config.Config {
 	return &c
 }
 
-func serverOptions(l serviceLayout, sqlCfg *config.SQL, logger *slog.Logger) []temporal.ServerOption {
+func serverOptions(l serviceLayout, sqlCfg *config.SQL, logger *slog.Logger, gate *logGate) []temporal.ServerOption {
 	host := func(port int) static.Hosts {
 		return static.SingleLocalHost(fmt.Sprintf("127.0.0.1:%d", port))
 	}
@@ -148,7 +148,7 @@ func serverOptions(l serviceLayout, sqlCfg *config.SQL, logger *slog.Logger) []t
 			primitives.MatchingService: host(l.matchingPort),
 			primitives.WorkerService:   host(l.workerPort),
 		}),
-		temporal.WithLogger(newServerLogger(logger)),
+		temporal.WithLogger(newServerLogger(logger, gate)),
 		temporal.WithAuthorizer(authorization.NewNoopAuthorizer()),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper {
 			return authorization.NewNoopClaimMapper()

@@ -38,13 +38,13 @@ const (
 )
 
 // Options configures Start. Zero values take the defaults above, except
-// UIPort: only the zero value means "default"; a negative UIPort disables the
-// UI.
+// UIPort: zero or negative disables the UI (DefaultUIPort is the value for a
+// command-line flag's default).
 type Options struct {
 	DataDir      string       // SQLite db file lives here (DataDir/temporal.db); created if missing
 	IP           string       // address the frontend and UI bind to; default "127.0.0.1"
 	FrontendPort int          // default 7233
-	UIPort       int          // default 8233; negative = no UI
+	UIPort       int          // Web UI port, usually DefaultUIPort (8233); 0 or negative = no UI
 	Namespace    string       // default "default"; created on first start, kept after
 	Logger       *slog.Logger // server logs (warn+ unless the handler is enabled for debug); nil = stderr, warn+
 }
@@ -55,10 +55,10 @@ type Server struct {
 	uiAddr       string
 	namespace    string
 
-	temporal temporal.Server
-	ui       *webUI
-	lock     *os.File
-	logger   *slog.Logger
+	stopTemporal func() error
+	ui           *webUI
+	lock         *os.File
+	logger       *slog.Logger
 
 	stopOnce sync.Once
 	stopErr  error
@@ -144,15 +144,20 @@ func Start(ctx context.Context, o Options) (_ *Server, retErr error) {
 		workerPort:       internal[2],
 	}
 	srvLogger := withFloor(o.Logger, serverLogFloor(o.Logger))
-	ts, err := temporal.NewServer(serverOptions(layout, sqlCfg, srvLogger)...)
+	gate := newLogGate()
+	ts, err := temporal.NewServer(serverOptions(layout, sqlCfg, srvLogger, gate)...)
 	if err != nil {
 		return nil, fmt.Errorf("build temporal server: %w", err)
 	}
+	stopTemporal := func() error {
+		gate.close()
+		return ts.Stop()
+	}
 	if err := ts.Start(); err != nil {
-		_ = ts.Stop()
+		// A failed start has already been rolled back by the server.
 		return nil, fmt.Errorf("start temporal server (frontend %s): %w", frontendAddr, err)
 	}
-	undo = append(undo, func() { _ = ts.Stop() })
+	undo = append(undo, func() { _ = stopTemporal() })
 
 	if err := waitReady(ctx, frontendAddr, o.Namespace, o.Logger); err != nil {
 		return nil, err
@@ -161,7 +166,7 @@ func Start(ctx context.Context, o Options) (_ *Server, retErr error) {
 	s := &Server{
 		frontendAddr: frontendAddr,
 		namespace:    o.Namespace,
-		temporal:     ts,
+		stopTemporal: stopTemporal,
 		lock:         lock,
 		logger:       o.Logger,
 	}
@@ -187,7 +192,7 @@ func (s *Server) Stop() error {
 				errs = append(errs, fmt.Errorf("stop web UI: %w", err))
 			}
 		}
-		if err := s.temporal.Stop(); err != nil {
+		if err := s.stopTemporal(); err != nil {
 			errs = append(errs, fmt.Errorf("stop temporal server: %w", err))
 		}
 		if err := unlockDataDir(s.lock); err != nil {
@@ -218,9 +223,6 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.FrontendPort < 0 || o.FrontendPort > 65535 {
 		return o, fmt.Errorf("embedded temporal: frontend port %d out of range", o.FrontendPort)
-	}
-	if o.UIPort == 0 {
-		o.UIPort = DefaultUIPort
 	}
 	if o.UIPort > 65535 {
 		return o, fmt.Errorf("embedded temporal: UI port %d out of range", o.UIPort)

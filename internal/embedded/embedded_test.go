@@ -175,6 +175,17 @@ func TestServerPersistsAcrossRestart(t *testing.T) {
 	if err := RegisterSearchAttributes(ctx, c, testNamespace); err != nil {
 		t.Fatalf("second RegisterSearchAttributes: %v", err)
 	}
+	// Adding an attribute to an existing namespace (the path an external
+	// cluster takes) makes it usable at once (the workflow below sets it);
+	// a type clash is an error.
+	extra := map[string]enums.IndexedValueType{"KbrTestExtra": enums.INDEXED_VALUE_TYPE_KEYWORD}
+	if err := registerSearchAttributes(ctx, c.OperatorService(), c.WorkflowService(), testNamespace, extra); err != nil {
+		t.Fatalf("register extra search attribute: %v", err)
+	}
+	clash := map[string]enums.IndexedValueType{"KbrTask": enums.INDEXED_VALUE_TYPE_INT}
+	if err := registerSearchAttributes(ctx, c.OperatorService(), c.WorkflowService(), testNamespace, clash); err == nil || !strings.Contains(err.Error(), "KbrTask") {
+		t.Fatalf("register clashing search attribute: err = %v", err)
+	}
 
 	// A busy port fails Start with an error naming the port, and a second
 	// server on the same data directory is refused.
@@ -204,6 +215,7 @@ func TestServerPersistsAcrossRestart(t *testing.T) {
 		TypedSearchAttributes: sdktemporal.NewSearchAttributes(
 			sdktemporal.NewSearchAttributeKeyKeyword("KbrTask").ValueSet("task-1"),
 			sdktemporal.NewSearchAttributeKeyKeyword("KbrCluster").ValueSet("c1"),
+			sdktemporal.NewSearchAttributeKeyKeyword("KbrTestExtra").ValueSet("x"),
 		),
 	}, greetWorkflow, "kbr")
 	if err != nil {
@@ -298,7 +310,7 @@ func TestServerPersistsAcrossRestart(t *testing.T) {
 	eventually(t, ctx, "list by search attribute", func() error {
 		resp, err := c2.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 			Namespace: testNamespace,
-			Query:     `KbrTask = "task-1" AND ExecutionStatus = "Completed"`,
+			Query:     `KbrTask = "task-1" AND KbrTestExtra = "x" AND ExecutionStatus = "Completed"`,
 		})
 		if err != nil {
 			return err
@@ -430,5 +442,33 @@ func checkUI(t *testing.T, ctx context.Context, addr string) {
 	resp, body = get("/api/v1/namespaces/" + testNamespace)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, testNamespace) {
 		t.Fatalf("GET /api/v1/namespaces/%s = %d %.300q", testNamespace, resp.StatusCode, body)
+	}
+}
+
+func TestServerWithoutUI(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Logger nil: the default (stderr, warn+). UIPort 0: no UI.
+	s, err := Start(ctx, Options{DataDir: t.TempDir() + "/nested/dir", FrontendPort: freePort(t)})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer func() { _ = s.Stop() }()
+	if s.UIAddress() != "" {
+		t.Errorf("UIAddress = %q, want empty", s.UIAddress())
+	}
+	if s.Namespace() != DefaultNamespace {
+		t.Errorf("Namespace = %q", s.Namespace())
+	}
+	c, err := client.Dial(client.Options{HostPort: s.FrontendAddress(), Namespace: DefaultNamespace, Logger: sdkLogger(discardLogger())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: DefaultNamespace}); err != nil {
+		t.Fatalf("DescribeNamespace(default): %v", err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
 	}
 }

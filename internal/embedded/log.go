@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"sync/atomic"
 
 	sdklog "go.temporal.io/sdk/log"
 	serverlog "go.temporal.io/server/common/log"
@@ -61,9 +63,32 @@ func sdkLogger(l *slog.Logger) sdklog.Logger {
 	return sdklog.NewStructuredLogger(l)
 }
 
+// logGate silences a server's logs from the moment it starts shutting down.
+// Shutdown makes every in-flight request fail with "context canceled" (logged
+// as errors and warnings by the services), and the v1.32 worker service never
+// stops some of its internal SDK workers (scanners, parent-close-policy),
+// which keep retrying their polls, and warning about it, after Stop.
+type logGate struct {
+	closed atomic.Bool
+}
+
+func newLogGate() *logGate { return &logGate{} }
+
+func (g *logGate) close() { g.closed.Store(true) }
+
+func (g *logGate) allows() bool { return !g.closed.Load() }
+
+// benignWarnings are start-up warnings that describe this package's chosen
+// configuration, not a problem; they are logged at Debug.
+var benignWarnings = []string{
+	// The frontend's HTTP API (and so Nexus over HTTP) is deliberately off.
+	"HTTP API port has not been set",
+}
+
 // serverLogger implements the Temporal server's log.Logger on top of slog.
 type serverLogger struct {
-	l *slog.Logger
+	l    *slog.Logger
+	gate *logGate
 }
 
 var (
@@ -71,8 +96,8 @@ var (
 	_ serverlog.WithLogger = serverLogger{}
 )
 
-func newServerLogger(l *slog.Logger) serverLogger {
-	return serverLogger{l: l.With("component", "temporal-server")}
+func newServerLogger(l *slog.Logger, gate *logGate) serverLogger {
+	return serverLogger{l: l.With("component", "temporal-server"), gate: gate}
 }
 
 func tagAttrs(tags []tag.Tag) []any {
@@ -94,8 +119,16 @@ func tagAttrs(tags []tag.Tag) []any {
 }
 
 func (s serverLogger) log(level slog.Level, msg string, tags []tag.Tag) {
+	if level == slog.LevelWarn {
+		for _, prefix := range benignWarnings {
+			if strings.HasPrefix(msg, prefix) {
+				level = slog.LevelDebug
+				break
+			}
+		}
+	}
 	ctx := context.Background()
-	if !s.l.Enabled(ctx, level) {
+	if !s.gate.allows() || !s.l.Enabled(ctx, level) {
 		return
 	}
 	s.l.Log(ctx, level, msg, tagAttrs(tags)...)
@@ -123,7 +156,7 @@ func (s serverLogger) Fatal(msg string, tags ...tag.Tag) {
 }
 
 func (s serverLogger) With(tags ...tag.Tag) serverlog.Logger {
-	return serverLogger{l: s.l.With(tagAttrs(tags)...)}
+	return serverLogger{l: s.l.With(tagAttrs(tags)...), gate: s.gate}
 }
 
 // discardLogger returns a logger that drops everything.

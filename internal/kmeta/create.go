@@ -165,31 +165,14 @@ func topicMetadata(ctx context.Context, cl *kgo.Client, topics []string) (map[st
 	return out, nil
 }
 
-// waitForLeaders polls metadata until every created topic shows all its
-// partitions with a leader.
+// waitForLeaders polls every broker's metadata until each created topic
+// shows all its partitions with a leader. ZooKeeper-mode brokers learn of
+// new topics asynchronously, so one broker knowing is not enough for the
+// producer and group commits that follow.
 func waitForLeaders(ctx context.Context, cl *kgo.Client, topics []string, plans map[string]TopicPlan) error {
 	deadline := time.Now().Add(leaderWait)
 	for {
-		meta, err := topicMetadata(ctx, cl, topics)
-		pending := ""
-		if err != nil {
-			pending = err.Error()
-		} else {
-		check:
-			for _, name := range topics {
-				mt, ok := meta[name]
-				if !ok || mt.ErrorCode != 0 || int32(len(mt.Partitions)) != plans[name].Partitions {
-					pending = fmt.Sprintf("topic %s is not fully visible in metadata yet", name)
-					break
-				}
-				for _, p := range mt.Partitions {
-					if p.Leader < 0 || p.ErrorCode == kerr.LeaderNotAvailable.Code {
-						pending = fmt.Sprintf("partition %s/%d has no leader", name, p.Partition)
-						break check
-					}
-				}
-			}
-		}
+		pending := leadersPending(ctx, cl, topics, plans)
 		if pending == "" {
 			return nil
 		}
@@ -200,4 +183,43 @@ func waitForLeaders(ctx context.Context, cl *kgo.Client, topics []string, plans 
 			return fmt.Errorf("topics created, but waiting for leaders: %w (%s)", err, pending)
 		}
 	}
+}
+
+// leadersPending says what is not ready yet, or "" when all is.
+func leadersPending(ctx context.Context, cl *kgo.Client, topics []string, plans map[string]TopicPlan) string {
+	req := kmsg.NewPtrMetadataRequest()
+	for _, t := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	first, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return err.Error()
+	}
+	for _, b := range first.Brokers {
+		resp, err := req.RequestWith(ctx, cl.Broker(int(b.NodeID)))
+		if err != nil {
+			return fmt.Sprintf("metadata from broker %d: %v", b.NodeID, err)
+		}
+		seen := map[string]bool{}
+		for _, mt := range resp.Topics {
+			name := derefString(mt.Topic)
+			seen[name] = true
+			if mt.ErrorCode != 0 || int32(len(mt.Partitions)) != plans[name].Partitions {
+				return fmt.Sprintf("broker %d does not list topic %s fully yet", b.NodeID, name)
+			}
+			for _, p := range mt.Partitions {
+				if p.Leader < 0 || p.ErrorCode == kerr.LeaderNotAvailable.Code {
+					return fmt.Sprintf("partition %s/%d has no leader on broker %d", name, p.Partition, b.NodeID)
+				}
+			}
+		}
+		for _, t := range topics {
+			if !seen[t] {
+				return fmt.Sprintf("broker %d does not list topic %s yet", b.NodeID, t)
+			}
+		}
+	}
+	return ""
 }

@@ -49,11 +49,28 @@ func must[T any](t *testing.T, what string) func(T, error) T {
 // retention.ms set), an ACL, a quota, a SCRAM user and a group with offsets.
 func seed(t *testing.T, ctx context.Context, cl *kgo.Client, topic, group, user string) {
 	t.Helper()
+	seedRF(t, ctx, cl, 1, topic, group, user)
+}
+
+func seedRF(t *testing.T, ctx context.Context, cl *kgo.Client, rf int16, topic, group, user string) {
+	t.Helper()
 	adm := kadm.NewClient(cl)
 	retention := "3600000"
-	r := must[kadm.CreateTopicResponse](t, "create topic")(adm.CreateTopic(ctx, 3, 1, map[string]*string{"retention.ms": &retention}, topic))
+	r := must[kadm.CreateTopicResponse](t, "create topic")(adm.CreateTopic(ctx, 3, rf, map[string]*string{"retention.ms": &retention}, topic))
 	if r.Err != nil {
 		t.Fatalf("create topic %s: %v", topic, r.Err)
+	}
+	// Until every broker knows the topic, commits naming it may fail.
+	plan := map[string]TopicPlan{topic: {Partitions: 3}}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		pending := leadersPending(ctx, cl, []string{topic}, plan)
+		if pending == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s: %s", topic, pending)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	acl := kadm.NewACLs().Topics(topic).Allow("User:" + user).Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral)
 	cr := must[kadm.CreateACLsResults](t, "create ACL")(adm.CreateACLs(ctx, acl))

@@ -24,11 +24,11 @@ type Snapshot struct {
 	ACLsNote   string      `json:"aclsNote,omitempty"`
 	Quotas     []Quota     `json:"quotas"`
 	SCRAMUsers []SCRAMUser `json:"scramUsers"`
-	Groups     []Group     `json:"groups,omitempty"`
+	Groups     []Group     `json:"groups"`
 	// Notes lists what could not be read because the brokers are too old
 	// for the request (quotas before 2.6, SCRAM users before 2.7), so a
 	// reader knows the empty list means "unknown", not "none".
-	Notes []string `json:"notes,omitempty"`
+	Notes []string `json:"notes"`
 	// KafkaVersion is the lowest broker VersionGuess: a mixed cluster
 	// during an upgrade counts as its oldest broker, which is what a
 	// version-gated restore must compare against.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -189,7 +190,7 @@ func addTopicConfigs(ctx context.Context, adm *kadm.Client, topics []Topic) erro
 		}
 		rcs, err := adm.DescribeTopicConfigs(ctx, names...)
 		if err != nil {
-			return fmt.Errorf("describe configs of topics %s…: %w", names[0], err)
+			return fmt.Errorf("describe configs of %s: %w", topicList(names), err)
 		}
 		for _, rc := range rcs {
 			i, ok := idx[rc.Name]
@@ -220,6 +221,19 @@ func topicIDString(id [16]byte) string {
 		return ""
 	}
 	return base64.RawURLEncoding.EncodeToString(id[:])
+}
+
+// topicList names topics for an error: "topic a", or "topics a, b, c and
+// 197 more".
+func topicList(names []string) string {
+	if len(names) == 1 {
+		return "topic " + names[0]
+	}
+	const show = 5
+	if len(names) <= show {
+		return "topics " + strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("topics %s and %d more", strings.Join(names[:show], ", "), len(names)-show)
 }
 
 func allSupport(vs map[int32]*kversion.Versions, key int16) bool {

@@ -79,7 +79,10 @@ func Connect(ctx context.Context, servers []string, timeout time.Duration) (*zk.
 		case <-tick.C:
 		case <-ctx.Done():
 			state := r.c.State()
-			r.c.Close()
+			// Close waits up to a second for a close request that a
+			// connection without a session cannot send; do not make
+			// the caller wait for it too.
+			go r.c.Close()
 			why := "no session within " + timeout.String()
 			if ctx.Err() != context.DeadlineExceeded {
 				why = ctx.Err().Error()

@@ -1,6 +1,7 @@
 package zkmeta
 
 import (
+	"strings"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -24,7 +25,14 @@ type Znode struct {
 	Data      []byte `json:"data"`
 	ACL       []ACL  `json:"acl"`
 	Ephemeral bool   `json:"ephemeral,omitempty"`
-	Stat      Stat   `json:"stat"`
+	// ACLRedacted is set when ZooKeeper (3.7 and later) hid the password
+	// hash of a digest ACL entry, answering "user:x", because the session
+	// lacks ADMIN permission on the znode. Writing such an ACL back would
+	// lock the znode for good, so a restore must refuse it; authenticate
+	// with AddAuth (a digest user with ADMIN, or the super user) before the
+	// snapshot to read the real hashes.
+	ACLRedacted bool `json:"aclRedacted,omitempty"`
+	Stat        Stat `json:"stat"`
 }
 
 // ACL is one ZooKeeper ACL entry: permissions bits (zk.PermRead…), scheme
@@ -61,6 +69,24 @@ func (z Znode) ZKACL() []zk.ACL {
 		out[i] = zk.ACL{Perms: a.Perms, Scheme: a.Scheme, ID: a.ID}
 	}
 	return out
+}
+
+// Redacted lists the znodes whose ACL came back redacted (see
+// Znode.ACLRedacted), so a backup can warn that they cannot be restored.
+func (t *Tree) Redacted() []string {
+	var out []string
+	for _, z := range t.Znodes {
+		if z.ACLRedacted {
+			out = append(out, z.Path)
+		}
+	}
+	return out
+}
+
+// redactedDigest tells a digest id whose hash ZooKeeper replaced by "x";
+// a real hash is the 28-character base64 of a SHA-1.
+func redactedDigest(a ACL) bool {
+	return a.Scheme == "digest" && strings.HasSuffix(a.ID, ":x")
 }
 
 // Get returns the znode at path, or nil.

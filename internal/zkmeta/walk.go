@@ -55,6 +55,9 @@ func snapshot(ctx context.Context, r reader, chroot string) (*Tree, error) {
 		}
 		z := Znode{Path: path, Data: data, ACL: fromZKACL(acl), Stat: fromZKStat(stat)}
 		z.Ephemeral = z.Stat.EphemeralOwner != 0
+		for _, a := range z.ACL {
+			z.ACLRedacted = z.ACLRedacted || redactedDigest(a)
+		}
 		mu.Lock()
 		t.Znodes = append(t.Znodes, z)
 		mu.Unlock()

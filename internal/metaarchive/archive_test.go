@@ -1,0 +1,184 @@
+package metaarchive
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/kbr-project/kbr/internal/kmeta"
+	"github.com/kbr-project/kbr/internal/zkmeta"
+)
+
+func sample() (*kmeta.Snapshot, *zkmeta.Tree) {
+	rack, user := "r1", "alice"
+	at := time.Date(2025, 3, 4, 5, 6, 7, 891011121, time.UTC)
+	s := &kmeta.Snapshot{
+		ClusterID: "abc", ControllerID: 2, TakenAt: at,
+		Brokers: []kmeta.Broker{{ID: 1, Host: "h1", Port: 9092, Rack: &rack, VersionGuess: "3.9"}, {ID: 2, Host: "h2", Port: 9092, VersionGuess: "3.9"}},
+		Topics: []kmeta.Topic{
+			{Name: "orders", ID: "vM3bVyfGQfG8kSxf8iW2Ow", ReplicationFactor: 2,
+				Partitions: []kmeta.Partition{{ID: 0, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1}}, {ID: 1, Leader: -1, Replicas: []int32{2, 1}, ISR: []int32{}}},
+				Configs:    map[string]string{"retention.ms": "1", "cleanup.policy": "compact,delete"}},
+			{Name: "empty", Configs: map[string]string{}},
+		},
+		ACLs:         []kmeta.ACL{{ResourceType: "TOPIC", ResourceName: "orders", PatternType: "PREFIXED", Principal: "User:alice", Host: "*", Operation: "READ", Permission: "DENY"}},
+		Quotas:       []kmeta.Quota{{Entity: []kmeta.QuotaEntity{{Type: "client-id"}, {Type: "user", Name: &user}}, Values: map[string]float64{"producer_byte_rate": 1.5e6, "request_percentage": 0.25}}},
+		SCRAMUsers:   []kmeta.SCRAMUser{{Name: "alice", Mechanisms: []kmeta.SCRAMMechanism{{Mechanism: "SCRAM-SHA-512", Iterations: 4096}}}},
+		Groups:       []kmeta.Group{{ID: "g", State: "Empty", ProtocolType: "consumer", Offsets: []kmeta.GroupOffset{{Topic: "orders", Partition: 1, Offset: 99, LeaderEpoch: -1, Metadata: "ü\x01"}}}},
+		Notes:        []string{"n"},
+		KafkaVersion: "3.9",
+	}
+	t := &zkmeta.Tree{Chroot: "/kafka", TakenAt: at, Znodes: []zkmeta.Znode{
+		{Path: "/kafka", Data: nil, ACL: []zkmeta.ACL{{Perms: zk.PermAll, Scheme: "world", ID: "anyone"}}},
+		{Path: "/kafka/empty", Data: []byte{}, ACL: []zkmeta.ACL{}},
+		{Path: "/kafka/bin", Data: []byte{0, 0xff, 0xfe, '\n', 0x80}, ACL: []zkmeta.ACL{{Perms: zk.PermRead, Scheme: "sasl", ID: "kafka"}}},
+		{Path: "/kafka/brokers/ids/1", Data: []byte(`{"host":"h1"}`), Ephemeral: true,
+			Stat: zkmeta.Stat{Czxid: 1, Mzxid: 2, Pzxid: 3, Ctime: 4, Mtime: 5, Version: 6, Cversion: 7, Aversion: 8, EphemeralOwner: 9, DataLength: 13, NumChildren: 0}},
+	}}
+	return s, t
+}
+
+func TestArchiveRoundTrip(t *testing.T) {
+	s, tree := sample()
+	var buf bytes.Buffer
+	if err := WriteArchive(&buf, s, tree); err != nil {
+		t.Fatalf("WriteArchive: %v", err)
+	}
+	raw := append([]byte(nil), buf.Bytes()...)
+	gs, gt, err := ReadArchive(&buf)
+	if err != nil {
+		t.Fatalf("ReadArchive: %v", err)
+	}
+	if !reflect.DeepEqual(gs, s) {
+		t.Errorf("snapshot changed:\n got %#v\nwant %#v", gs, s)
+	}
+	if !reflect.DeepEqual(gt, tree) {
+		t.Errorf("tree changed:\n got %#v\nwant %#v", gt, tree)
+	}
+	if gt.Get("/kafka").Data != nil || gt.Get("/kafka/empty").Data == nil {
+		t.Errorf("nil and empty data not kept apart")
+	}
+
+	// Same input, same bytes.
+	var again bytes.Buffer
+	if err := WriteArchive(&again, s, tree); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(raw, again.Bytes()) {
+		t.Errorf("two writes of the same metadata differ")
+	}
+
+	// Entries in order, version first, data as base64.
+	names, files := entries(t, raw)
+	if strings.Join(names, " ") != "version.json logical.json znodes.json" {
+		t.Errorf("entries = %v", names)
+	}
+	if !strings.Contains(files["znodes.json"], `"data": "AP/+CoA="`) || !strings.Contains(files["znodes.json"], `"data": null`) || !strings.Contains(files["znodes.json"], `"data": ""`) {
+		t.Errorf("znodes.json data encoding:\n%s", files["znodes.json"])
+	}
+	v, err := ReadVersion(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *v != (Version{Format: 1, KafkaVersion: "3.9", ClusterID: "abc", TakenAt: s.TakenAt, ZKChroot: "/kafka"}) {
+		t.Errorf("version = %+v", v)
+	}
+}
+
+// TestArchiveKeepsEmptyApartFromNil checks that empty lists and maps come
+// back empty, not nil, and nil ones nil.
+func TestArchiveKeepsEmptyApartFromNil(t *testing.T) {
+	for _, s := range []*kmeta.Snapshot{
+		{Brokers: []kmeta.Broker{}, Topics: []kmeta.Topic{{Name: "t", Partitions: []kmeta.Partition{}, Configs: map[string]string{}}}, ACLs: []kmeta.ACL{}, Quotas: []kmeta.Quota{{Entity: []kmeta.QuotaEntity{}, Values: map[string]float64{}}}, SCRAMUsers: []kmeta.SCRAMUser{}, Groups: []kmeta.Group{{Offsets: []kmeta.GroupOffset{}}}, Notes: []string{}},
+		{Topics: []kmeta.Topic{{Name: "t"}}, Quotas: []kmeta.Quota{{}}, Groups: []kmeta.Group{{}}},
+	} {
+		tree := &zkmeta.Tree{Znodes: []zkmeta.Znode{}}
+		var buf bytes.Buffer
+		if err := WriteArchive(&buf, s, tree); err != nil {
+			t.Fatal(err)
+		}
+		gs, gt, err := ReadArchive(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(gs, s) || !reflect.DeepEqual(gt, tree) {
+			t.Errorf("round trip changed:\n got %#v %#v\nwant %#v %#v", gs, gt, s, tree)
+		}
+	}
+}
+
+func TestArchiveKRaftHasNoTree(t *testing.T) {
+	s, _ := sample()
+	var buf bytes.Buffer
+	if err := WriteArchive(&buf, s, nil); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := entries(t, buf.Bytes())
+	if len(names) != 2 {
+		t.Errorf("entries = %v", names)
+	}
+	gs, gt, err := ReadArchive(&buf)
+	if err != nil || gt != nil || !reflect.DeepEqual(gs, s) {
+		t.Errorf("ReadArchive = %v, %v, %v", gs, gt, err)
+	}
+}
+
+func TestArchiveRefusesBadInput(t *testing.T) {
+	mk := func(files ...string) *bytes.Buffer {
+		var buf bytes.Buffer
+		gz := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(gz)
+		for i := 0; i < len(files); i += 2 {
+			tw.WriteHeader(&tar.Header{Name: files[i], Mode: 0o644, Size: int64(len(files[i+1]))})
+			tw.Write([]byte(files[i+1]))
+		}
+		tw.Close()
+		gz.Close()
+		return &buf
+	}
+	for name, c := range map[string]struct {
+		in   *bytes.Buffer
+		want string
+	}{
+		"not gzip":   {bytes.NewBufferString("plain"), "not gzip"},
+		"format 2":   {mk("version.json", `{"format":2}`, "logical.json", `{}`), "format 2 is not supported"},
+		"no logical": {mk("version.json", `{"format":1}`), "no logical.json"},
+		"no version": {mk("other.txt", "x"), "no version.json"},
+		"order":      {mk("logical.json", `{}`, "version.json", `{"format":1}`), "logical.json comes before version.json"},
+		"bad json":   {mk("version.json", `{"format":1}`, "logical.json", `{"topics":7}`), "decode logical.json"},
+	} {
+		if _, _, err := ReadArchive(c.in); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", name, err, c.want)
+		}
+	}
+	if err := WriteArchive(&bytes.Buffer{}, nil, nil); err == nil {
+		t.Errorf("nil snapshot written")
+	}
+}
+
+func entries(t *testing.T, raw []byte) ([]string, map[string]string) {
+	t.Helper()
+	gz, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	var names []string
+	files := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		var b bytes.Buffer
+		b.ReadFrom(tr)
+		names = append(names, h.Name)
+		files[h.Name] = b.String()
+	}
+	return names, files
+}

@@ -275,26 +275,33 @@ func dirFree(dir string) (uint64, error) {
 
 // estimateSize sums the size of one replica of every chosen partition.
 func estimateSize(ctx context.Context, cl *kgo.Client, topics []TopicRef) (int64, error) {
-	names := make([]string, len(topics))
-	for i, t := range topics {
-		names[i] = t.Name
-	}
-	if len(names) == 0 {
+	if len(topics) == 0 {
 		return 0, nil
 	}
-	dirs, err := kadm.NewClient(cl).DescribeAllLogDirs(ctx, topicsSet(names))
+	adm := kadm.NewClient(cl)
+	brokers, err := adm.ListBrokers(ctx)
 	if err != nil {
 		return 0, err
 	}
+	// One broker at a time: a fresh client's DescribeAllLogDirs can miss
+	// brokers it has no metadata for yet.
 	sizes := map[string]map[int32]int64{}
-	dirs.Each(func(d kadm.DescribedLogDir) {
-		d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
-			if sizes[p.Topic] == nil {
-				sizes[p.Topic] = map[int32]int64{}
+	for _, b := range brokers {
+		dirs, err := adm.DescribeBrokerLogDirs(ctx, b.NodeID, topicsSet(topics))
+		if err != nil {
+			return 0, fmt.Errorf("log dirs of broker %d: %w", b.NodeID, err)
+		}
+		for _, dir := range dirs {
+			for topic, parts := range dir.Topics {
+				for _, p := range parts {
+					if sizes[topic] == nil {
+						sizes[topic] = map[int32]int64{}
+					}
+					sizes[topic][p.Partition] = max(sizes[topic][p.Partition], p.Size)
+				}
 			}
-			sizes[p.Topic][p.Partition] = max(sizes[p.Topic][p.Partition], p.Size)
-		})
-	})
+		}
+	}
 	var total int64
 	for _, ps := range sizes {
 		for _, s := range ps {
@@ -304,10 +311,13 @@ func estimateSize(ctx context.Context, cl *kgo.Client, topics []TopicRef) (int64
 	return total, nil
 }
 
-func topicsSet(names []string) kadm.TopicsSet {
+// topicsSet names every partition: a topic without partitions asks for none.
+func topicsSet(topics []TopicRef) kadm.TopicsSet {
 	s := kadm.TopicsSet{}
-	for _, n := range names {
-		s.Add(n)
+	for _, t := range topics {
+		for p := int32(0); p < t.Partitions; p++ {
+			s.Add(t.Name, p)
+		}
 	}
 	return s
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/mock"
@@ -40,23 +41,26 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 // activity, and writes a manifest that lists every partition.
 func TestBackupWorkflowWritesManifestLast(t *testing.T) {
 	env := newEnv(t)
+	// Mocked activities run on the test environment's goroutines.
+	var mu sync.Mutex
 	var order []string
+	step := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
 	rep := &activities.PreflightReport{KafkaVersion: "3.9", TaskDir: "c1_20260101T000000Z", ClusterID: "cid",
 		Topics: []activities.TopicRef{{Name: "a", Partitions: 3}, {Name: "b", Partitions: 1}}}
 	env.OnActivity(a.Preflight, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.PreflightInput) (*activities.PreflightReport, error) {
-		order = append(order, "preflight")
+		step("preflight")
 		return rep, nil
 	})
 	env.OnActivity(a.SnapshotMetadata, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SnapshotInput) (*backupset.FileEntry, error) {
-		order = append(order, "metadata")
+		step("metadata")
 		return &backupset.FileEntry{Name: in.TaskDir + "/meta.tar.gz", Size: 10, SHA256: "x"}, nil
 	})
 	env.OnActivity(a.SnapshotOffsets, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SnapshotInput) (*backupset.FileEntry, error) {
-		order = append(order, "offsets")
+		step("offsets")
 		return &backupset.FileEntry{Name: in.TaskDir + "/offsets.json", Size: 5, SHA256: "y"}, nil
 	})
 	env.OnActivity(a.CutOffsets, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CutInput) ([]activities.PartitionRange, error) {
-		order = append(order, "cut")
+		step("cut")
 		return []activities.PartitionRange{
 			{Topic: "a", Partition: 0, Start: 0, End: 10}, {Topic: "a", Partition: 1, Start: 5, End: 5},
 			{Topic: "a", Partition: 2, Start: 0, End: 3}, {Topic: "b", Partition: 0, Start: 2, End: 4},
@@ -64,14 +68,16 @@ func TestBackupWorkflowWritesManifestLast(t *testing.T) {
 	})
 	exported := 0
 	env.OnActivity(a.ExportPartition, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ExportInput) (*activities.ExportProgress, error) {
+		mu.Lock()
 		exported++
-		order = append(order, "export")
+		mu.Unlock()
+		step("export")
 		seg := backupset.SegmentInfo{Name: in.Dir + "/" + in.Range.Topic, Size: 100, Records: in.Range.End - in.Range.Start}
 		return &activities.ExportProgress{NextOffset: in.Range.End, Segments: []backupset.SegmentInfo{seg}, Records: seg.Records, Bytes: 100}, nil
 	})
 	var written *backupset.Manifest
 	env.OnActivity(a.WriteManifest, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ManifestInput) (string, error) {
-		order = append(order, "manifest")
+		step("manifest")
 		written = in.Manifest
 		return "c1_20260101T000000Z/3.9_manifest_x.json", nil
 	})

@@ -132,6 +132,14 @@ func Export(ctx context.Context, cl *kgo.Client, b storage.Backend, spec ExportS
 			if err := seg.Append(convert(r)); err != nil {
 				return res, fmt.Errorf("export %s[%d] at offset %d: %w", spec.Topic, spec.Partition, r.Offset, err)
 			}
+			// Roll inside a fetch too: resuming at the next offset is safe,
+			// since the broker returns the whole batch and the decoder skips
+			// what lies below the fetch offset.
+			if seg.FileBytes() >= spec.SegmentBytes {
+				if err := finish(r.Offset + 1); err != nil {
+					return res, err
+				}
+			}
 		}
 		off = min(next, spec.To)
 		if seg != nil && seg.FileBytes() >= spec.SegmentBytes {

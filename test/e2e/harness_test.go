@@ -63,16 +63,13 @@ func run(m *testing.M) (int, error) {
 		return 1, err
 	}
 	h.address = fmt.Sprintf("127.0.0.1:%d", port)
-	h.server = h.start("server", "--no-worker", "--data-dir", filepath.Join(dir, "data"), "--port", fmt.Sprint(port), "--ui-port", "-1")
-	if err := waitPort(h.address, 90*time.Second); err != nil {
-		h.dumpLogs()
-		return 1, fmt.Errorf("kbr server: %w", err)
+	if err := h.startServer(); err != nil {
+		return 1, err
 	}
 	h.startWorker()
 	code := m.Run()
 	h.stopWorker(syscall.SIGTERM)
-	h.server.Process.Signal(syscall.SIGTERM)
-	h.server.Wait()
+	h.stopServer(syscall.SIGTERM)
 	if code != 0 {
 		h.dumpLogs()
 	}
@@ -87,6 +84,23 @@ func (h *harness) start(args ...string) *exec.Cmd {
 		panic(err)
 	}
 	return cmd
+}
+
+// startServer runs `kbr server --no-worker` on h.address and h.dir/data.
+func (h *harness) startServer() error {
+	_, port, _ := net.SplitHostPort(h.address)
+	h.server = h.start("server", "--no-worker", "--data-dir", filepath.Join(h.dir, "data"), "--port", port, "--ui-port", "-1")
+	if err := waitPort(h.address, 90*time.Second); err != nil {
+		h.dumpLogs()
+		return fmt.Errorf("kbr server: %w", err)
+	}
+	return nil
+}
+
+// stopServer stops the server with sig and waits for it.
+func (h *harness) stopServer(sig syscall.Signal) {
+	_ = h.server.Process.Signal(sig)
+	_, _ = h.server.Process.Wait()
 }
 
 func (h *harness) startWorker() {

@@ -28,7 +28,76 @@ import (
 // records. Guards against lost or duplicated segments on resume.
 func TestWorkerKilledDuringExport(t *testing.T) {
 	env := testenv.Load(t)
-	topic := "e2e-" + randID() + "-kill"
+	topic, want, target, id := startThrottledBackup(t, env)
+	c := temporalClient(t)
+
+	// Wait until a segment is durable but the export is far from done.
+	waitSegments(t, c, id, 2)
+	h.stopWorker(syscall.SIGKILL)
+	time.Sleep(2 * time.Second)
+	h.startWorker()
+	res := waitBackup(t, c, id)
+
+	// Some export resumed on a later attempt: the kill really interrupted it.
+	if !resumed(t, c, id) {
+		t.Error("no ExportPartition ran more than one attempt: the kill did not interrupt an export")
+	}
+	checkBackupEqualsSource(t, target, res, topic, want)
+}
+
+// Stop `kbr server` (Ctrl-C) in the middle of a backup and start it again
+// on the same data dir: the backup resumes and completes exactly.
+func TestServerRestartResumesBackup(t *testing.T) {
+	env := testenv.Load(t)
+	topic, want, target, id := startThrottledBackup(t, env)
+	c := temporalClient(t)
+	waitSegments(t, c, id, 2)
+	h.stopServer(syscall.SIGINT)
+	time.Sleep(time.Second)
+	if err := h.startServer(); err != nil {
+		t.Fatal(err)
+	}
+	c2 := temporalClient(t)
+	res := waitBackup(t, c2, id)
+	checkBackupEqualsSource(t, target, res, topic, want)
+}
+
+func temporalClient(t *testing.T) sdkclient.Client {
+	t.Helper()
+	c, err := sdkclient.Dial(sdkclient.Options{HostPort: h.address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func waitSegments(t *testing.T, c sdkclient.Client, id string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for segmentsDone(t, c, id) < n {
+		if time.Now().After(deadline) {
+			t.Fatal("the export never reached a checkpoint")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func waitBackup(t *testing.T, c sdkclient.Client, id string) workflows.BackupResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var res workflows.BackupResult
+	if err := c.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
+		t.Fatalf("backup %s: %v", id, err)
+	}
+	return res
+}
+
+// startThrottledBackup fills a topic and starts a slow backup of it.
+func startThrottledBackup(t *testing.T, env testenv.Env) (topic string, want map[int32][]rec, target, workflowID string) {
+	t.Helper()
+	topic = "e2e-" + randID() + "-kill"
 	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(10*time.Millisecond))
 	createTopic(t, kadm.NewClient(cl), topic, 4, 3, nil)
 	value := make([]byte, 4000)
@@ -41,9 +110,9 @@ func TestWorkerKilledDuringExport(t *testing.T) {
 			Headers: []kgo.RecordHeader{{Key: "n", Value: []byte(fmt.Sprint(i))}}})
 	}
 	produceSync(t, cl, rs...)
-	want := readAll(t, env.ZKModeBootstrap, topic)
+	want = readAll(t, env.ZKModeBootstrap, topic)
 
-	target := filepath.Join(t.TempDir(), "backups")
+	target = filepath.Join(t.TempDir(), "backups")
 	cfg := writeFile(t, "backup.yaml", `
 cluster:
   name: zkmode
@@ -69,39 +138,14 @@ options:
 	if err := json.Unmarshal([]byte(r.stdout), &started); err != nil {
 		t.Fatalf("--detach --json: %v: %s", err, r.stdout)
 	}
-	c, err := sdkclient.Dial(sdkclient.Options{HostPort: h.address})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	return topic, want, target, started.WorkflowID
+}
 
-	// Wait until a segment is durable but the export is far from done.
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if time.Now().After(deadline) {
-			t.Fatal("the export never reached a checkpoint")
-		}
-		if segmentsDone(t, c, started.WorkflowID) >= 2 {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	h.stopWorker(syscall.SIGKILL)
-	time.Sleep(2 * time.Second)
-	h.startWorker()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	var res workflows.BackupResult
-	if err := c.GetWorkflow(ctx, started.WorkflowID, "").Get(ctx, &res); err != nil {
-		t.Fatalf("backup after worker kill: %v", err)
-	}
-
-	// Some export resumed on a later attempt: the kill really interrupted it.
-	if !resumed(t, c, started.WorkflowID) {
-		t.Error("no ExportPartition ran more than one attempt: the kill did not interrupt an export")
-	}
-
+// checkBackupEqualsSource reads every segment of the recovery point and
+// compares it with the source, and checks nothing else is on the target.
+func checkBackupEqualsSource(t *testing.T, target string, res workflows.BackupResult, topic string, want map[int32][]rec) {
+	t.Helper()
+	ctx := context.Background()
 	b, err := localdir.New(target)
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/kdata"
 	"github.com/kbr-project/kbr/storage"
-	_ "github.com/kbr-project/kbr/storage/localdir" // the LocalDir path type
+	_ "github.com/kbr-project/kbr/storage/all" // every path type
 )
 
 // Activities carries what activities share. The zero value works.

@@ -502,8 +502,24 @@ write_env() {
       echo "KBR_BROKER_${N}_STOP=$SELF broker-stop $n"
       echo "KBR_BROKER_${N}_START=$SELF broker-start $n"
     done
+    # Storage servers (deploy/services/*.sh) describe themselves in services/<name>.env.
+    local f
+    for f in "$LOCAL"/services/*.env; do
+      [[ -f $f ]] && cat "$f"
+    done
   } >"$tmp"
   mv "$tmp" "$ENV_FILE"
+}
+
+# Every deploy/services/<name>.sh takes up|down|wipe. `up` is idempotent, waits until its server
+# answers, and writes KEY=value lines to $KBR_STACK_DIR/services/<name>.env.
+services() {
+  local action=$1 f
+  mkdir -p "$LOCAL/services"
+  for f in "$DEPLOY_DIR"/services/*.sh; do
+    [[ -f $f ]] || continue
+    KBR_STACK_DIR=$LOCAL bash "$f" "$action" || die "service $(basename "$f" .sh): $action failed"
+  done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -522,6 +538,7 @@ cmd_up() {
   start_zk
   for n in "${ZK_BROKERS[@]}"; do launch_broker "$n"; done
   for n in "${ALL_BROKERS[@]}"; do wait_broker "$n"; done
+  services up
   write_env
   log "stack is up: ZooKeeper $ZK_CONNECT (chroot $ZK_CHROOT), Kafka $ZKMODE_VERSION $ZKMODE_BOOTSTRAP, Kafka $KRAFT_VERSION (KRaft) $KRAFT_BOOTSTRAP"
   log "env: $ENV_FILE"
@@ -535,8 +552,10 @@ cmd_down() {
   # Brokers before ZooKeeper: ZooKeeper-mode brokers need it for a clean controlled shutdown.
   # One at a time, so each controlled shutdown can move leadership to a live broker.
   local n
+  services down
   for n in kraft1 zk3 zk2 zk1 zk; do stop_proc "$n"; done
   if [[ $wipe == --wipe ]]; then
+    services wipe
     log "wiping data under $LOCAL (keeping lib/)"
     for n in zk "${ALL_BROKERS[@]}"; do rm -rf "${LOCAL:?}/$n"; done
     rm -f "$ENV_FILE"

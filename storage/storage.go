@@ -24,6 +24,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kbr-project/kbr/internal/secret"
 )
 
 // Backend is a backup target.
@@ -105,24 +107,114 @@ func CleanName(name string) (string, error) {
 	return path.Clean(name), nil
 }
 
-// Target selects and configures a backend. Type is the MRS path type; the
-// other fields are the parameters of that type (see DESIGN.md). Secrets are
-// never stored here, only references to them.
+// Target selects and configures a backend: Type is the MRS path type and the
+// other fields its parameters (see DESIGN.md). Secrets appear only as
+// references (secret.Ref), resolved by the worker that opens the backend,
+// so a Target can sit in a workflow input and its history.
 type Target struct {
 	Type string `json:"type" yaml:"type"`
-	// Path is the directory (LocalDir, NFS mount, HDFS, SFTP) or prefix (OBS).
+	// Path is the directory under which backups go: a local directory
+	// (LocalDir), the directory under the mount point (NFS), the HDFS path
+	// (LocalHDFS, RemoteHDFS), the directory inside the share (CIFS), the
+	// remote directory (SFTP), or the key prefix in the bucket (OBS).
 	Path string `json:"path" yaml:"path"`
+
+	// Server is the NFS, CIFS or SFTP server's host name or address.
+	Server string `json:"server,omitempty" yaml:"server,omitempty"`
+	// Port of the CIFS (default 445) or SFTP (default 22) server.
+	Port int `json:"port,omitempty" yaml:"port,omitempty"`
+	// User is the CIFS, SFTP or HDFS user name.
+	User string `json:"user,omitempty" yaml:"user,omitempty"`
+	// Password for CIFS or SFTP.
+	Password secret.Ref `json:"password,omitzero" yaml:"password,omitempty"`
+
+	// HDFS (LocalHDFS, RemoteHDFS).
+	NameService string    `json:"name_service,omitempty" yaml:"name_service,omitempty"` // default hacluster
+	NameNodes   []string  `json:"name_nodes,omitempty" yaml:"name_nodes,omitempty"`     // host:port, one or an HA pair
+	Kerberos    *Kerberos `json:"kerberos,omitempty" yaml:"kerberos,omitempty"`
+
+	// NFS: SharePath is the server's exported path; MountPoint the local
+	// directory it is mounted on. With ExistingMount the mount is the
+	// operator's and kbr neither mounts nor unmounts.
+	SharePath      string `json:"share_path,omitempty" yaml:"share_path,omitempty"`
+	MountPoint     string `json:"mount_point,omitempty" yaml:"mount_point,omitempty"`
+	ExistingMount  bool   `json:"existing_mount,omitempty" yaml:"existing_mount,omitempty"`
+	MountCommand   string `json:"mount_command,omitempty" yaml:"mount_command,omitempty"`
+	UnmountCommand string `json:"unmount_command,omitempty" yaml:"unmount_command,omitempty"`
+	// Share is the CIFS share name.
+	Share string `json:"share,omitempty" yaml:"share,omitempty"`
+
+	// SFTP: PrivateKey is the client key; KnownHostKey the server's public
+	// key as a known_hosts or authorized_keys line; an unknown or changed
+	// host key is refused.
+	PrivateKey   secret.Ref `json:"private_key,omitzero" yaml:"private_key,omitempty"`
+	KnownHostKey string     `json:"known_host_key,omitempty" yaml:"known_host_key,omitempty"`
+
+	// OBS (S3-compatible): endpoint URL, bucket, region, keys, addressing.
+	Endpoint  string     `json:"endpoint,omitempty" yaml:"endpoint,omitempty"`
+	Bucket    string     `json:"bucket,omitempty" yaml:"bucket,omitempty"`
+	Region    string     `json:"region,omitempty" yaml:"region,omitempty"`
+	AccessKey secret.Ref `json:"access_key,omitzero" yaml:"access_key,omitempty"`
+	SecretKey secret.Ref `json:"secret_key,omitzero" yaml:"secret_key,omitempty"`
+	PathStyle bool       `json:"path_style,omitempty" yaml:"path_style,omitempty"`
+	CAFile    string     `json:"ca_file,omitempty" yaml:"ca_file,omitempty"`
 }
 
-func (t Target) String() string { return t.Type + ":" + t.Path }
+// Kerberos for a secured HDFS.
+type Kerberos struct {
+	Principal        string `json:"principal" yaml:"principal"`
+	Keytab           string `json:"keytab" yaml:"keytab"` // a file on the worker
+	Krb5Conf         string `json:"krb5_conf,omitempty" yaml:"krb5_conf,omitempty"`
+	ServicePrincipal string `json:"service_principal,omitempty" yaml:"service_principal,omitempty"` // default nn/_HOST
+}
+
+func (t Target) String() string {
+	switch {
+	case t.Endpoint != "" || t.Bucket != "":
+		return fmt.Sprintf("%s:%s/%s/%s", t.Type, t.Endpoint, t.Bucket, t.Path)
+	case t.Server != "":
+		return fmt.Sprintf("%s:%s@%s:%s", t.Type, t.User, t.Server, t.Path)
+	case len(t.NameNodes) > 0:
+		return fmt.Sprintf("%s:%s%s", t.Type, strings.Join(t.NameNodes, ","), t.Path)
+	}
+	return t.Type + ":" + t.Path
+}
 
 // Factory opens a backend for a target.
 type Factory func(ctx context.Context, t Target) (Backend, error)
 
+// ParamError names the target parameter that is wrong.
+type ParamError struct{ Param, Msg string }
+
+func (e *ParamError) Error() string { return e.Param + ": " + e.Msg }
+
+// Validator checks a target's parameters without touching the network or
+// disk; it returns a *ParamError naming the parameter.
+type Validator func(t Target) error
+
 var (
-	regMu    sync.RWMutex
-	registry = map[string]Factory{}
+	regMu      sync.RWMutex
+	registry   = map[string]Factory{}
+	validators = map[string]Validator{}
 )
+
+// RegisterValidator adds the parameter check of a path type.
+func RegisterValidator(pathType string, v Validator) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	validators[strings.ToLower(pathType)] = v
+}
+
+// Validate runs the path type's parameter check, if it has one.
+func Validate(t Target) error {
+	regMu.RLock()
+	v := validators[strings.ToLower(t.Type)]
+	regMu.RUnlock()
+	if v == nil {
+		return nil
+	}
+	return v(t)
+}
 
 // Register makes a path type available; backends call it from init.
 func Register(pathType string, f Factory) {

@@ -364,6 +364,13 @@ func ValidateTarget(field string, t storage.Target) error {
 	if t.Path == "" {
 		return fieldErr(field+".path", "required")
 	}
+	if err := storage.Validate(t); err != nil {
+		var pe *storage.ParamError
+		if errors.As(err, &pe) {
+			return fieldErr(field+"."+pe.Param, "%s", pe.Msg)
+		}
+		return fieldErr(field, "%v", err)
+	}
 	return nil
 }
 

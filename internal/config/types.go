@@ -11,12 +11,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kbr-project/kbr/internal/secret"
 )
 
 // ByteSize is a byte count written as a number or with a unit: 20GiB, 64MiB, 500MB.
@@ -119,32 +120,4 @@ func (d *Duration) UnmarshalJSON(data []byte) error {
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
 // Secret is a reference to a secret, never the secret itself.
-type Secret struct {
-	Env  string `yaml:"env,omitempty" json:"env,omitempty"`
-	File string `yaml:"file,omitempty" json:"file,omitempty"`
-}
-
-// IsSet reports whether a reference was given.
-func (s Secret) IsSet() bool { return s.Env != "" || s.File != "" }
-
-// Resolve reads the secret where it is referenced. The error names the
-// reference, never the value.
-func (s Secret) Resolve(field string) (string, error) {
-	switch {
-	case s.Env != "" && s.File != "":
-		return "", fmt.Errorf("%s: give env or file, not both", field)
-	case s.Env != "":
-		v, ok := os.LookupEnv(s.Env)
-		if !ok {
-			return "", fmt.Errorf("%s: environment variable %s is not set on this worker", field, s.Env)
-		}
-		return v, nil
-	case s.File != "":
-		b, err := os.ReadFile(s.File)
-		if err != nil {
-			return "", fmt.Errorf("%s: read secret file: %w", field, err)
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
-	}
-	return "", fmt.Errorf("%s: no secret reference (env or file)", field)
-}
+type Secret = secret.Ref

@@ -31,9 +31,21 @@ func TestRoundTripZooKeeperToKRaft(t *testing.T) {
 		want[topic] = readAll(t, env.ZKModeBootstrap, topic)
 	}
 	assertAbortedAbsent(t, want[f.txn])
+	for i, pt := range pathTypes(t, env) {
+		t.Run(pt.name, func(t *testing.T) {
+			roundTrip(t, env, f, want, pt, i == 0)
+		})
+	}
+}
 
-	target := filepath.Join(t.TempDir(), "backups")
-	task := "rt-" + randID()
+// roundTrip backs the fixture up to one path type and restores it into
+// KRaft under topics renamed with the path type's suffix.
+func roundTrip(t *testing.T, env testenv.Env, f *fixture, want map[string]map[int32][]rec, pt pathType, first bool) {
+	task := "rt-" + strings.ToLower(pt.name) + "-" + randID()
+	targetJSON, err := json.Marshal(pt.target)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := writeFile(t, "backup.yaml", `
 cluster:
   name: zkmode
@@ -44,9 +56,7 @@ cluster:
 task: `+task+`
 topics:
   include: ["`+strings.Join(f.topics(), `", "`)+`"]
-target:
-  type: LocalDir
-  path: `+target+`
+target: `+string(targetJSON)+`
 options:
   parallelism: 3
   min_free_bytes: 1GiB
@@ -69,28 +79,33 @@ options:
 	if !strings.HasPrefix(out.Result.TaskDir, task+"_") {
 		t.Errorf("task dir %q, want %s_<creation time>", out.Result.TaskDir, task)
 	}
-	entries, _ := os.ReadDir(filepath.Join(target, out.Result.TaskDir))
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	for _, source := range []string{"_metadata_", "_offsets_", "_topicdata_", "_manifest_"} {
-		if !containsPart(names, source) {
-			t.Errorf("task folder has %v, want a %s entry named <version>%s<time>", names, source, source)
+	if pt.target.Type == "LocalDir" {
+		entries, _ := os.ReadDir(filepath.Join(pt.target.Path, out.Result.TaskDir))
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		for _, source := range []string{"_metadata_", "_offsets_", "_topicdata_", "_manifest_"} {
+			if !containsPart(names, source) {
+				t.Errorf("task folder has %v, want a %s entry named <version>%s<time>", names, source, source)
+			}
 		}
 	}
-	saveHistory(t, out.WorkflowID)
+	if first {
+		saveHistory(t, out.WorkflowID)
+	}
 
+	suffix := "-r" + strings.ToLower(pt.name)
 	rename := []string{}
 	for _, topic := range f.topics() {
-		rename = append(rename, topic+":"+topic+"-restored")
+		rename = append(rename, topic+":"+topic+suffix)
 	}
 	rcfg := writeFile(t, "restore.yaml", `
 cluster:
   name: kraft
   bootstrap_servers: `+quoteList(env.KRaftBootstrap)+`
 source:
-  target: {type: LocalDir, path: `+target+`}
+  target: `+string(targetJSON)+`
   recovery_point: `+out.Result.RecoveryPoint+`
 rename: `+quoteList(rename)+`
 options:
@@ -100,21 +115,29 @@ options:
 	if r.code != 0 {
 		t.Fatalf("restore exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
-
+	var rout struct {
+		WorkflowID string `json:"workflow_id"`
+	}
+	json.Unmarshal([]byte(r.stdout), &rout)
 	got := map[string]map[int32][]rec{}
 	for _, topic := range f.topics() {
-		got[topic] = readAll(t, env.KRaftBootstrap, topic+"-restored")
+		got[topic] = readAll(t, env.KRaftBootstrap, topic+suffix)
 		compareTopic(t, topic, want[topic], got[topic])
 	}
-	checkGroups(t, f, env.KRaftBootstrap, want, got)
-
-	// A second restore into the now non-empty topics is refused, untouched.
-	r = kbr(t, 2*time.Minute, "restore", "run", "-f", rcfg)
-	if r.code != 1 || !strings.Contains(r.stderr, "already holds") || !strings.Contains(r.stderr, "allow_nonempty") {
-		t.Errorf("restore into non-empty topics: exit %d, stderr %s; want exit 1 naming allow_nonempty", r.code, r.stderr)
+	checkGroups(t, f, env.KRaftBootstrap, suffix, want, got)
+	if len(pt.secrets) > 0 {
+		assertNoSecrets(t, pt.secrets, out.WorkflowID, rout.WorkflowID)
 	}
-	again := readAll(t, env.KRaftBootstrap, f.main+"-restored")
-	compareTopic(t, f.main+" after refused restore", want[f.main], again)
+
+	if first {
+		// A second restore into the now non-empty topics is refused, untouched.
+		r = kbr(t, 2*time.Minute, "restore", "run", "-f", rcfg)
+		if r.code != 1 || !strings.Contains(r.stderr, "already holds") || !strings.Contains(r.stderr, "allow_nonempty") {
+			t.Errorf("restore into non-empty topics: exit %d, stderr %s; want exit 1 naming allow_nonempty", r.code, r.stderr)
+		}
+		again := readAll(t, env.KRaftBootstrap, f.main+suffix)
+		compareTopic(t, f.main+" after refused restore", want[f.main], again)
+	}
 }
 
 func containsPart(names []string, part string) bool {
@@ -173,7 +196,7 @@ func compareTopic(t *testing.T, topic string, want, got map[int32][]rec) {
 
 // checkGroups: each group's translated offset on the target points at the
 // same next record as its offset on the source (or both at the end).
-func checkGroups(t *testing.T, f *fixture, target []string, want, got map[string]map[int32][]rec) {
+func checkGroups(t *testing.T, f *fixture, target []string, suffix string, want, got map[string]map[int32][]rec) {
 	t.Helper()
 	adm := kadm.NewClient(client(t, target))
 	for group, topics := range f.groupOffsets {
@@ -183,9 +206,9 @@ func checkGroups(t *testing.T, f *fixture, target []string, want, got map[string
 		}
 		for topic, parts := range topics {
 			for p, srcOff := range parts {
-				o, ok := fetched.Lookup(topic+"-restored", p)
+				o, ok := fetched.Lookup(topic+suffix, p)
 				if !ok {
-					t.Errorf("group %s: no offset for %s-restored[%d] on the target (source had %d)", group, topic, p, srcOff)
+					t.Errorf("group %s: no offset for %s%s[%d] on the target (source had %d)", group, topic, suffix, p, srcOff)
 					continue
 				}
 				wantNext, wantEnd := next(want[topic][p], srcOff)

@@ -1,13 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"gopkg.in/yaml.v3"
+
+	"github.com/kbr-project/kbr/internal/backupset"
+	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/workflows"
 
 	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/storage"
@@ -60,6 +71,99 @@ func backupsCmd() *cobra.Command {
 	}
 	list.Flags().StringVar(&pathType, "type", "LocalDir", "path type of PATH")
 	list.Flags().BoolVar(&jsonOut, "json", false, "machine-readable output")
-	cmd.AddCommand(list)
+	cmd.AddCommand(list, verifyCmd())
 	return cmd
+}
+
+func verifyCmd() *cobra.Command {
+	var (
+		c          conn
+		rp         string
+		targetFile string
+		jsonOut    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "verify PATH",
+		Short: "Re-read every file of a recovery point and check sizes and SHA-256 (a VerifyWorkflow)",
+		Long: `PATH is a recovery point's manifest file on local disk
+(/backups/<task>_<created>/<version>_manifest_<executed>.json), or a LocalDir
+backup path with --recovery-point NAME|latest. For other path types give the
+target as a YAML file with --target and the recovery point with --recovery-point.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := verifyInput(args, rp, targetFile)
+			if err != nil {
+				return withCode(exitBadInput, err)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			cl, err := c.dial(ctx, nil)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			id := workflowID("verify", "rp", time.Now())
+			opts := client.StartWorkflowOptions{ID: id, TypedSearchAttributes: temporal.NewSearchAttributes(
+				workflows.SAKind.ValueSet("verify"), workflows.SAStatus.ValueSet(workflows.StatusRunning))}
+			var res activities.RecoveryPoint
+			if err := startAndWatch(ctx, cl, opts, workflows.VerifyWorkflowName, in, jsonOut, false, &res); err != nil {
+				return err
+			}
+			return printJSONOr(jsonOut, map[string]any{"workflow_id": id, "status": workflows.StatusSucceeded, "result": res}, func() {
+				fmt.Printf("recovery point %s: %d files, %d bytes, every size and SHA-256 matches\n", res.Manifest, res.Files, res.Bytes)
+			})
+		},
+	}
+	c.flags(cmd)
+	cmd.Flags().StringVar(&rp, "recovery-point", "", "manifest name relative to the target, or latest")
+	cmd.Flags().StringVar(&targetFile, "target", "", "YAML file holding the target (type, path and the path type's parameters)")
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "machine-readable output on stdout")
+	return cmd
+}
+
+// verifyInput turns the command line into the workflow input.
+func verifyInput(args []string, rp, targetFile string) (activities.VerifyInput, error) {
+	var in activities.VerifyInput
+	switch {
+	case targetFile != "":
+		data, err := os.ReadFile(targetFile)
+		if err != nil {
+			return in, fmt.Errorf("--target: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&in.Source.Target); err != nil {
+			return in, fmt.Errorf("--target %s: %v", targetFile, err)
+		}
+		in.Source.RecoveryPoint = rp
+	case len(args) == 1 && strings.HasSuffix(args[0], ".json"):
+		abs, err := filepath.Abs(args[0])
+		if err != nil {
+			return in, err
+		}
+		taskDir := filepath.Dir(abs)
+		in.Source.Target = storage.Target{Type: "LocalDir", Path: filepath.Dir(taskDir)}
+		in.Source.RecoveryPoint = filepath.Base(taskDir) + "/" + filepath.Base(abs)
+	case len(args) == 1:
+		abs, err := filepath.Abs(args[0])
+		if err != nil {
+			return in, err
+		}
+		in.Source.Target = storage.Target{Type: "LocalDir", Path: abs}
+		in.Source.RecoveryPoint = rp
+	default:
+		return in, fmt.Errorf("give PATH, or --target FILE with --recovery-point")
+	}
+	if in.Source.RecoveryPoint == "" {
+		return in, fmt.Errorf("--recovery-point: required unless PATH is a manifest file")
+	}
+	if err := config.ValidateTarget("target", in.Source.Target); err != nil {
+		return in, err
+	}
+	if in.Source.RecoveryPoint != "latest" {
+		if _, _, _, ok := backupset.ParseManifestName(in.Source.RecoveryPoint); !ok {
+			return in, fmt.Errorf("%s is not a recovery point's manifest (<task>_<created>/<version>_manifest_<executed>.json)", in.Source.RecoveryPoint)
+		}
+	}
+	return in, nil
 }

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -241,8 +242,14 @@ func prepareDatabase(sqlCfg *config.SQL, dbPath, stampPath, namespace string, lo
 	if err != nil {
 		return fmt.Errorf("namespace %q: %w", namespace, err)
 	}
+	// Keep finished runs for 30 days: they are the task history operators
+	// read (kbr task history, the Web UI), not debugging leftovers.
+	ns.Detail.Config.Retention = durationpb.New(HistoryRetention)
 	if err := sqliteschema.CreateNamespaces(sqlCfg, ns); err != nil {
 		return fmt.Errorf("create namespace %q in %s: %w", namespace, dbPath, err)
 	}
 	return nil
 }
+
+// HistoryRetention is how long the embedded server keeps finished workflows.
+const HistoryRetention = 30 * 24 * time.Hour

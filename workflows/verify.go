@@ -1,0 +1,37 @@
+package workflows
+
+import (
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/kbr-project/kbr/activities"
+)
+
+// VerifyWorkflowName is the type name of VerifyWorkflow.
+const VerifyWorkflowName = "VerifyWorkflow"
+
+// VerifyWorkflow re-reads every file of a recovery point and checks its size
+// and SHA-256; a damaged or missing file fails it with every such file named.
+func VerifyWorkflow(ctx workflow.Context, in activities.VerifyInput) (*activities.RecoveryPoint, error) {
+	p := Progress{Kind: "verify", Status: StatusRunning}
+	t := newTracker(ctx, &p, StepVerify)
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return p, nil }); err != nil {
+		return nil, err
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SAKind.ValueSet("verify"), SAStatus.ValueSet(StatusRunning))
+	t.start(StepVerify)
+	var rp activities.RecoveryPoint
+	err := workflow.ExecuteActivity(longOpts(ctx), a.ResolveRecoveryPoint, in).Get(ctx, &rp)
+	p.Status = StatusSucceeded
+	if err != nil {
+		p.Status = StatusFailed
+		t.fail(StepVerify, err)
+	} else {
+		p.RecoveryPoint = rp.Manifest
+		t.done(StepVerify, "every file matches its size and SHA-256")
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SAStatus.ValueSet(p.Status))
+	if err != nil {
+		return nil, err
+	}
+	return &rp, nil
+}

@@ -13,10 +13,14 @@ import (
 	"log/slog"
 	"sync"
 
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/kdata"
+	"github.com/kbr-project/kbr/internal/lock"
 	"github.com/kbr-project/kbr/storage"
 	_ "github.com/kbr-project/kbr/storage/all" // every path type
 )
@@ -24,6 +28,10 @@ import (
 // Activities carries what activities share. The zero value works.
 type Activities struct {
 	Logger *slog.Logger
+	// Temporal and TaskQueue let activities start and signal workflows
+	// (the cluster lock).
+	Temporal  client.Client
+	TaskQueue string
 
 	manifests sync.Map // "<target>|<name>" -> *backupset.Manifest (immutable once written)
 }
@@ -140,4 +148,42 @@ func (a *Activities) loadManifest(ctx context.Context, b storage.Backend, name s
 
 func badInputTyped(msg, typ string) error {
 	return temporal.NewNonRetryableApplicationError(msg, typ, errors.New(msg))
+}
+
+// SignalLockAcquire is the signal a cluster's lock workflow takes requests on.
+const SignalLockAcquire = "kbr-lock-acquire"
+
+// LockWorkflowID is the id of a cluster's lock workflow.
+func LockWorkflowID(cluster string) string { return "kbr-lock-" + cluster }
+
+// LockRequestInput asks a cluster's lock workflow for the lock.
+type LockRequestInput struct {
+	Cluster string       `json:"cluster"`
+	Request lock.Request `json:"request"`
+}
+
+// RequestClusterLock signals the cluster's lock workflow, starting it if it
+// is not running (signal-with-start is atomic, so two requesters never
+// start two locks).
+func (a *Activities) RequestClusterLock(ctx context.Context, in LockRequestInput) error {
+	if a.Temporal == nil {
+		return errors.New("this worker has no Temporal client for the cluster lock")
+	}
+	_, err := a.Temporal.SignalWithStartWorkflow(ctx, LockWorkflowID(in.Cluster), SignalLockAcquire, in.Request,
+		client.StartWorkflowOptions{TaskQueue: a.TaskQueue, WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING},
+		"ClusterLockWorkflow", lock.State{Cluster: in.Cluster})
+	return err
+}
+
+// IsRunning reports whether a workflow run is still running.
+func (a *Activities) IsRunning(ctx context.Context, workflowID, runID string) (bool, error) {
+	d, err := a.Temporal.DescribeWorkflowExecution(ctx, workflowID, runID)
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return false, nil
+		}
+		return false, err
+	}
+	return d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
 }

@@ -25,6 +25,7 @@ type Options struct {
 func Register(w worker.Registry, acts *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.BackupWorkflow, workflow.RegisterOptions{Name: workflows.BackupWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.RestoreWorkflow, workflow.RegisterOptions{Name: workflows.RestoreWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.ClusterLockWorkflow, workflow.RegisterOptions{Name: workflows.ClusterLockWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.VerifyWorkflow, workflow.RegisterOptions{Name: workflows.VerifyWorkflowName})
 	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 }
@@ -37,6 +38,6 @@ func New(c client.Client, o Options) worker.Worker {
 	w := worker.New(c, workflows.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: o.MaxConcurrentActivities,
 	})
-	Register(w, &activities.Activities{Logger: o.Logger})
+	Register(w, &activities.Activities{Logger: o.Logger, Temporal: c, TaskQueue: workflows.TaskQueue})
 	return w
 }

@@ -107,6 +107,16 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 		t.fail(StepPreflight, err)
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeBadInput, nil)
 	}
+	// One run per cluster at a time, whoever started it (histories recorded
+	// before the lock existed replay without it).
+	if workflow.GetVersion(ctx, "cluster-lock", workflow.DefaultVersion, 1) == 1 {
+		release, err := clusterLock(ctx, cfg.Cluster.Name, cfg.Task, "backup", cfg.Cluster.LockQueue, &w.progress, t)
+		if err != nil {
+			t.fail(StepPreflight, err)
+			return nil, err
+		}
+		defer release()
+	}
 	var pre activities.PreflightReport
 	if err := workflow.ExecuteActivity(shortOpts(ctx, 5*time.Minute, 3), a.Preflight,
 		activities.PreflightInput{Config: cfg, ExecutedAt: executed}).Get(ctx, &pre); err != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/testsuite"
@@ -15,6 +16,7 @@ import (
 	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/internal/lock"
 	"github.com/kbr-project/kbr/storage"
 	_ "github.com/kbr-project/kbr/storage/localdir"
 )
@@ -34,7 +36,45 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	env.RegisterWorkflowWithOptions(BackupWorkflow, workflow.RegisterOptions{Name: BackupWorkflowName})
 	env.RegisterWorkflowWithOptions(RestoreWorkflow, workflow.RegisterOptions{Name: RestoreWorkflowName})
 	env.RegisterActivity(&activities.Activities{})
+	// The cluster lock: the request goes out and the grant comes back.
+	env.OnActivity(a.RequestClusterLock, mock.Anything, mock.Anything).Return(nil)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalLockReply, lock.Reply{Granted: true}) }, time.Millisecond)
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, mock.Anything, SignalLockRelease, mock.Anything).Return(nil)
 	return env
+}
+
+// A run refused by the cluster lock (its task already running, or the
+// queue full) fails with that reason before any preflight.
+func TestBackupWorkflowRefusedByLock(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(BackupWorkflow, workflow.RegisterOptions{Name: BackupWorkflowName})
+	env.RegisterActivity(&activities.Activities{})
+	env.OnActivity(a.RequestClusterLock, mock.Anything, mock.Anything).Return(nil)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(SignalLockReply, lock.Reply{Position: 1, Holder: "backup of task other"})
+	}, time.Millisecond)
+	env.RegisterDelayedCallback(func() {
+		v, _ := env.QueryWorkflow(QueryProgress)
+		var p Progress
+		v.Get(&p)
+		if !strings.Contains(p.Waiting, "backup of task other") {
+			t.Errorf("while queued, progress says %q", p.Waiting)
+		}
+		env.SignalWorkflow(SignalLockReply, lock.Reply{Refused: "task c1 is already running (x)"})
+	}, time.Second)
+	preflight := false
+	env.OnActivity(a.Preflight, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.PreflightInput) (*activities.PreflightReport, error) {
+		preflight = true
+		return nil, errors.New("unexpected")
+	})
+	env.ExecuteWorkflow(BackupWorkflowName, testConfig())
+	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Fatalf("got %v, want the lock's refusal", err)
+	}
+	if preflight {
+		t.Error("preflight ran without the cluster lock")
+	}
 }
 
 // The backup runs the MRS steps in order, skips empty partitions without an

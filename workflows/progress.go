@@ -18,10 +18,12 @@ type Step struct {
 
 // Progress is what the progress query returns and the CLI shows.
 type Progress struct {
-	Kind            string `json:"kind"`
-	Cluster         string `json:"cluster"`
-	Task            string `json:"task,omitempty"`
-	Status          string `json:"status"`
+	Kind    string `json:"kind"`
+	Cluster string `json:"cluster"`
+	Task    string `json:"task,omitempty"`
+	Status  string `json:"status"`
+	// Waiting says what the run waits for (the cluster lock), if anything.
+	Waiting         string `json:"waiting,omitempty"`
 	Steps           []Step `json:"steps"`
 	PartitionsTotal int    `json:"partitions_total"`
 	PartitionsDone  int    `json:"partitions_done"`
@@ -98,6 +100,9 @@ func (t *tracker) fail(name string, err error) {
 func (t *tracker) details() {
 	p := t.p
 	s := fmt.Sprintf("**%s %s** — %s", p.Kind, p.Cluster, p.Status)
+	if p.Waiting != "" {
+		s += "\n\n" + p.Waiting
+	}
 	for _, st := range p.Steps {
 		s += fmt.Sprintf("\n- %s: %s", st.Name, st.Status)
 		if st.Detail != "" {

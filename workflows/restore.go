@@ -71,6 +71,14 @@ func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracke
 		t.fail(StepVerify, err)
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeBadInput, nil)
 	}
+	if workflow.GetVersion(ctx, "cluster-lock", workflow.DefaultVersion, 1) == 1 {
+		release, err := clusterLock(ctx, cfg.Cluster.Name, "", "restore", cfg.Cluster.LockQueue, p, t)
+		if err != nil {
+			t.fail(StepVerify, err)
+			return nil, err
+		}
+		defer release()
+	}
 	var rp activities.RecoveryPoint
 	if err := workflow.ExecuteActivity(longOpts(ctx), a.ResolveRecoveryPoint, activities.VerifyInput{Source: cfg.Source}).Get(ctx, &rp); err != nil {
 		t.fail(StepVerify, err)

@@ -62,7 +62,7 @@ func watch(ctx context.Context, cl client.Client, run client.WorkflowRun, quiet 
 	go func() { done <- run.Get(ctx, nil) }()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lastStep, lastLine := "", time.Time{}
+	lastStep, lastLine, lastWait := "", time.Time{}, ""
 	start := time.Now()
 	for {
 		select {
@@ -85,6 +85,12 @@ func watch(ctx context.Context, cl client.Client, run client.WorkflowRun, quiet 
 				continue
 			}
 			printSteps(out, p, &lastStep, tty)
+			if p.Waiting != lastWait {
+				lastWait = p.Waiting
+				if p.Waiting != "" {
+					fmt.Fprintln(out, "  "+p.Waiting)
+				}
+			}
 			if p.PartitionsTotal == 0 {
 				continue
 			}

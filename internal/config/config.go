@@ -29,6 +29,9 @@ type Cluster struct {
 	// KafkaVersion overrides the version guessed from the brokers' API
 	// versions; it heads every file name.
 	KafkaVersion string `yaml:"kafka_version,omitempty" json:"kafka_version,omitempty"`
+	// LockQueue bounds how many runs wait for this cluster while another
+	// holds it (default 10); one more is refused.
+	LockQueue int `yaml:"lock_queue,omitempty" json:"lock_queue,omitempty"`
 	// ConnectTimeout bounds every reachability check (default 10s).
 	ConnectTimeout Duration `yaml:"connect_timeout,omitempty" json:"connect_timeout,omitempty"`
 }
@@ -256,6 +259,9 @@ func (c *Cluster) Validate(prefix string) error {
 		if !s.Password.IsSet() {
 			return fieldErr(prefix+".sasl.password", "required: a secret reference {env: NAME} or {file: PATH}")
 		}
+	}
+	if c.LockQueue < 0 || c.LockQueue > 1000 {
+		return fieldErr(prefix+".lock_queue", "%d: want 0..1000 (0: the default, 10)", c.LockQueue)
 	}
 	if c.ConnectTimeout < 0 {
 		return fieldErr(prefix+".connect_timeout", "must be positive")

@@ -79,6 +79,11 @@ func waitSegments(t *testing.T, c sdkclient.Client, id string, n int) {
 		if time.Now().After(deadline) {
 			t.Fatal("the export never reached a checkpoint")
 		}
+		if d, err := c.DescribeWorkflowExecution(context.Background(), id, ""); err == nil &&
+			d.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			err := c.GetWorkflow(context.Background(), id, "").Get(context.Background(), nil)
+			t.Fatalf("%s ended (%s) before its export reached a checkpoint: %v", id, d.GetWorkflowExecutionInfo().GetStatus(), err)
+		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -11,6 +13,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/kbr-project/kbr/internal/secret"
 	"github.com/kbr-project/kbr/internal/testenv"
 	"github.com/kbr-project/kbr/storage"
 )
@@ -25,9 +28,55 @@ type pathType struct {
 // pathTypes lists every path type with its real server from the stack.
 func pathTypes(t *testing.T, env testenv.Env) []pathType {
 	t.Helper()
-	return []pathType{
+	id := randID()
+	hostPort := func(key string) (string, int) {
+		host, port, err := net.SplitHostPort(need(t, env, key))
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		n, _ := strconv.Atoi(port)
+		return host, n
+	}
+	out := []pathType{
 		{name: "LocalDir", target: storage.Target{Type: "LocalDir", Path: filepath.Join(t.TempDir(), "backups")}},
 	}
+	hdfs := storage.Target{NameNodes: []string{need(t, env, "KBR_HDFS_NAMENODE")}, User: need(t, env, "KBR_HDFS_USER"),
+		Path: need(t, env, "KBR_HDFS_HOME") + "/e2e-" + id}
+	local, remote := hdfs, hdfs
+	local.Type, local.NameService, local.Path = "LocalHDFS", "hacluster", local.Path+"-local"
+	remote.Type, remote.NameService = "RemoteHDFS", "standby"
+	out = append(out, pathType{name: "LocalHDFS", target: local}, pathType{name: "RemoteHDFS", target: remote})
+
+	// The kernel here has no NFS client, so NFS runs in existing-mount mode
+	// (KBR_NFS_MOUNT_ERROR in stack.env says why); with a server mode the
+	// stack gives a mount command instead.
+	nfs := storage.Target{Type: "NFS", Path: "e2e-" + id}
+	if env.Vars["KBR_NFS_MODE"] == "server" {
+		nfs.Server, nfs.SharePath = need(t, env, "KBR_NFS_SERVER"), need(t, env, "KBR_NFS_SHARE")
+		nfs.MountPoint, nfs.MountCommand = need(t, env, "KBR_NFS_MOUNT_POINT"), need(t, env, "KBR_NFS_MOUNT_COMMAND")
+	} else {
+		nfs.ExistingMount, nfs.MountPoint = true, need(t, env, "KBR_NFS_EXISTING_DIR")
+	}
+	out = append(out, pathType{name: "NFS", target: nfs})
+
+	host, port := hostPort("KBR_CIFS_ADDR")
+	cifsPass := need(t, env, "KBR_CIFS_PASSWORD_FILE")
+	out = append(out, pathType{name: "CIFS", secrets: []string{fileSecret(t, cifsPass)}, target: storage.Target{
+		Type: "CIFS", Server: host, Port: port, User: need(t, env, "KBR_CIFS_USER"), Password: secret.Ref{File: cifsPass},
+		Share: need(t, env, "KBR_CIFS_SHARE"), Path: "e2e-" + id}})
+
+	host, port = hostPort("KBR_SFTP_ADDR")
+	sftpPass := need(t, env, "KBR_SFTP_PASSWORD_FILE")
+	out = append(out, pathType{name: "SFTP", secrets: []string{fileSecret(t, sftpPass)}, target: storage.Target{
+		Type: "SFTP", Server: host, Port: port, User: need(t, env, "KBR_SFTP_USER"), Password: secret.Ref{File: sftpPass},
+		KnownHostKey: need(t, env, "KBR_SFTP_KNOWN_HOST"), Path: need(t, env, "KBR_SFTP_ROOT") + "/e2e-" + id}})
+
+	obsSecret := need(t, env, "KBR_OBS_SECRET_KEY_FILE")
+	out = append(out, pathType{name: "OBS", secrets: []string{fileSecret(t, obsSecret)}, target: storage.Target{
+		Type: "OBS", Endpoint: need(t, env, "KBR_OBS_ENDPOINT"), Bucket: need(t, env, "KBR_OBS_BUCKET"),
+		Region: env.Vars["KBR_OBS_REGION"], PathStyle: true, Path: "e2e-" + id,
+		AccessKey: secret.Ref{File: need(t, env, "KBR_OBS_ACCESS_KEY_FILE")}, SecretKey: secret.Ref{File: obsSecret}}})
+	return out
 }
 
 // need returns a stack.env value or fails the test.

@@ -183,7 +183,8 @@ func (t Target) String() string {
 // Factory opens a backend for a target.
 type Factory func(ctx context.Context, t Target) (Backend, error)
 
-// ParamError names the target parameter that is wrong.
+// ParamError names the target parameter that is wrong, as it is written in
+// a backup config ("target.server"); callers nest it under their own field.
 type ParamError struct{ Param, Msg string }
 
 func (e *ParamError) Error() string { return e.Param + ": " + e.Msg }

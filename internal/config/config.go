@@ -373,7 +373,8 @@ func ValidateTarget(field string, t storage.Target) error {
 	if err := storage.Validate(t); err != nil {
 		var pe *storage.ParamError
 		if errors.As(err, &pe) {
-			return fieldErr(field+"."+pe.Param, "%s", pe.Msg)
+			// Validators name fields as in a backup config ("target.server").
+			return fieldErr(field+"."+strings.TrimPrefix(pe.Param, "target."), "%s", pe.Msg)
 		}
 		return fieldErr(field, "%v", err)
 	}

@@ -1,11 +1,13 @@
 package config
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/kbr-project/kbr/storage"
 	_ "github.com/kbr-project/kbr/storage/localdir"
 )
 
@@ -81,5 +83,21 @@ func TestByteSize(t *testing.T) {
 	}
 	if _, err := ParseByteSize("-1"); err == nil {
 		t.Error("negative size accepted")
+	}
+}
+
+// A path type's own parameter check names the field where the operator
+// wrote it, under the target's place in the document.
+func TestTargetParamsNamed(t *testing.T) {
+	storage.RegisterValidator("TestType", func(t storage.Target) error {
+		if t.Server == "" {
+			return &storage.ParamError{Param: "target.server", Msg: "required"}
+		}
+		return nil
+	})
+	storage.Register("TestType", func(context.Context, storage.Target) (storage.Backend, error) { return nil, nil })
+	err := ValidateTarget("source.target", storage.Target{Type: "TestType", Path: "/x"})
+	if err == nil || err.Error() != "source.target.server: required" {
+		t.Errorf("got %v, want source.target.server: required", err)
 	}
 }

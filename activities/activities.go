@@ -23,6 +23,7 @@ import (
 	"github.com/kbr-project/kbr/internal/lock"
 	"github.com/kbr-project/kbr/storage"
 	_ "github.com/kbr-project/kbr/storage/all" // every path type
+	"github.com/kbr-project/kbr/storage/decorate"
 )
 
 // Activities carries what activities share. The zero value works.
@@ -186,4 +187,16 @@ func (a *Activities) IsRunning(ctx context.Context, workflowID, runID string) (b
 		return false, err
 	}
 	return d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+}
+
+// openTarget opens a backup target with the cross-cutting behaviour every
+// backend shares: operations logged (debug, warn on failure) and the
+// repeatable ones retried over short outages before the activity's own
+// retry takes over.
+func (a *Activities) openTarget(ctx context.Context, t storage.Target) (storage.Backend, error) {
+	b, err := storage.Open(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return decorate.Retry(decorate.Log(b, a.log()), decorate.DefaultPolicy), nil
 }

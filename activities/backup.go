@@ -171,7 +171,7 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 				fail("target %s: %s free, below the %s needed (max of options.min_free_bytes and 1.5 x the estimated %s)", cfg.Target, config.ByteSize(free), config.ByteSize(need), config.ByteSize(rep.EstimatedBytes))
 			}
 		}
-	} else if b, err := storage.Open(ctx, cfg.Target); err != nil {
+	} else if b, err := a.openTarget(ctx, cfg.Target); err != nil {
 		fail("target %s: %v", cfg.Target, err)
 	} else {
 		defer b.Close()
@@ -378,7 +378,7 @@ func (a *Activities) SnapshotMetadata(ctx context.Context, in SnapshotInput) (*b
 			return nil, fmt.Errorf("znode snapshot of %s: %w", z.Chroot, err)
 		}
 	}
-	b, err := storage.Open(ctx, cfg.Target)
+	b, err := a.openTarget(ctx, cfg.Target)
 	if err != nil {
 		return nil, permanent(err)
 	}
@@ -411,7 +411,7 @@ func (a *Activities) SnapshotOffsets(ctx context.Context, in SnapshotInput) (*ba
 	if err != nil {
 		return nil, fmt.Errorf("consumer offsets of %s: %w", cfg.Cluster.Name, err)
 	}
-	b, err := storage.Open(ctx, cfg.Target)
+	b, err := a.openTarget(ctx, cfg.Target)
 	if err != nil {
 		return nil, permanent(err)
 	}
@@ -521,7 +521,7 @@ func (a *Activities) ExportPartition(ctx context.Context, in ExportInput) (*Expo
 	if prog.NextOffset >= in.Range.End {
 		return &prog, nil
 	}
-	b, err := storage.Open(ctx, in.Target)
+	b, err := a.openTarget(ctx, in.Target)
 	if err != nil {
 		return nil, permanent(err)
 	}
@@ -581,7 +581,7 @@ type ManifestInput struct {
 // WriteManifest checks that every listed file is on the target with its
 // size, then writes the manifest, last: from now on the recovery point exists.
 func (a *Activities) WriteManifest(ctx context.Context, in ManifestInput) (string, error) {
-	b, err := storage.Open(ctx, in.Target)
+	b, err := a.openTarget(ctx, in.Target)
 	if err != nil {
 		return "", permanent(err)
 	}

@@ -47,7 +47,7 @@ type VerifyInput struct {
 // manifest name) and checks every file it lists: present, same size, same
 // SHA-256. Damaged or missing files are all named in one error.
 func (a *Activities) ResolveRecoveryPoint(ctx context.Context, in VerifyInput) (*RecoveryPoint, error) {
-	b, err := storage.Open(ctx, in.Source.Target)
+	b, err := a.openTarget(ctx, in.Source.Target)
 	if err != nil {
 		return nil, permanent(err)
 	}
@@ -185,7 +185,7 @@ type PrepareResult struct {
 // Every check runs before the first topic is created.
 func (a *Activities) PrepareRestore(ctx context.Context, in PrepareInput) (*PrepareResult, error) {
 	cfg := in.Config
-	b, err := storage.Open(ctx, cfg.Source.Target)
+	b, err := a.openTarget(ctx, cfg.Source.Target)
 	if err != nil {
 		return nil, permanent(err)
 	}
@@ -437,7 +437,7 @@ type RestorePartitionResult struct {
 // yet (see kdata.RestoreSpec for why this is exactly once).
 func (a *Activities) RestorePartition(ctx context.Context, in RestorePartitionInput) (*RestorePartitionResult, error) {
 	cfg := in.Config
-	b, err := storage.Open(ctx, cfg.Source.Target)
+	b, err := a.openTarget(ctx, cfg.Source.Target)
 	if err != nil {
 		return nil, permanent(err)
 	}

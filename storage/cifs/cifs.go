@@ -1,0 +1,794 @@
+// Package cifs is the CIFS backend: a directory in an SMB2/3 share (Windows
+// file servers, Samba, NAS appliances), through github.com/hirochachacha/go-smb2.
+//
+// Writes go to "<name>.kbr-partial", buffered 1 MiB at a time, are flushed
+// to disk on Commit and then renamed into place. go-smb2 (v1.1.0) renames
+// without "replace if exists", so replacing an existing file removes it
+// first: a reader may then briefly see no file, never a partial one. A
+// retried Create truncates a leftover partial.
+//
+// One SMB session (one TCP connection, NTLM authentication, one tree
+// connect to the share) carries every operation but directory reads: SMB2
+// multiplexes requests by message id and go-smb2 serialises sending and
+// dispatches replies, so the session is shared by concurrent operations.
+// Directory reads get a second session, one read at a time: go-smb2 v1.1.0
+// asks for a 1 MiB directory listing whatever credits it could borrow, and
+// when concurrent reads and writes hold most of the session's credits the
+// server rejects the request (STATUS_INVALID_PARAMETER). A session whose
+// connection failed is replaced by the next operation. Requests are not
+// cancelled mid-flight by a context (a cancelled request would leave its
+// handle open on the server); contexts are checked between requests, and
+// TCP keepalives end connections to a server that vanished.
+//
+// Errors name the target; logon failures, access denied, a missing share,
+// missing files and a full disk are permanent, connection failures are not.
+package cifs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hirochachacha/go-smb2"
+
+	"github.com/kbr-project/kbr/storage"
+)
+
+// PathType is the MRS path type of this backend.
+const PathType = "CIFS"
+
+// DefaultPort is the SMB port used when target.port is 0.
+const DefaultPort = 445
+
+const (
+	partialSuffix = ".kbr-partial"
+	// writeBuffer is how much a Writer gathers before sending one write
+	// request (go-smb2 caps requests at 1 MiB, what Windows accepts).
+	writeBuffer = 1 << 20
+	// readBuffer is the size of each read request when streaming a file.
+	readBuffer = 1 << 20
+	// dialTimeout bounds the TCP connect, negotiation, logon and tree connect.
+	dialTimeout = 20 * time.Second
+	// opTimeout bounds one metadata request (stat, rename, directory read).
+	opTimeout = 2 * time.Minute
+	// cleanupTimeout bounds the removal of a partial file after Abort or a
+	// failed Commit, which runs whatever the caller's context.
+	cleanupTimeout = 30 * time.Second
+)
+
+// NTSTATUS codes (MS-ERREF) that go-smb2 does not map to fs errors.
+const (
+	statusSharingViolation     = 0xC0000043
+	statusQuotaExceeded        = 0xC0000044
+	statusDeletePending        = 0xC0000056
+	statusNoSuchUser           = 0xC0000064
+	statusWrongPassword        = 0xC000006A
+	statusLogonFailure         = 0xC000006D
+	statusAccountRestriction   = 0xC000006E
+	statusPasswordExpired      = 0xC0000071
+	statusAccountDisabled      = 0xC0000072
+	statusDiskFull             = 0xC000007F
+	statusFileIsADirectory     = 0xC00000BA
+	statusNetworkNameDeleted   = 0xC00000C9
+	statusBadNetworkName       = 0xC00000CC
+	statusNotADirectory        = 0xC0000103
+	statusAccountExpired       = 0xC0000193
+	statusUserSessionDeleted   = 0xC0000203
+	statusPasswordMustChange   = 0xC0000224
+	statusAccountLockedOut     = 0xC0000234
+	statusNetworkSessionExpiry = 0xC000035C
+	statusObjectNameInvalid    = 0xC0000033
+	statusObjectPathSyntaxBad  = 0xC000003B
+)
+
+func init() {
+	storage.Register(PathType, func(ctx context.Context, t storage.Target) (storage.Backend, error) {
+		return New(ctx, t)
+	})
+	storage.RegisterValidator(PathType, Validate)
+}
+
+// Backend is a CIFS target.
+type Backend struct {
+	desc     string // the target as Target.String shows it
+	addr     string // host:port
+	server   string
+	share    string
+	unc      string // \\server\share, for messages
+	root     string // directory in the share, slash-separated, "" for the share's root
+	user     string
+	domain   string
+	password string
+
+	mu     sync.Mutex
+	main   *session // everything but directory reads
+	dirs   *session // directory reads, one at a time (dirsMu)
+	closed bool
+
+	dirsMu sync.Mutex
+}
+
+var _ storage.Backend = (*Backend)(nil)
+
+// session is one TCP connection with its SMB session and tree connect.
+type session struct {
+	tcp       net.Conn
+	s         *smb2.Session
+	share     *smb2.Share
+	mu        sync.Mutex
+	dead      bool
+	closeOnce sync.Once
+}
+
+func (s *session) isDead() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dead
+}
+
+func (s *session) close() {
+	s.mu.Lock()
+	wasDead := s.dead
+	s.dead = true
+	s.mu.Unlock()
+	s.closeOnce.Do(func() {
+		if !wasDead {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			s.share.WithContext(ctx).Umount()
+			s.s.WithContext(ctx).Logoff()
+			cancel()
+		}
+		s.tcp.Close()
+	})
+}
+
+// New opens the target: it resolves the password, connects, logs on,
+// connects to the share and creates the directory if needed.
+func New(ctx context.Context, t storage.Target) (*Backend, error) {
+	if err := Validate(t); err != nil {
+		return nil, storage.Permanent(fmt.Errorf("%s: %w", t, err))
+	}
+	pw, err := t.Password.Resolve("target.password")
+	if err != nil {
+		return nil, storage.Permanent(fmt.Errorf("%s: %w", t, err))
+	}
+	port := t.Port
+	if port == 0 {
+		port = DefaultPort
+	}
+	server := strings.Trim(t.Server, "[]")
+	b := &Backend{
+		desc:     t.String(),
+		addr:     net.JoinHostPort(server, strconv.Itoa(port)),
+		server:   server,
+		share:    t.Share,
+		unc:      `\\` + server + `\` + t.Share,
+		root:     cleanRoot(t.Path),
+		user:     t.User,
+		password: pw,
+	}
+	if d, u, ok := strings.Cut(t.User, `\`); ok {
+		b.domain, b.user = d, u
+	}
+	s, err := b.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.mkdirAll(s, b.root); err != nil {
+		b.Close()
+		return nil, b.classify(s, "create directory", b.root, err)
+	}
+	return b, nil
+}
+
+// cleanRoot turns target.path into a share-relative slash path.
+func cleanRoot(p string) string {
+	return strings.Trim(path.Clean("/"+strings.ReplaceAll(p, `\`, "/")), "/")
+}
+
+func (b *Backend) String() string { return b.desc }
+
+// Close ends the session; the backend cannot be used afterwards.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	for _, s := range []**session{&b.main, &b.dirs} {
+		if *s != nil {
+			(*s).close()
+			*s = nil
+		}
+	}
+	return nil
+}
+
+// get returns the live main session, opening a new one if there is none.
+func (b *Backend) get(ctx context.Context) (*session, error) { return b.getIn(ctx, &b.main) }
+
+// getDirs returns the session for directory reads; hold dirsMu while using it.
+func (b *Backend) getDirs(ctx context.Context) (*session, error) { return b.getIn(ctx, &b.dirs) }
+
+func (b *Backend) getIn(ctx context.Context, slot **session) (*session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", b.desc, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, storage.Permanent(fmt.Errorf("%s: backend is closed", b.desc))
+	}
+	if *slot != nil {
+		if !(*slot).isDead() {
+			return *slot, nil
+		}
+		(*slot).close()
+		*slot = nil
+	}
+	s, err := b.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	*slot = s
+	return s, nil
+}
+
+// drop discards s: the next operation opens a new session.
+func (b *Backend) drop(s *session) {
+	b.mu.Lock()
+	if b.main == s {
+		b.main = nil
+	}
+	if b.dirs == s {
+		b.dirs = nil
+	}
+	b.mu.Unlock()
+	s.mu.Lock()
+	s.dead = true
+	s.mu.Unlock()
+	s.close()
+}
+
+func (b *Backend) dial(ctx context.Context) (*session, error) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	d := net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}}
+	tcp, err := d.DialContext(ctx, "tcp", b.addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: connect to %s: %w", b.desc, b.addr, err)
+	}
+	dialer := &smb2.Dialer{Initiator: &smb2.NTLMInitiator{User: b.user, Password: b.password, Domain: b.domain}}
+	s, err := dialer.DialContext(ctx, tcp)
+	if err != nil {
+		tcp.Close()
+		// (go-smb2 turns STATUS_ACCESS_DENIED into fs.ErrPermission.)
+		if isAuthError(err) || errors.Is(err, fs.ErrPermission) {
+			return nil, storage.Permanent(fmt.Errorf("%s: authentication failed for user %q at %s: %w", b.desc, b.userName(), b.addr, err))
+		}
+		return nil, fmt.Errorf("%s: SMB logon at %s: %w", b.desc, b.addr, err)
+	}
+	share, err := s.WithContext(ctx).Mount(b.share)
+	if err != nil {
+		s.WithContext(ctx).Logoff()
+		tcp.Close()
+		switch {
+		case hasStatus(err, statusBadNetworkName):
+			return nil, storage.Permanent(fmt.Errorf("%s: %s has no share %q: %w", b.desc, b.server, b.share, err))
+		case errors.Is(err, fs.ErrPermission), isAuthError(err):
+			return nil, storage.Permanent(fmt.Errorf("%s: permission denied: user %q may not connect to %s: %w", b.desc, b.userName(), b.unc, err))
+		}
+		return nil, fmt.Errorf("%s: connect to %s: %w", b.desc, b.unc, err)
+	}
+	return &session{tcp: tcp, s: s, share: share}, nil
+}
+
+func (b *Backend) userName() string {
+	if b.domain != "" {
+		return b.domain + `\` + b.user
+	}
+	return b.user
+}
+
+func status(err error) uint32 {
+	var re *smb2.ResponseError
+	if errors.As(err, &re) {
+		return re.Code
+	}
+	return 0
+}
+
+func hasStatus(err error, codes ...uint32) bool {
+	st := status(err)
+	for _, c := range codes {
+		if st == c {
+			return true
+		}
+	}
+	return false
+}
+
+func isAuthError(err error) bool {
+	return hasStatus(err, statusLogonFailure, statusWrongPassword, statusNoSuchUser, statusAccountRestriction,
+		statusAccountDisabled, statusAccountExpired, statusAccountLockedOut, statusPasswordExpired, statusPasswordMustChange)
+}
+
+// isSessionError reports whether err means the session cannot be used any
+// more: the connection failed, or the server forgot the session or share.
+func isSessionError(err error) bool {
+	var te *smb2.TransportError
+	var ie *smb2.InvalidResponseError
+	return errors.As(err, &te) || errors.As(err, &ie) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		hasStatus(err, statusNetworkNameDeleted, statusUserSessionDeleted, statusNetworkSessionExpiry)
+}
+
+// classify names the target and operation in err and marks what retrying
+// cannot fix as permanent; a session error also drops s.
+func (b *Backend) classify(s *session, op, name string, err error) error {
+	if err == nil || storage.IsPermanent(err) {
+		return err
+	}
+	what := fmt.Sprintf("%s: %s %s", b.desc, op, name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return storage.Permanent(fmt.Errorf("%s: %w: %w", what, storage.ErrNotFound, err))
+	case errors.Is(err, fs.ErrPermission):
+		return storage.Permanent(fmt.Errorf("%s: permission denied (user %q on %s): %w", what, b.userName(), b.unc, err))
+	case hasStatus(err, statusDiskFull, statusQuotaExceeded):
+		return storage.Permanent(fmt.Errorf("%s: no space left on %s: %w", what, b.unc, err))
+	case hasStatus(err, statusObjectNameInvalid):
+		return storage.Permanent(fmt.Errorf("%s: %w: the server refuses the name: %w", what, storage.ErrBadName, err))
+	case hasStatus(err, statusFileIsADirectory, statusNotADirectory, statusObjectPathSyntaxBad):
+		return storage.Permanent(fmt.Errorf("%s: %w", what, err))
+	case isAuthError(err):
+		return storage.Permanent(fmt.Errorf("%s: authentication failed for user %q: %w", what, b.userName(), err))
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if s != nil && isSessionError(err) {
+		b.drop(s)
+		return fmt.Errorf("%s: connection to %s lost: %w", what, b.addr, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// op returns the share for one metadata request, bounded by opTimeout
+// rather than by the caller's context (see the package comment).
+func (s *session) op() (*smb2.Share, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	return s.share.WithContext(ctx), cancel
+}
+
+// sharingRetries bounds how long an open, rename or delete waits out a
+// sharing violation: another handle on the file whose share mode excludes
+// ours. It lasts for the blink of a rename (the renaming handle is open
+// until the rename completes) or for as long as a reader reads.
+const sharingRetries = 8
+
+// shared runs fn again while it fails with a sharing violation, waiting
+// 5 ms, 10 ms, ... (1.3 s in all); the last error stays retryable.
+func shared(fn func() error) error {
+	wait := 5 * time.Millisecond
+	for i := 0; ; i++ {
+		err := fn()
+		if i == sharingRetries || !hasStatus(err, statusSharingViolation, statusDeletePending) {
+			return err
+		}
+		time.Sleep(wait)
+		wait *= 2
+	}
+}
+
+// full maps a backend-relative name to its share path.
+func (b *Backend) full(name string) (clean, remote string, err error) {
+	clean, err = storage.CleanName(name)
+	if err != nil {
+		return "", "", err
+	}
+	return clean, path.Join(b.root, clean), nil
+}
+
+// mkdirAll creates dir and its parents, tolerating concurrent creators.
+func (b *Backend) mkdirAll(s *session, dir string) error {
+	if dir == "" || dir == "." || dir == "/" {
+		return nil
+	}
+	sh, cancel := s.op()
+	defer cancel()
+	err := sh.Mkdir(dir, 0o750)
+	if err == nil || errors.Is(err, fs.ErrExist) {
+		return b.isDir(sh, dir, err)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := b.mkdirAll(s, path.Dir(dir)); err != nil {
+		return err
+	}
+	if err := sh.Mkdir(dir, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return nil
+}
+
+// isDir checks that an existing dir is a directory (Mkdir over a file
+// also says "exists").
+func (b *Backend) isDir(sh *smb2.Share, dir string, mkdirErr error) error {
+	if mkdirErr == nil {
+		return nil
+	}
+	fi, err := sh.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return storage.Permanent(fmt.Errorf("%s: %s exists and is not a directory", b.desc, dir))
+	}
+	return nil
+}
+
+func (b *Backend) Create(ctx context.Context, name string) (storage.Writer, error) {
+	clean, remote, err := b.full(name)
+	if err != nil {
+		return nil, err
+	}
+	s, err := b.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tmp := remote + partialSuffix
+	const flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	// The handle lives as long as the write: no deadline on its share.
+	var f *smb2.File
+	open := func() (err error) { f, err = s.share.OpenFile(tmp, flags, 0o640); return err }
+	err = shared(open)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = b.mkdirAll(s, path.Dir(tmp)); err == nil {
+			err = shared(open)
+		}
+	}
+	if err != nil {
+		return nil, b.classify(s, "create", clean, err)
+	}
+	return &writer{b: b, s: s, f: f, ctx: ctx, name: clean, tmp: tmp, final: remote, buf: make([]byte, 0, writeBuffer)}, nil
+}
+
+// writer is one write; like an *os.File it is used by one goroutine.
+type writer struct {
+	b          *Backend
+	s          *session
+	f          *smb2.File
+	ctx        context.Context
+	name       string
+	tmp, final string
+	buf        []byte
+	off        int64
+	err        error // the first failure; the write cannot be committed after it
+	done       bool
+}
+
+func (w *writer) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, fmt.Errorf("%s: write %s: already committed or aborted", w.b.desc, w.name)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if err := w.ctx.Err(); err != nil {
+		return 0, w.fail(err)
+	}
+	n := 0
+	for len(p) > 0 {
+		k := copy(w.buf[len(w.buf):cap(w.buf)], p)
+		w.buf = w.buf[:len(w.buf)+k]
+		n, p = n+k, p[k:]
+		if len(w.buf) == cap(w.buf) {
+			if err := w.flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (w *writer) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	// WriteAt with our own offset: go-smb2's Write moves its offset by -1
+	// on failure.
+	m, err := w.f.WriteAt(w.buf, w.off)
+	if err == nil && m != len(w.buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		return w.fail(err)
+	}
+	w.off += int64(m)
+	w.buf = w.buf[:0]
+	return nil
+}
+
+func (w *writer) fail(err error) error {
+	if w.err == nil {
+		w.err = w.b.classify(w.s, "write", w.name, err)
+	}
+	return w.err
+}
+
+func (w *writer) Commit() error {
+	if w.done {
+		return fmt.Errorf("%s: commit %s: already committed or aborted", w.b.desc, w.name)
+	}
+	w.done = true
+	if w.err == nil {
+		w.flush()
+	}
+	if w.err == nil {
+		if err := w.ctx.Err(); err != nil {
+			w.fail(err)
+		}
+	}
+	if w.err == nil {
+		if err := w.f.Sync(); err != nil {
+			w.fail(err)
+		}
+	}
+	if err := w.f.Close(); err != nil && w.err == nil {
+		w.fail(err)
+	}
+	w.buf = nil
+	if w.err != nil {
+		w.cleanup()
+		return w.err
+	}
+	if err := w.publish(); err != nil {
+		err = w.b.classify(w.s, "publish", w.name, err)
+		w.cleanup()
+		return err
+	}
+	return nil
+}
+
+// publish renames the partial file to the final name, removing a file
+// already there (go-smb2 cannot ask the server to replace it).
+func (w *writer) publish() error {
+	sh, cancel := w.s.op()
+	defer cancel()
+	rename := func() error { return sh.Rename(w.tmp, w.final) }
+	err := shared(rename)
+	if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if err := shared(func() error { return sh.Remove(w.final) }); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return shared(rename)
+}
+
+func (w *writer) Abort() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.f.Close()
+	w.buf = nil
+	return w.cleanup()
+}
+
+// cleanup removes the partial file, on a new session if need be and
+// whatever the caller's context: a cancelled write must not leave it.
+func (w *writer) cleanup() error {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	s, err := w.b.get(ctx)
+	if err != nil {
+		return err
+	}
+	if err := shared(func() error { return s.share.WithContext(ctx).Remove(w.tmp) }); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return w.b.classify(s, "remove partial", w.name, err)
+	}
+	return nil
+}
+
+func (b *Backend) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	clean, remote, err := b.full(name)
+	if err != nil {
+		return nil, err
+	}
+	s, err := b.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var f *smb2.File
+	if err := shared(func() (err error) { f, err = s.share.Open(remote); return err }); err != nil {
+		return nil, b.classify(s, "open", clean, err)
+	}
+	return &reader{b: b, s: s, f: f, ctx: ctx, name: clean}, nil
+}
+
+type reader struct {
+	b    *Backend
+	s    *session
+	f    *smb2.File
+	ctx  context.Context
+	name string
+	off  int64
+	err  error
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if err := r.ctx.Err(); err != nil {
+		return 0, r.b.classify(r.s, "read", r.name, err)
+	}
+	if len(p) > readBuffer {
+		p = p[:readBuffer]
+	}
+	n, err := r.f.ReadAt(p, r.off)
+	if n < 0 { // go-smb2 reports -1 with some errors
+		n = 0
+	}
+	r.off += int64(n)
+	switch {
+	case err == io.EOF && n > 0:
+		err = nil
+	case err != nil && err != io.EOF:
+		err = r.b.classify(r.s, "read", r.name, err)
+	}
+	if err != nil {
+		r.err = err
+	}
+	return n, err
+}
+
+// WriteTo streams in 1 MiB requests (io.Copy uses it).
+func (r *reader) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, readBuffer)
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+func (r *reader) Close() error {
+	if err := r.f.Close(); err != nil && !r.s.isDead() && !isSessionError(err) {
+		return r.b.classify(r.s, "close", r.name, err)
+	}
+	return nil
+}
+
+func (b *Backend) Stat(ctx context.Context, name string) (storage.FileInfo, error) {
+	clean, remote, err := b.full(name)
+	if err != nil {
+		return storage.FileInfo{}, err
+	}
+	s, err := b.get(ctx)
+	if err != nil {
+		return storage.FileInfo{}, err
+	}
+	sh, cancel := s.op()
+	defer cancel()
+	fi, err := sh.Stat(remote)
+	if err != nil {
+		return storage.FileInfo{}, b.classify(s, "stat", clean, err)
+	}
+	if fi.IsDir() {
+		return storage.FileInfo{}, storage.Permanent(fmt.Errorf("%s: stat %s: %w: it is a directory", b.desc, clean, storage.ErrNotFound))
+	}
+	return storage.FileInfo{Name: clean, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+func (b *Backend) List(ctx context.Context, prefix string) ([]storage.FileInfo, error) {
+	if prefix != "" {
+		if _, err := storage.CleanName(strings.TrimSuffix(prefix, "/")); err != nil {
+			return nil, err
+		}
+	}
+	b.dirsMu.Lock()
+	defer b.dirsMu.Unlock()
+	s, err := b.getDirs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Walk only the deepest directory the prefix names.
+	start := ""
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		start = prefix[:i]
+	}
+	var out []storage.FileInfo
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		sh, cancel := s.op()
+		entries, err := sh.ReadDir(path.Join(b.root, rel))
+		cancel()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // no such directory: nothing under it
+			}
+			return err
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if rel != "" {
+				name = rel + "/" + name
+			}
+			switch {
+			case e.IsDir():
+				// Descend only where names can still match the prefix.
+				if strings.HasPrefix(name+"/", prefix) || strings.HasPrefix(prefix, name+"/") {
+					if err := walk(name); err != nil {
+						return err
+					}
+				}
+			case !strings.HasSuffix(name, partialSuffix) && strings.HasPrefix(name, prefix):
+				out = append(out, storage.FileInfo{Name: name, Size: e.Size(), ModTime: e.ModTime()})
+			}
+		}
+		return nil
+	}
+	if err := walk(start); err != nil {
+		return nil, b.classify(s, "list", strconv.Quote(prefix), err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (b *Backend) Delete(ctx context.Context, name string) error {
+	clean, remote, err := b.full(name)
+	if err != nil {
+		return err
+	}
+	s, err := b.get(ctx)
+	if err != nil {
+		return err
+	}
+	sh, cancel := s.op()
+	defer cancel()
+	if err := shared(func() error { return sh.Remove(remote) }); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return b.classify(s, "delete", clean, err)
+	}
+	return nil
+}
+
+// FreeSpace asks the share for the space available to this user.
+func (b *Backend) FreeSpace(ctx context.Context) (uint64, error) {
+	s, err := b.get(ctx)
+	if err != nil {
+		return 0, err
+	}
+	sh, cancel := s.op()
+	defer cancel()
+	st, err := sh.Statfs(b.root)
+	if err != nil {
+		return 0, b.classify(s, "free space of", b.unc, err)
+	}
+	// Allocation units available to the caller × sectors per unit × bytes per sector.
+	return st.AvailableBlockCount() * st.FragmentSize() * st.BlockSize(), nil
+}

@@ -1,0 +1,193 @@
+package cifs_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hirochachacha/go-smb2"
+
+	"github.com/kbr-project/kbr/internal/secret"
+	"github.com/kbr-project/kbr/internal/testenv"
+	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/cifs"
+	"github.com/kbr-project/kbr/storage/storagetest"
+)
+
+// server is the Samba server of the test stack (deploy/services/cifs.sh).
+type server struct {
+	host              string
+	port              int
+	user              string
+	passwordFile      string
+	share             string
+	stopCmd, startCmd string
+}
+
+func loadServer(t *testing.T) server {
+	t.Helper()
+	env := testenv.Load(t)
+	get := func(k string) string {
+		v := env.Vars[k]
+		if v == "" {
+			t.Fatalf("%s lacks %s: the CIFS test server is not set up; run `make stack-up`", testenv.EnvFile, k)
+		}
+		return v
+	}
+	addr := get("KBR_CIFS_ADDR")
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("KBR_CIFS_ADDR=%q: %v", addr, err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	s := server{
+		host: host, port: port,
+		user:         get("KBR_CIFS_USER"),
+		passwordFile: get("KBR_CIFS_PASSWORD_FILE"),
+		share:        get("KBR_CIFS_SHARE"),
+		stopCmd:      get("KBR_CIFS_STOP"),
+		startCmd:     get("KBR_CIFS_START"),
+	}
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("the CIFS test server at %s does not answer (%v); run `make stack-up`", addr, err)
+	}
+	c.Close()
+	return s
+}
+
+func (s server) target(dir string) storage.Target {
+	return storage.Target{
+		Type: cifs.PathType, Server: s.host, Port: s.port, User: s.user,
+		Password: secret.Ref{File: s.passwordFile}, Share: s.share, Path: dir,
+	}
+}
+
+func run(t *testing.T, command string) {
+	t.Helper()
+	f := strings.Fields(command)
+	out, err := exec.Command(f[0], f[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", command, err, out)
+	}
+}
+
+// scratch returns a fresh directory in the share for this test, removed
+// (through SMB) when it ends.
+func (s server) scratch(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 6)
+	rand.Read(b)
+	dir := "test-" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		be, err := cifs.New(context.Background(), s.target("/"))
+		if err != nil {
+			t.Errorf("cleanup of %s: %v", dir, err)
+			return
+		}
+		defer be.Close()
+		if err := removeAll(cifs.RawShare(be), dir); err != nil {
+			t.Errorf("cleanup of %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// removeAll deletes dir recursively: files with 16 concurrent removals
+// (go-smb2's RemoveAll takes one round trip after another), then the
+// directories, deepest first.
+func removeAll(sh *smb2.Share, dir string) error {
+	var files, dirs []string
+	var walk func(d string) error
+	walk = func(d string) error {
+		dirs = append(dirs, d)
+		entries, err := sh.ReadDir(d)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				if err := walk(d + "/" + e.Name()); err != nil {
+					return err
+				}
+			} else {
+				files = append(files, d+"/"+e.Name())
+			}
+		}
+		return nil
+	}
+	if err := walk(dir); err != nil {
+		return err
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(len(files)); i = next.Add(1) - 1 {
+				if err := sh.Remove(files[i]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := sh.Remove(dirs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestConformance runs the storage conformance suite against the stack's
+// Samba server; roots are siblings under one scratch directory.
+func TestConformance(t *testing.T) {
+	s := loadServer(t)
+	parent := s.scratch(t)
+	var n atomic.Int64
+	storagetest.Run(t, storagetest.Harness{
+		New: func(t *testing.T) storage.Backend {
+			b, err := storage.Open(t.Context(), s.target(path.Join(parent, fmt.Sprintf("r%03d", n.Add(1)))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		},
+		WrongCredentials: func(t *testing.T) storage.Backend {
+			pw := filepath.Join(t.TempDir(), "password")
+			if err := os.WriteFile(pw, []byte("not-the-password\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			tg := s.target(parent)
+			tg.Password = secret.Ref{File: pw}
+			b, err := storage.Open(t.Context(), tg)
+			if err != nil {
+				return storagetest.OpenFailed(tg, err)
+			}
+			return b
+		},
+		StopServer:  func(t *testing.T) { run(t, s.stopCmd) },
+		StartServer: func(t *testing.T) { run(t, s.startCmd) },
+		FreeSpace:   true,
+	})
+}

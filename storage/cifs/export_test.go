@@ -1,0 +1,17 @@
+package cifs
+
+import (
+	"context"
+
+	"github.com/hirochachacha/go-smb2"
+)
+
+// RawShare is the mounted share under b, for tests that set up or inspect
+// the server directly; nil when b cannot connect.
+func RawShare(b *Backend) *smb2.Share {
+	s, err := b.get(context.Background())
+	if err != nil {
+		return nil
+	}
+	return s.share
+}

@@ -1,0 +1,381 @@
+package decorate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kbr-project/kbr/storage"
+)
+
+// fake is an in-memory backend whose operations can be made to fail and to
+// take time, and which counts calls and concurrent operations.
+type fake struct {
+	mu    sync.Mutex
+	files map[string][]byte
+	calls map[string]int
+	// fail, if set, is asked before each operation; a non-nil error is returned.
+	fail func(op string, call int) error
+	// hold delays each operation, to observe concurrency.
+	hold     time.Duration
+	inFlight atomic.Int32
+	peak     atomic.Int32
+}
+
+func newFake() *fake { return &fake{files: map[string][]byte{}, calls: map[string]int{}} }
+
+func (f *fake) enter(op string) error {
+	f.mu.Lock()
+	f.calls[op]++
+	n := f.calls[op]
+	f.mu.Unlock()
+	if f.fail != nil {
+		if err := f.fail(op, n); err != nil {
+			return err
+		}
+	}
+	cur := f.inFlight.Add(1)
+	for {
+		p := f.peak.Load()
+		if cur <= p || f.peak.CompareAndSwap(p, cur) {
+			break
+		}
+	}
+	time.Sleep(f.hold)
+	f.inFlight.Add(-1)
+	return nil
+}
+
+func (f *fake) count(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[op]
+}
+
+type fakeWriter struct {
+	f    *fake
+	name string
+	buf  bytes.Buffer
+}
+
+func (w *fakeWriter) Write(p []byte) (int, error) { return w.buf.Write(p) }
+func (w *fakeWriter) Commit() error {
+	if err := w.f.enter("commit"); err != nil {
+		return err
+	}
+	w.f.mu.Lock()
+	defer w.f.mu.Unlock()
+	w.f.files[w.name] = w.buf.Bytes()
+	return nil
+}
+func (w *fakeWriter) Abort() error { return nil }
+
+func (f *fake) Create(ctx context.Context, name string) (storage.Writer, error) {
+	if err := f.enter("create"); err != nil {
+		return nil, err
+	}
+	return &fakeWriter{f: f, name: name}, nil
+}
+
+func (f *fake) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	if err := f.enter("open"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, ok := f.files[name]
+	if !ok {
+		return nil, storage.Permanent(fmt.Errorf("%w: %s", storage.ErrNotFound, name))
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+func (f *fake) Stat(ctx context.Context, name string) (storage.FileInfo, error) {
+	if err := f.enter("stat"); err != nil {
+		return storage.FileInfo{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, ok := f.files[name]
+	if !ok {
+		return storage.FileInfo{}, storage.Permanent(fmt.Errorf("%w: %s", storage.ErrNotFound, name))
+	}
+	return storage.FileInfo{Name: name, Size: int64(len(b))}, nil
+}
+
+func (f *fake) List(ctx context.Context, prefix string) ([]storage.FileInfo, error) {
+	if err := f.enter("list"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []storage.FileInfo
+	for n, b := range f.files {
+		if strings.HasPrefix(n, prefix) {
+			out = append(out, storage.FileInfo{Name: n, Size: int64(len(b))})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (f *fake) Delete(ctx context.Context, name string) error {
+	if err := f.enter("delete"); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.files, name)
+	return nil
+}
+
+func (f *fake) FreeSpace(ctx context.Context) (uint64, error) {
+	if err := f.enter("freespace"); err != nil {
+		return 0, err
+	}
+	return 1 << 30, nil
+}
+
+func (f *fake) Close() error   { return nil }
+func (f *fake) String() string { return "Fake:user@server:/root" }
+
+var errTransient = errors.New("connection reset by peer")
+
+var fastPolicy = Policy{Attempts: 4, Initial: time.Millisecond, Max: 2 * time.Millisecond}
+
+// TestRetryTransient guards against a retry decorator that gives up on the
+// first dropped connection, or that does not retry every idempotent operation.
+func TestRetryTransient(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	f.files["x"] = []byte("data")
+	f.fail = func(op string, call int) error {
+		if call <= 2 { // the first two calls of every operation fail
+			return errTransient
+		}
+		return nil
+	}
+	b := Retry(f, fastPolicy)
+	ctx := context.Background()
+	ops := map[string]func() error{
+		"stat":      func() error { _, err := b.Stat(ctx, "x"); return err },
+		"list":      func() error { _, err := b.List(ctx, ""); return err },
+		"delete":    func() error { return b.Delete(ctx, "nope") },
+		"freespace": func() error { _, err := b.FreeSpace(ctx); return err },
+		"open": func() error {
+			rc, err := b.Open(ctx, "x")
+			if err == nil {
+				rc.Close()
+			}
+			return err
+		},
+		"create": func() error { _, err := b.Create(ctx, "y"); return err },
+	}
+	for op, fn := range ops {
+		if err := fn(); err != nil {
+			t.Errorf("%s: %v, want success on the third attempt", op, err)
+		}
+		if got := f.count(op); got != 3 {
+			t.Errorf("%s called %d times, want 3", op, got)
+		}
+	}
+}
+
+// TestRetryPermanent guards against retrying what cannot succeed (bad
+// credentials retried for minutes; a missing file looked up five times).
+func TestRetryPermanent(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	f.fail = func(op string, call int) error {
+		if op == "stat" {
+			return storage.Permanent(errors.New("authentication failed"))
+		}
+		return nil
+	}
+	b := Retry(f, fastPolicy)
+	if _, err := b.Stat(context.Background(), "x"); !storage.IsPermanent(err) {
+		t.Errorf("Stat = %v, want the permanent error", err)
+	}
+	if got := f.count("stat"); got != 1 {
+		t.Errorf("stat called %d times, want 1", got)
+	}
+	if _, err := b.Open(context.Background(), "missing"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Open(missing) = %v, want ErrNotFound", err)
+	}
+	if got := f.count("open"); got != 1 {
+		t.Errorf("open of a missing file called %d times, want 1", got)
+	}
+}
+
+// TestRetryGivesUp guards against endless retries and against losing the
+// cause: after Attempts tries the last error comes back, still retryable.
+func TestRetryGivesUp(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	f.fail = func(string, int) error { return errTransient }
+	b := Retry(f, fastPolicy)
+	_, err := b.List(context.Background(), "")
+	if !errors.Is(err, errTransient) || storage.IsPermanent(err) {
+		t.Errorf("List = %v, want the transient error", err)
+	}
+	if !strings.Contains(err.Error(), "4 attempts") {
+		t.Errorf("error %q does not say how often it was tried", err)
+	}
+	if got := f.count("list"); got != 4 {
+		t.Errorf("list called %d times, want 4", got)
+	}
+}
+
+// TestRetryStopsWithContext guards against a retry loop that outlives its
+// caller (a cancelled activity still hammering the target).
+func TestRetryStopsWithContext(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	f.fail = func(string, int) error { return errTransient }
+	b := Retry(f, Policy{Attempts: 100, Initial: time.Hour, Max: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := b.Stat(ctx, "x")
+	if !errors.Is(err, errTransient) {
+		t.Errorf("Stat = %v, want the last transient error", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Stat returned after %v, want right after the context ended", d)
+	}
+	if got := f.count("stat"); got != 1 {
+		t.Errorf("stat called %d times, want 1", got)
+	}
+}
+
+// TestRetryDoesNotReplayWrites guards against retrying a commit, whose
+// bytes the decorator no longer has: the error must reach the caller.
+func TestRetryDoesNotReplayWrites(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	f.fail = func(op string, call int) error {
+		if op == "commit" {
+			return errTransient
+		}
+		return nil
+	}
+	b := Retry(f, fastPolicy)
+	_, err := storage.WriteFile(context.Background(), b, "x", strings.NewReader("data"))
+	if !errors.Is(err, errTransient) {
+		t.Errorf("WriteFile = %v, want the commit's error", err)
+	}
+	if got := f.count("commit"); got != 1 {
+		t.Errorf("commit called %d times, want 1", got)
+	}
+}
+
+// TestLimit guards against a limit that does not hold (a target swamped by
+// connections) or that leaks slots (everything blocks after n streams).
+func TestLimit(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	f.hold = 5 * time.Millisecond
+	b := Limit(f, 3)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			switch i % 3 {
+			case 0:
+				b.Stat(ctx, "x")
+			case 1:
+				b.List(ctx, "")
+			default:
+				storage.WriteFile(ctx, b, fmt.Sprint(i), strings.NewReader("x"))
+			}
+		}()
+	}
+	wg.Wait()
+	if p := f.peak.Load(); p > 3 || p < 2 {
+		t.Errorf("peak concurrency %d, want 2..3", p)
+	}
+	// Open streams hold their slot until Close.
+	f.hold = 0
+	var open []io.ReadCloser
+	for range 3 {
+		rc, err := b.Open(ctx, "2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, rc)
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := b.Stat(short, "2"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Stat with 3 open streams and a limit of 3 = %v, want to wait until the deadline", err)
+	}
+	for _, rc := range open {
+		rc.Close()
+		rc.Close() // a second Close must not free a second slot
+	}
+	for range 3 {
+		w, err := b.Create(ctx, "z")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Abort()
+		w.Abort()
+	}
+	if _, err := b.Stat(ctx, "2"); err != nil {
+		t.Errorf("Stat after every stream ended: %v", err)
+	}
+	if n := len(b.(*limited).slots); n != 0 {
+		t.Errorf("%d slots still taken after every operation ended", n)
+	}
+}
+
+// TestLog guards against logs that lose the target or the error, and
+// against logging secrets: only String() describes the target.
+func TestLog(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	f := newFake()
+	f.fail = func(op string, call int) error {
+		if op == "delete" {
+			return storage.Permanent(errors.New("permission denied"))
+		}
+		return nil
+	}
+	b := Log(f, logger)
+	ctx := context.Background()
+	if _, err := storage.WriteFile(ctx, b, "seg/1", strings.NewReader("12345")); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := b.Open(ctx, "seg/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, rc)
+	rc.Close()
+	b.Delete(ctx, "seg/1")
+	b.Stat(ctx, "missing")
+	out := buf.String()
+	for _, want := range []string{
+		`msg="storage write" target=Fake:user@server:/root bytes=5`,
+		`msg="storage read" target=Fake:user@server:/root bytes=5`,
+		`level=WARN msg="storage delete failed" target=Fake:user@server:/root`,
+		`err="permission denied" permanent=true`,
+		`level=DEBUG msg="storage stat failed"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}

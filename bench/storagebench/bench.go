@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -90,7 +91,7 @@ func (b *bench) runType(ctx context.Context, typ string) (r result) {
 	}
 	r.Native = s.native.describe()
 	r.NativeStartupSecond = median(startups)
-	var kw, nw, kr, nr, wr, rd, wr0, rd0 []float64
+	var kw, nw, kr, nr, wr, rd, wr0, rd0, rdh, rdb, hashMBps []float64
 	for _, rr := range r.Runs {
 		kw = append(kw, b.mbps(rr.KbrWriteSeconds))
 		nw = append(nw, b.mbps(rr.NativeWriteSeconds))
@@ -98,6 +99,11 @@ func (b *bench) runType(ctx context.Context, typ string) (r result) {
 		nr = append(nr, b.mbps(rr.NativeReadSeconds))
 		wr = append(wr, rr.WriteRatio)
 		rd = append(rd, rr.ReadRatio)
+		rdh = append(rdh, rr.ReadRatioNoHash)
+		rdb = append(rdb, max(rr.NativeReadSeconds-rr.NativeStartup, 1e-3)/max(rr.KbrReadSeconds-rr.KbrReadHashSeconds, 1e-3))
+		if rr.KbrReadHashSeconds > 0 {
+			hashMBps = append(hashMBps, b.mbps(rr.KbrReadHashSeconds))
+		}
 		if rr.NativeStartup > 0 {
 			wr0 = append(wr0, max(rr.NativeWriteSeconds-rr.NativeStartup, 1e-3)/rr.KbrWriteSeconds)
 			rd0 = append(rd0, max(rr.NativeReadSeconds-rr.NativeStartup, 1e-3)/rr.KbrReadSeconds)
@@ -107,6 +113,8 @@ func (b *bench) runType(ctx context.Context, typ string) (r result) {
 	r.KbrWriteMBps, r.NativeWriteMBps, r.WriteRatio = median(kw), median(nw), median(wr)
 	r.KbrReadMBps, r.NativeReadMBps, r.ReadRatio = median(kr), median(nr), median(rd)
 	r.WriteRatioNoStartup, r.ReadRatioNoStartup = median(wr0), median(rd0)
+	r.ReadRatioNoHash, r.KbrReadHashMBps = median(rdh), median(hashMBps)
+	r.ReadRatioAdjusted = median(rdb)
 	return r
 }
 
@@ -161,8 +169,9 @@ func (b *bench) oneRun(ctx context.Context, typ string, s *pathSetup, be storage
 		return nil
 	}
 	kbrRead := func() error {
-		d, rss, cpu, prof, err := b.kbrRead(ctx, typ, be, kbrName, i)
+		d, hd, rss, cpu, prof, err := b.kbrRead(ctx, typ, be, kbrName, i)
 		rr.KbrReadSeconds, rr.KbrReadRSSAddedMiB, rr.KbrReadCPUSeconds = d.Seconds(), rss, cpu.Seconds()
+		rr.KbrReadHashSeconds = hd.Seconds()
 		if prof != "" {
 			rr.Profiles = append(rr.Profiles, prof)
 		}
@@ -194,6 +203,7 @@ func (b *bench) oneRun(ctx context.Context, typ string, s *pathSetup, be storage
 	}
 	rr.WriteRatio = rr.NativeWriteSeconds / rr.KbrWriteSeconds
 	rr.ReadRatio = rr.NativeReadSeconds / rr.KbrReadSeconds
+	rr.ReadRatioNoHash = rr.NativeReadSeconds / max(rr.KbrReadSeconds-rr.KbrReadHashSeconds, 1e-3)
 	return rr, nil
 }
 
@@ -264,9 +274,22 @@ func (b *bench) kbrWrite(ctx context.Context, typ string, be storage.Backend, na
 }
 
 // kbrRead reads name back to io.Discard through SHA-256 and checks it.
-func (b *bench) kbrRead(ctx context.Context, typ string, be storage.Backend, name string, run int) (d time.Duration, rssMiB float64, cpu time.Duration, prof string, err error) {
+// timedHash hashes what is written to it and keeps the time that took.
+type timedHash struct {
+	h hash.Hash
+	d time.Duration
+}
+
+func (t *timedHash) Write(p []byte) (int, error) {
+	t0 := time.Now()
+	n, err := t.h.Write(p)
+	t.d += time.Since(t0)
+	return n, err
+}
+
+func (b *bench) kbrRead(ctx context.Context, typ string, be storage.Backend, name string, run int) (d, hashTime time.Duration, rssMiB float64, cpu time.Duration, prof string, err error) {
 	buf := make([]byte, b.o.ioBuf)
-	h := sha256.New()
+	h := &timedHash{h: sha256.New()}
 	w := watchRSS()
 	prof, stop := b.startProfile(typ, "read", run)
 	t0 := time.Now()
@@ -295,10 +318,11 @@ func (b *bench) kbrRead(ctx context.Context, typ string, be storage.Backend, nam
 	d = time.Since(t0)
 	stop()
 	rssMiB, cpu = w.done()
+	hashTime = h.d
 	if err == nil {
-		if got := hex.EncodeToString(h.Sum(nil)); got != b.want {
+		if got := hex.EncodeToString(h.h.Sum(nil)); got != b.want {
 			err = fmt.Errorf("kbr read: SHA-256 %s, want %s", got, b.want)
 		}
 	}
-	return d, rssMiB, cpu, prof, err
+	return d, hashTime, rssMiB, cpu, prof, err
 }

@@ -154,7 +154,11 @@ ensure_user() {
   local pw
   pw=$(<"$DIR/password")
   # Always (cheap): the password database may have been lost while the password file survived.
-  printf '%s\n%s\n' "$pw" "$pw" | smbpasswd -c "$CONF" -s -a "$TEST_USER" >/dev/null
+  local out
+  if ! out=$(printf '%s\n%s\n' "$pw" "$pw" | smbpasswd -c "$CONF" -s -a "$TEST_USER" 2>&1); then
+    printf '%s\n' "$out" >&2
+    die "smbpasswd could not set the password of $TEST_USER"
+  fi
   (umask 077 && printf 'username = %s\npassword = %s\n' "$TEST_USER" "$pw" >"$DIR/smbclient.auth")
   chown "$TEST_USER": "$DIR/share"
   chmod 750 "$DIR/share"
@@ -215,13 +219,14 @@ cmd_up() {
 cmd_down() {
   [[ -d $DIR ]] || return 0
   take_lock
-  local pid pids i
+  local pid pids=() i
   if ! pid=$(pid_of); then
     rm -f "$DIR/pid"
     return 0
   fi
   # smbd and every connection's child: a test stopping "the server" must see its sessions die.
-  pids=("$pid" $(descendants "$pid"))
+  mapfile -t pids < <(descendants "$pid")
+  pids=("$pid" "${pids[@]}")
   kill -TERM "${pids[@]}" 2>/dev/null || true
   for ((i = 0; i < 100; i++)); do
     alive "${pids[@]}" || break

@@ -115,6 +115,7 @@ launch() {
   mkdir -p "$d"
   rm -f "$d/pid"
   printf '===== %s starting: %s\n' "$(date -Is)" "$*" >>"$d/stdout.log"
+  # shellcheck disable=SC2016 # $$ and $0 belong to the inner shell
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$d/pid" "$@" </dev/null >>"$d/stdout.log" 2>&1 8>&- 9>&- &
   for i in $(seq 50); do [[ -s $d/pid ]] && break; sleep 0.1; done
   [[ -s $d/pid ]] || die "$name: no pid file after launch"
@@ -256,6 +257,9 @@ log4j.appender.file.layout.ConversionPattern=%d{ISO8601} %-5p %c{2}: %m%n
 log4j.logger.org.apache.hadoop.hdfs.server.namenode.FSNamesystem.audit=WARN
 log4j.logger.org.apache.hadoop.hdfs.server.datanode.DataNode.clienttrace=WARN
 log4j.logger.BlockStateChange=WARN
+# a line or three per block received or deleted; warnings and errors stay
+log4j.logger.org.apache.hadoop.hdfs.server.datanode.DataNode=WARN
+log4j.logger.org.apache.hadoop.hdfs.server.datanode.fsdataset.impl.FsDatasetAsyncDiskService=WARN
 log4j.logger.org.apache.hadoop.util.NativeCodeLoader=ERROR
 EOF
   done
@@ -264,6 +268,8 @@ EOF
 # launch_daemon NAME MAINCLASS
 launch_daemon() {
   local name=$1 d=$DIR/$1
+  # a marker in the daemon's log too: check_classes reads what follows the latest one
+  printf '===== %s starting %s\n' "$(date -Is)" "$2" >>"$(daemon_log "$name")"
   launch "$name" java -Xmx512m "${JVM_COMMON[@]}" "-Dkbr.stack=$d" \
     "-Dlog4j.configuration=file:$d/log4j.properties" "-Dhadoop.log.dir=$d" \
     "-Dhadoop.home.dir=$DIR" -cp "$CLASSPATH_HDFS" "$2"
@@ -339,13 +345,14 @@ datanode_live() {
 # No class may be missing: the pom excludes artifacts, and a wrong exclusion shows up here. Only
 # the output of the daemons' latest start counts.
 check_classes() {
-  local n f
+  local n f start
   for n in "${!WANT[@]}"; do
     for f in "$(daemon_log "$n")" "$DIR/$n/stdout.log"; do
       [[ -f $f ]] || continue
-      if awk '/STARTUP_MSG: Starting|^===== .* starting: /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' "$f" |
-          grep -q 'java.lang.NoClassDefFoundError'; then
-        grep -m 5 -B2 -A5 'java.lang.NoClassDefFoundError' "$f" >&2
+      start=$(grep -n '^===== .* starting' "$f" | tail -n 1 | cut -d: -f1 || true)
+      # grep -c reads to the end: with pipefail, grep -q could stop early and fail the pipe
+      if (($(tail -n +"${start:-1}" "$f" | grep -c 'java.lang.NoClassDefFoundError' || true) > 0)); then
+        tail -n +"${start:-1}" "$f" | grep -m 5 -B2 -A5 'java.lang.NoClassDefFoundError' >&2 || true
         die "$n: a class is missing (see $f); an exclusion in $POM is wrong"
       fi
     done

@@ -191,13 +191,14 @@ cmd_up() {
 cmd_down() {
   [[ -d $DIR ]] || return 0
   take_lock
-  local pid pids i
+  local pid pids=() i
   if ! pid=$(pid_of); then
     rm -f "$DIR/pid"
     return 0
   fi
   # The listener and every session: a test stopping "the server" must see its open connections die.
-  pids=("$pid" $(descendants "$pid"))
+  mapfile -t pids < <(descendants "$pid")
+  pids=("$pid" "${pids[@]}")
   kill -TERM "${pids[@]}" 2>/dev/null || true
   for ((i = 0; i < 100; i++)); do
     alive "${pids[@]}" || break

@@ -520,7 +520,7 @@ func (w *writer) close() error {
 	w.closed = true
 	w.fw.SetDeadline(w.b.deadline(w.ctx))
 	err := w.fw.Close()
-	for wait := 50 * time.Millisecond; err != nil && gohdfs.IsErrReplicating(err) && wait < 10*time.Second; wait *= 2 {
+	for wait := 5 * time.Millisecond; err != nil && gohdfs.IsErrReplicating(err) && wait < 10*time.Second; wait *= 2 {
 		select {
 		case <-w.ctx.Done():
 			return w.ctx.Err()

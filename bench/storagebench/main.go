@@ -139,6 +139,9 @@ type result struct {
 	Native string `json:"native"`
 	Note   string `json:"note,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// Retries counts runs that failed once (a server restarted by another
+	// user of the machine, say) and were run again.
+	Retries int `json:"retries,omitempty"`
 
 	Source string `json:"kbr_write_source"` // file or gen
 

@@ -265,7 +265,6 @@ func (n *hdfsNative) removeRoot(ctx context.Context) error {
 type smbNative struct {
 	work, host, share, user, passFile, root string
 	port                                    int
-	auth                                    string
 }
 
 func (n *smbNative) describe() string { return "smbclient put/get" }
@@ -273,9 +272,8 @@ func (n *smbNative) describe() string { return "smbclient put/get" }
 // authFile writes the credentials to a 0600 file for -A, so the password
 // never appears on a command line.
 func (n *smbNative) authFile() (string, error) {
-	if n.auth != "" {
-		return n.auth, nil
-	}
+	// Written anew for every call: the stack's scripts may set a new
+	// password when they restart the server.
 	pw, err := secret.Ref{File: n.passFile}.Resolve("KBR_CIFS_PASSWORD_FILE")
 	if err != nil {
 		return "", err
@@ -284,7 +282,6 @@ func (n *smbNative) authFile() (string, error) {
 	if err := os.WriteFile(p, []byte(fmt.Sprintf("username = %s\npassword = %s\n", n.user, pw)), 0o600); err != nil {
 		return "", err
 	}
-	n.auth = p
 	return p, nil
 }
 

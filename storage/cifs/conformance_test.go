@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,7 +67,36 @@ func loadServer(t *testing.T) server {
 		t.Fatalf("the CIFS test server at %s does not answer (%v); run `make stack-up`", addr, err)
 	}
 	c.Close()
+	lockServer(t, filepath.Join(env.StackDir, "cifs", "tests.lock"), "CIFS")
 	return s
+}
+
+// lockServer holds an exclusive lock on the test server until t ends: the
+// server-stop check of one test run would otherwise break the connections
+// of another run (two developers, or `go test ./...` twice, on one stack).
+func lockServer(t *testing.T, lockFile, what string) {
+	t.Helper()
+	f, err := os.OpenFile(lockFile, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatalf("lock the %s test server: %v; run `make stack-up`", what, err)
+	}
+	deadline := time.Now().Add(10 * time.Minute)
+	for said := false; ; {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			t.Fatalf("lock %s: %v (another test run has been using the %s test server for too long)", lockFile, err, what)
+		}
+		if !said {
+			t.Logf("waiting for another test run to finish with the %s test server (%s)", what, lockFile)
+			said = true
+		}
+		time.Sleep(time.Second)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
 }
 
 func (s server) target(dir string) storage.Target {

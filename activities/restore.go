@@ -457,7 +457,9 @@ func (a *Activities) RestorePartition(ctx context.Context, in RestorePartitionIn
 	cl, err := kclient.New(cfg.Cluster,
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchMaxBytes(batchMax),
-		kgo.MaxBufferedBytes(64<<20),
+		// Bounded per partition: a worker runs several restores at once,
+		// and 16 MiB in flight keeps a loopback or LAN broker busy.
+		kgo.MaxBufferedBytes(max(16<<20, 2*int(batchMax))),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchCompression(producerCompression(cfg.Options.ProducerCompression)),
 		// No RecordDeliveryTimeout: kgo measures it from each record's

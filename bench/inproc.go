@@ -172,7 +172,7 @@ func inprocVerify(ctx context.Context, be *localdir.Dir, segs [][]backupset.Segm
 // (already created, empty), with the producer options of the
 // RestorePartition activity.
 func inprocRestore(ctx context.Context, dst cluster, topic string, batchMax int32, be *localdir.Dir,
-	segs [][]backupset.SegmentInfo, par int, prof string, ws *wireStats) (int64, error) {
+	segs [][]backupset.SegmentInfo, par int, prof string, ws *wireStats, bufferedBytes int) (int64, error) {
 	cc := config.Cluster{Name: dst.name, BootstrapServers: dst.bootstrap}
 	var (
 		mu    sync.Mutex
@@ -186,7 +186,7 @@ func inprocRestore(ctx context.Context, dst cluster, topic string, batchMax int3
 			cl, err := kclient.New(cc,
 				kgo.RecordPartitioner(kgo.ManualPartitioner()),
 				kgo.ProducerBatchMaxBytes(batchMax),
-				kgo.MaxBufferedBytes(64<<20),
+				kgo.MaxBufferedBytes(bufferedBytes),
 				kgo.ProducerLinger(5*time.Millisecond),
 				kgo.ProducerBatchCompression(kgo.NoCompression()),
 				ws.hook(),

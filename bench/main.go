@@ -79,6 +79,7 @@ type Phase struct {
 	WorkerPeakRSS int64      `json:"worker_peak_rss_bytes,omitempty"`
 	GoHeapPeak    int64      `json:"go_heap_peak_bytes,omitempty"` // in-process phases: peak Go heap above the bench's own
 	Breakdown     *Breakdown `json:"breakdown,omitempty"`          // kbr phases: from the Temporal history
+	Disturbed     bool       `json:"disturbed,omitempty"`          // other work took more than -max-other of the CPUs during it
 	Error         string     `json:"error,omitempty"`
 	Notes         []string   `json:"notes,omitempty"`
 }
@@ -108,35 +109,39 @@ type Results struct {
 }
 
 type bench struct {
-	root, tmp   string
-	runID       string
-	env         map[string]string
-	zk, kraft   cluster
-	zkCl        *kgo.Client
-	zkAdm       *kadm.Client
-	kraftCl     *kgo.Client
-	kraftAdm    *kadm.Client
-	zkPIDs      []int
-	kraftPIDs   []int
-	kbr         *kbrProcs
-	tc          client.Client
-	data        *dataset
-	topic       string
-	topicID     [16]byte
-	starts      []int64
-	ends        []int64
-	res         *Results
-	mu          sync.Mutex
-	ownTopics   []string // on KRaft, deleted at the end
-	freshWorker bool
-	extraNone   bool
-	quietCPU    float64
-	quietWait   time.Duration
-	lastBusy    float64 // cores busy just before the current phase
-	topicOnDisk int64
-	flagFresh   bool
-	partitions  int
-	rf          int
+	root, tmp     string
+	runID         string
+	env           map[string]string
+	zk, kraft     cluster
+	zkCl          *kgo.Client
+	zkAdm         *kadm.Client
+	kraftCl       *kgo.Client
+	kraftAdm      *kadm.Client
+	zkPIDs        []int
+	kraftPIDs     []int
+	kbr           *kbrProcs
+	tc            client.Client
+	data          *dataset
+	topic         string
+	topicID       [16]byte
+	starts        []int64
+	ends          []int64
+	res           *Results
+	mu            sync.Mutex
+	ownTopics     []string // on KRaft, deleted at the end
+	freshWorker   bool
+	extraNone     bool
+	quietCPU      float64
+	quietWait     time.Duration
+	lastBusy      float64 // cores busy just before the current phase
+	maxOther      float64
+	retries       int
+	samples       map[string]int
+	bufferedBytes int // producer MaxBufferedBytes of the franz-go produce and in-process restore // per summary row: measurements the median is taken over
+	topicOnDisk   int64
+	flagFresh     bool
+	partitions    int
+	rf            int
 }
 
 func logf(format string, a ...any) {
@@ -184,6 +189,9 @@ func run() int {
 		withKcat   = flag.Bool("kcat", true, "measure kcat consume for reference")
 		quietCPU   = flag.Float64("quiet-cpu", 0.6, "before each phase, wait until the machine uses at most this many cores while the bench idles (the stack alone uses ~0.2)")
 		quietWait  = flag.Duration("quiet-wait", 3*time.Minute, "how long to wait for a quiet machine before each phase (0: do not wait)")
+		maxOther   = flag.Float64("max-other", 0.15, "a measurement during which other work used more than this share of the CPUs is flagged disturbed and measured again")
+		retries    = flag.Int("retries", 2, "how many times to measure a disturbed phase again")
+		bufBytes   = flag.String("producer-buffered-bytes", "64MiB", "kgo MaxBufferedBytes of the franz-go produce and the in-process restore (activities.RestorePartition's setting)")
 		freshW     = flag.Bool("fresh-worker", true, "start a new kbr worker process before every kbr phase, so each peak RSS is that phase's own")
 		extraNone  = flag.Bool("backup-none", true, "also measure the headline backup with options.compression: none (how much zstd costs)")
 		reps       = flag.Int("reps", 3, "repeat every measurement this many times (the summary takes the median)")
@@ -220,6 +228,11 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "bench: -raw-fetch-partition-bytes: %v\n", err)
 		return 2
 	}
+	bb, err := config.ParseByteSize(*bufBytes)
+	if err != nil || bb < 1<<20 {
+		fmt.Fprintf(os.Stderr, "bench: -producer-buffered-bytes %s: want at least 1MiB\n", *bufBytes)
+		return 2
+	}
 	if *partitions < 1 || *partitions > 1000 || *rf < 1 || *reps < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -partitions, -rf and -reps must be positive")
 		return 2
@@ -236,7 +249,7 @@ func run() int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	b := &bench{root: root, runID: strconv.FormatInt(time.Now().Unix(), 36), flagFresh: *fresh, freshWorker: *freshW, extraNone: *extraNone, quietCPU: *quietCPU, quietWait: *quietWait, partitions: *partitions, rf: *rf}
+	b := &bench{samples: map[string]int{}, bufferedBytes: int(bb), root: root, runID: strconv.FormatInt(time.Now().Unix(), 36), flagFresh: *fresh, freshWorker: *freshW, extraNone: *extraNone, quietCPU: *quietCPU, quietWait: *quietWait, maxOther: *maxOther, retries: *retries, partitions: *partitions, rf: *rf}
 	b.res = &Results{StartedAt: time.Now().UTC(), Command: os.Args, Profiles: map[string]string{}}
 	outPath := *out
 	if !filepath.IsAbs(outPath) {
@@ -353,7 +366,7 @@ func (b *bench) main(ctx context.Context, size int64, pars, rpars []int, srcComp
 		"kbr_backup_options":      map[string]any{"parallelism": pars, "segment_bytes": "64MiB (default)", "compression": "zstd (default)", "fetch_max_bytes": "8MiB (default)", "min_free_bytes": "1GiB"},
 		"kbr_restore_options":     map[string]any{"parallelism": rpars, "producer_compression": "none"},
 		"franz_go_consumer":       map[string]any{"fetch_max_partition_bytes": partBytes, "isolation": "read_committed", "clients": 1},
-		"franz_go_producer":       "idempotent, acks=all, manual partitioner, linger 5ms, MaxBufferedBytes 64MiB, batch max = topic max.message.bytes, no compression (kbr's restore settings), 1 client",
+		"franz_go_producer":       fmt.Sprintf("idempotent, acks=all, manual partitioner, linger 5ms, MaxBufferedBytes %s, batch max = topic max.message.bytes, no compression (kbr's restore settings), 1 client", config.ByteSize(b.bufferedBytes)),
 		"page_cache":              "the source topic is read once before measuring (-warm) so every reader finds it cached",
 		"kbr_numbers_are":         "wall time of the kbr CLI command, workflow steps included (preflight, cut, manifest / verify, create topics)",
 		"warm_read_before_phases": warm,
@@ -384,29 +397,29 @@ func (b *bench) main(ctx context.Context, size int64, pars, rpars []int, srcComp
 
 	// 4. The measurements.
 	for rep := 1; rep <= reps; rep++ {
-		if err := b.consumeRaw(ctx, rep, partBytes); err != nil {
+		if err := b.undisturbed(func() error { return b.consumeRaw(ctx, rep, partBytes) }); err != nil {
 			return err
 		}
 		if withKcat {
-			if err := b.consumeKcat(ctx, rep); err != nil {
+			if err := b.undisturbed(func() error { return b.consumeKcat(ctx, rep) }); err != nil {
 				return err
 			}
 		}
 		for _, p := range pars {
-			if err := b.backupKbr(ctx, rep, p, "zstd", backupDir); err != nil {
+			if err := b.undisturbed(func() error { return b.backupKbr(ctx, rep, p, "zstd", backupDir) }); err != nil {
 				return err
 			}
 		}
 		if extraNone {
-			if err := b.backupKbr(ctx, rep, pars[0], "none", backupDir); err != nil {
+			if err := b.undisturbed(func() error { return b.backupKbr(ctx, rep, pars[0], "none", backupDir) }); err != nil {
 				return err
 			}
 		}
-		if err := b.produceRaw(ctx, rep); err != nil {
+		if err := b.undisturbed(func() error { return b.produceRaw(ctx, rep) }); err != nil {
 			return err
 		}
 		for _, p := range rpars {
-			if err := b.restoreKbr(ctx, rep, p, pars[0], backupDir); err != nil {
+			if err := b.undisturbed(func() error { return b.restoreKbr(ctx, rep, p, pars[0], backupDir) }); err != nil {
 				return err
 			}
 		}
@@ -648,6 +661,32 @@ func (b *bench) checkCount(ph *Phase, what string, records, payload int64) {
 	}
 }
 
+// undisturbed runs a measurement again (up to -retries times) when other
+// work on the machine took more than -max-other of its CPUs meanwhile; the
+// disturbed samples stay in the JSON, flagged, and out of the summary.
+func (b *bench) undisturbed(fn func() error) error {
+	for try := 0; ; try++ {
+		n := len(b.res.Phases)
+		if err := fn(); err != nil {
+			return err
+		}
+		if len(b.res.Phases) == n {
+			return nil
+		}
+		ph := b.res.Phases[len(b.res.Phases)-1]
+		share := ph.OtherCPU / (ph.Seconds * float64(runtime.NumCPU()))
+		if ph.Seconds <= 0 || share <= b.maxOther {
+			return nil
+		}
+		ph.Disturbed = true
+		if try >= b.retries {
+			b.warn("%s (rep %d): other work used %.0f%% of the CPUs during it and %d retries did not help: kept, flagged disturbed", ph.Name, ph.Rep, share*100, b.retries)
+			return nil
+		}
+		logf("%s: other work used %.0f%% of the CPUs meanwhile (-max-other %.0f%%): measuring again", ph.Name, share*100, b.maxOther*100)
+	}
+}
+
 // pause lets the brokers settle between phases and, on a shared machine,
 // waits (up to -quiet-wait) until other work leaves the CPUs alone.
 func (b *bench) pause() {
@@ -747,7 +786,7 @@ func (b *bench) produceRaw(ctx context.Context, rep int) error {
 		cl, err := kclient.New(config.Cluster{Name: b.kraft.name, BootstrapServers: b.kraft.bootstrap},
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.ProducerBatchMaxBytes(batchMax),
-			kgo.MaxBufferedBytes(64<<20),
+			kgo.MaxBufferedBytes(b.bufferedBytes),
 			kgo.ProducerLinger(5*time.Millisecond),
 			kgo.ProducerBatchCompression(kgo.NoCompression()),
 			ws.hook(),
@@ -988,7 +1027,7 @@ func (b *bench) inproc(ctx context.Context, par, rpar int, prof string) error {
 		Records: n, PayloadBytes: b.data.payload, Notes: []string{"no Temporal, no verify step; CPU profile " + restoreProf}}
 	if err := b.measure(ph, b.kraftPIDs, false, func(ph *Phase) error {
 		ws := &wireStats{}
-		total, err := inprocRestore(ctx, b.kraft, dst, batchMax, be, segs, rpar, restoreProf, ws)
+		total, err := inprocRestore(ctx, b.kraft, dst, batchMax, be, segs, rpar, restoreProf, ws, b.bufferedBytes)
 		if err == nil {
 			b.checkCount(ph, "restored", total, -1)
 			ph.Notes = append(ph.Notes, ws.String())
@@ -1065,6 +1104,19 @@ func (b *bench) summarize(pars, rpars []int) {
 		}
 		byName[p.Name] = append(byName[p.Name], p)
 	}
+	// Disturbed samples only when there is nothing else.
+	for name, ps := range byName {
+		var clean []*Phase
+		for _, p := range ps {
+			if !p.Disturbed {
+				clean = append(clean, p)
+			}
+		}
+		if len(clean) > 0 {
+			byName[name] = clean
+		}
+		b.samples[name] = len(byName[name])
+	}
 	b.res.Summary = nil
 	for _, name := range order {
 		ps := byName[name]
@@ -1140,7 +1192,7 @@ func (b *bench) print() {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "measurement\tpar\tseconds\trecords\tMB/s\trecords/s\tcpu-s\tserver cpu-s\tbroker cpu-s\tother cpu-s\tworker peak RSS\tGo heap peak\t")
+	fmt.Fprintln(tw, "measurement\tpar\tn\tseconds\trecords\tMB/s\trecords/s\tcpu-s\tserver cpu-s\tbroker cpu-s\tother cpu-s\tworker peak RSS\tGo heap peak\t")
 	for _, p := range b.res.Summary {
 		par, rss, srv := "", "", ""
 		if p.Parallelism > 0 {
@@ -1156,9 +1208,14 @@ func (b *bench) print() {
 		if p.GoHeapPeak > 0 {
 			heap = fmt.Sprintf("%.0f MiB", float64(p.GoHeapPeak)/(1<<20))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%d\t%.1f\t%.0f\t%.1f\t%s\t%.1f\t%.1f\t%s\t%s\t\n", p.Name, par, p.Seconds, p.Records, p.MBps, p.RecordsPerS, p.ReaderCPU, srv, p.BrokerCPU, p.OtherCPU, rss, heap)
+		name := p.Name
+		if p.Disturbed {
+			name += " (disturbed)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%d\t%.1f\t%.0f\t%.1f\t%s\t%.1f\t%.1f\t%s\t%s\t\n", name, par, b.samples[p.Name], p.Seconds, p.Records, p.MBps, p.RecordsPerS, p.ReaderCPU, srv, p.BrokerCPU, p.OtherCPU, rss, heap)
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "  n: measurements the row is the median of (disturbed ones left out when there are others)")
 	fmt.Fprintln(w, "  cpu-s: CPU seconds of the process doing the work (the bench for franz-go, kcat, the kbr worker for kbr, the bench for in-process kdata)")
 	fmt.Fprintln(w, "  other cpu-s: CPU used on the machine by everything else (ZooKeeper, the kbr CLI client, other work) during the phase; high values mean a disturbed figure")
 	fmt.Fprintln(w, "  worker peak RSS: VmHWM of the kbr worker process during the phase (a fresh worker per phase unless -fresh-worker=false); Go heap peak: heap growth of the bench process (franz-go, in-process kdata)")

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"sort"
 	"time"
 
 	"github.com/kbr-project/kbr/internal/testenv"
@@ -45,6 +47,13 @@ func (b *bench) runType(ctx context.Context, typ string) (r result) {
 
 	t0 := time.Now()
 	be, err := storage.Open(ctx, s.target)
+	if err != nil && ctx.Err() == nil {
+		logf("%s: open failed (%v); waiting for the server, then retrying", typ, err)
+		if waitServers(ctx, s.addrs, 3*time.Minute) == nil {
+			t0 = time.Now()
+			be, err = storage.Open(ctx, s.target)
+		}
+	}
 	if err != nil {
 		r.Error = fmt.Sprintf("open %s: %v", s.target, err)
 		return r
@@ -57,30 +66,43 @@ func (b *bench) runType(ctx context.Context, typ string) (r result) {
 		// its root directory.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		for name := range written {
-			if err := be.Delete(cctx, name); err != nil {
-				if err2 := s.native.remove(cctx, name); err2 != nil {
-					logf("%s: cleanup: delete %s: %v; %v", typ, name, err, err2)
+		var err error
+		for try := 0; try < 2; try++ {
+			if try > 0 {
+				logf("%s: cleanup failed (%v); waiting for the server to try again", typ, err)
+				if waitServers(cctx, s.addrs, time.Minute) != nil {
+					break
 				}
 			}
+			for name := range written {
+				if be.Delete(cctx, name) == nil {
+					delete(written, name)
+				}
+			}
+			// Then the root with whatever is left in it (partial files
+			// of a failed write, incomplete uploads).
+			if err = s.native.removeRoot(cctx); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			logf("%s: cleanup: LEFT BEHIND on %s: %v (%v)", typ, s.target, keys(written), err)
 		}
 		be.Close()
-		if err := s.native.removeRoot(cctx); err != nil {
-			logf("%s: cleanup: remove root: %v", typ, err)
-		}
 	}()
 
 	var startups []float64
 	for i := 1; i <= b.o.runs && ctx.Err() == nil; i++ {
 		rr, err := b.oneRun(ctx, typ, s, be, i, written)
-		if err != nil && ctx.Err() == nil {
-			// The servers are shared: another user's test may restart one
-			// under us. Try the run once more before giving up.
-			logf("%s run %d failed, retrying once in 15s: %v", typ, i, err)
+		for try := 1; err != nil && ctx.Err() == nil && try <= 2; try++ {
+			// The servers are shared: another user of the machine may
+			// restart one under us. Wait until it answers again, then run
+			// again.
+			logf("%s run %d failed (%v); waiting for the server, then retrying (%d/2)", typ, i, err, try)
 			r.Retries++
-			select {
-			case <-ctx.Done():
-			case <-time.After(15 * time.Second):
+			if werr := waitServers(ctx, s.addrs, 3*time.Minute); werr != nil {
+				err = fmt.Errorf("%w; then %v", err, werr)
+				break
 			}
 			rr, err = b.oneRun(ctx, typ, s, be, i, written)
 		}
@@ -336,4 +358,53 @@ func (b *bench) kbrRead(ctx context.Context, typ string, be storage.Backend, nam
 		}
 	}
 	return d, hashTime, rssMiB, cpu, prof, err
+}
+
+// waitServers waits until every address answers a TCP connect, then gives
+// the server a few seconds to finish starting.
+func waitServers(ctx context.Context, addrs []string, limit time.Duration) error {
+	if len(addrs) == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		down := ""
+		for _, a := range addrs {
+			if a == "" {
+				continue
+			}
+			c, err := net.DialTimeout("tcp", a, 2*time.Second)
+			if err != nil {
+				down = a
+				break
+			}
+			c.Close()
+		}
+		if down == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer for %v", down, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(5 * time.Second):
+	}
+	return nil
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

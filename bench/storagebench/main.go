@@ -27,6 +27,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -229,16 +230,8 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	if !o.noStackUp {
-		logf("deploy/stack.sh up")
-		cmd := exec.CommandContext(ctx, "deploy/stack.sh", "up")
-		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-		if out, err := os.CreateTemp("", "storagebench-stack-*.log"); err == nil {
-			cmd.Stderr = out
-			defer os.Remove(out.Name())
-			defer out.Close()
-		}
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("deploy/stack.sh up: %w", err)
+		if err := stackUp(ctx); err != nil {
+			return err
 		}
 	}
 	env, err := testenv.LoadFile(filepath.Join(root, testenv.EnvFile))
@@ -463,4 +456,34 @@ func writeSource(path string, size int64) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// stackUp runs deploy/stack.sh up, once more after a failure (another user
+// of the machine may be starting or stopping the same stack), and shows the
+// end of its output when it fails.
+func stackUp(ctx context.Context) error {
+	var err error
+	for try := 1; try <= 2; try++ {
+		logf("deploy/stack.sh up")
+		var out bytes.Buffer
+		cmd := exec.CommandContext(ctx, "deploy/stack.sh", "up")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err = cmd.Run(); err == nil {
+			return nil
+		}
+		tail := out.String()
+		if len(tail) > 3000 {
+			tail = "..." + tail[len(tail)-3000:]
+		}
+		err = fmt.Errorf("deploy/stack.sh up: %w\n%s", err, strings.TrimSpace(tail))
+		if ctx.Err() != nil {
+			break
+		}
+		logf("%v\n(trying once more in 10s)", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+		}
+	}
+	return err
 }

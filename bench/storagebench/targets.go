@@ -36,8 +36,8 @@ type native interface {
 	put(ctx context.Context, src, name string) (map[string]float64, error)
 	// get reads name to /dev/null.
 	get(ctx context.Context, name string) error
-	// remove deletes name; removeRoot the (emptied) target root.
-	remove(ctx context.Context, name string) error
+	// removeRoot removes the target root and everything in it (kbr's
+	// Delete removes the files first).
 	removeRoot(ctx context.Context) error
 }
 
@@ -47,6 +47,8 @@ type pathSetup struct {
 	native native
 	// rootFS is set where the target root is a local directory.
 	rootFS string
+	// addrs are the servers' TCP addresses, waited for after a failure.
+	addrs []string
 	// fromFile: the kbr write reads the source file (not the generator)
 	// in -source auto mode.
 	fromFile bool
@@ -108,14 +110,14 @@ func (b *bench) setup(typ string) (*pathSetup, error) {
 		root := must("KBR_HDFS_HOME") + "/" + dir
 		t := storage.Target{Type: "LocalHDFS", NameService: "hacluster", NameNodes: []string{must("KBR_HDFS_NAMENODE")},
 			User: must("KBR_HDFS_USER"), Path: root}
-		s = &pathSetup{target: t, native: &hdfsNative{classpath: must("KBR_HDFS_CLASSPATH"), nameNode: must("KBR_HDFS_NAMENODE"),
+		s = &pathSetup{target: t, addrs: []string{must("KBR_HDFS_NAMENODE"), env.Vars["KBR_HDFS_DATANODE"]}, native: &hdfsNative{classpath: must("KBR_HDFS_CLASSPATH"), nameNode: must("KBR_HDFS_NAMENODE"),
 			user: must("KBR_HDFS_USER"), root: root}}
 	case "CIFS":
 		host, port := hostPort("KBR_CIFS_ADDR")
 		pass := must("KBR_CIFS_PASSWORD_FILE")
 		t := storage.Target{Type: "CIFS", Server: host, Port: port, User: must("KBR_CIFS_USER"),
 			Password: secret.Ref{File: pass}, Share: must("KBR_CIFS_SHARE"), Path: dir}
-		s = &pathSetup{target: t, native: &smbNative{work: b.work, host: host, port: port, share: t.Share,
+		s = &pathSetup{target: t, addrs: []string{must("KBR_CIFS_ADDR")}, native: &smbNative{work: b.work, host: host, port: port, share: t.Share,
 			user: t.User, passFile: pass, root: dir}}
 	case "SFTP":
 		host, port := hostPort("KBR_SFTP_ADDR")
@@ -124,7 +126,7 @@ func (b *bench) setup(typ string) (*pathSetup, error) {
 		// Key authentication on both sides (the native client is given the same key).
 		t := storage.Target{Type: "SFTP", Server: host, Port: port, User: must("KBR_SFTP_USER"),
 			PrivateKey: secret.Ref{File: key}, KnownHostKey: must("KBR_SFTP_KNOWN_HOST"), Path: root}
-		s = &pathSetup{target: t, native: &sftpNative{work: b.work, host: host, port: port, user: t.User,
+		s = &pathSetup{target: t, addrs: []string{must("KBR_SFTP_ADDR")}, native: &sftpNative{work: b.work, host: host, port: port, user: t.User,
 			keyFile: key, knownHost: t.KnownHostKey, root: root}}
 	case "OBS":
 		t := storage.Target{Type: "OBS", Endpoint: must("KBR_OBS_ENDPOINT"), Bucket: must("KBR_OBS_BUCKET"),
@@ -137,7 +139,8 @@ func (b *bench) setup(typ string) (*pathSetup, error) {
 		if err != nil {
 			return nil, err
 		}
-		s = &pathSetup{target: t, native: n}
+		u, _ := url.Parse(t.Endpoint)
+		s = &pathSetup{target: t, addrs: []string{u.Host}, native: n}
 	default:
 		return nil, fmt.Errorf("unknown path type %q", typ)
 	}
@@ -205,14 +208,6 @@ func (n *fsNative) get(ctx context.Context, name string) error {
 	return runCmd(cmd)
 }
 
-func (n *fsNative) remove(ctx context.Context, name string) error {
-	err := os.Remove(filepath.Join(n.root, filepath.FromSlash(name)))
-	if os.IsNotExist(err) {
-		return nil
-	}
-	return err
-}
-
 func (n *fsNative) removeRoot(ctx context.Context) error { return os.RemoveAll(n.root) }
 
 // ---------------------------------------------------------------------------
@@ -249,10 +244,6 @@ func (n *hdfsNative) get(ctx context.Context, name string) error {
 	cmd.Stdout = devNull()
 	defer cmd.Stdout.(*os.File).Close()
 	return runCmd(cmd)
-}
-
-func (n *hdfsNative) remove(ctx context.Context, name string) error {
-	return runCmd(n.cmd(ctx, "-rm", "-f", "-skipTrash", path.Join(n.root, name)))
 }
 
 func (n *hdfsNative) removeRoot(ctx context.Context) error {
@@ -312,16 +303,8 @@ func (n *smbNative) get(ctx context.Context, name string) error {
 	return n.run(ctx, fmt.Sprintf(`get "%s" /dev/null`, n.remote(name)))
 }
 
-func (n *smbNative) remove(ctx context.Context, name string) error {
-	err := n.run(ctx, fmt.Sprintf(`del "%s"`, n.remote(name)))
-	if err != nil && strings.Contains(err.Error(), "NT_STATUS_NO_SUCH_FILE") {
-		return nil
-	}
-	return err
-}
-
 func (n *smbNative) removeRoot(ctx context.Context) error {
-	return n.run(ctx, fmt.Sprintf(`rmdir "%s"`, strings.ReplaceAll(n.root, "/", `\`)))
+	return n.run(ctx, fmt.Sprintf(`deltree "%s"`, strings.ReplaceAll(n.root, "/", `\`)))
 }
 
 // ---------------------------------------------------------------------------
@@ -403,13 +386,9 @@ func (n *sftpNative) get(ctx context.Context, name string) error {
 	return err
 }
 
-func (n *sftpNative) remove(ctx context.Context, name string) error {
-	_, err := n.run(ctx, false, fmt.Sprintf(`-rm "%s"`, n.root+"/"+name))
-	return err
-}
-
 func (n *sftpNative) removeRoot(ctx context.Context) error {
-	_, err := n.run(ctx, false, fmt.Sprintf(`rmdir "%s"`, n.root))
+	// "-" lets the batch go on when there is nothing to remove.
+	_, err := n.run(ctx, false, fmt.Sprintf(`-rm "%s/*"`, n.root), fmt.Sprintf(`rmdir "%s"`, n.root))
 	return err
 }
 
@@ -474,8 +453,23 @@ func (n *minioNative) get(ctx context.Context, name string) error {
 	return err
 }
 
-func (n *minioNative) remove(ctx context.Context, name string) error {
-	return n.c.RemoveObject(ctx, n.bucket, n.prefix+name, minio.RemoveObjectOptions{})
+// removeRoot removes every object and incomplete upload under the prefix.
+func (n *minioNative) removeRoot(ctx context.Context) error {
+	for oi := range n.c.ListObjects(ctx, n.bucket, minio.ListObjectsOptions{Prefix: n.prefix, Recursive: true}) {
+		if oi.Err != nil {
+			return oi.Err
+		}
+		if err := n.c.RemoveObject(ctx, n.bucket, oi.Key, minio.RemoveObjectOptions{}); err != nil {
+			return err
+		}
+	}
+	for u := range n.c.ListIncompleteUploads(ctx, n.bucket, n.prefix, true) {
+		if u.Err != nil {
+			return u.Err
+		}
+		if err := n.c.RemoveIncompleteUpload(ctx, n.bucket, u.Key); err != nil {
+			return err
+		}
+	}
+	return nil
 }
-
-func (n *minioNative) removeRoot(ctx context.Context) error { return nil }

@@ -172,7 +172,7 @@ func inprocVerify(ctx context.Context, be *localdir.Dir, segs [][]backupset.Segm
 // (already created, empty), with the producer options of the
 // RestorePartition activity.
 func inprocRestore(ctx context.Context, dst cluster, topic string, batchMax int32, be *localdir.Dir,
-	segs [][]backupset.SegmentInfo, par int, prof string, ws *wireStats, bufferedBytes int) (int64, error) {
+	segs [][]backupset.SegmentInfo, par int, prof string, ws *wireStats) (int64, error) {
 	cc := config.Cluster{Name: dst.name, BootstrapServers: dst.bootstrap}
 	var (
 		mu    sync.Mutex
@@ -180,13 +180,14 @@ func inprocRestore(ctx context.Context, dst cluster, topic string, batchMax int3
 	)
 	err := withCPUProfile(prof, func() error {
 		return pool(len(segs), par, func(p int) error {
-			// The options of activities.RestorePartition (no
-			// RecordDeliveryTimeout: kgo counts it from the record's
-			// own, old, timestamp).
+			// The options of activities.RestorePartition as of commit
+			// 613f628: buffer max(16MiB, 2 batches), no
+			// RecordDeliveryTimeout (kgo counts it from the record's own,
+			// old, timestamp).
 			cl, err := kclient.New(cc,
 				kgo.RecordPartitioner(kgo.ManualPartitioner()),
 				kgo.ProducerBatchMaxBytes(batchMax),
-				kgo.MaxBufferedBytes(bufferedBytes),
+				kgo.MaxBufferedBytes(max(16<<20, 2*int(batchMax))),
 				kgo.ProducerLinger(5*time.Millisecond),
 				kgo.ProducerBatchCompression(kgo.NoCompression()),
 				ws.hook(),

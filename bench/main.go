@@ -134,10 +134,12 @@ type bench struct {
 	quietCPU      float64
 	quietWait     time.Duration
 	lastBusy      float64 // cores busy just before the current phase
+	ctx           context.Context
+	only          map[string]bool // nil: every group
 	maxOther      float64
 	retries       int
 	samples       map[string]int
-	bufferedBytes int // producer MaxBufferedBytes of the franz-go produce and in-process restore // per summary row: measurements the median is taken over
+	bufferedBytes int // producer MaxBufferedBytes of the franz-go produce // per summary row: measurements the median is taken over
 	topicOnDisk   int64
 	flagFresh     bool
 	partitions    int
@@ -191,7 +193,8 @@ func run() int {
 		quietWait  = flag.Duration("quiet-wait", 3*time.Minute, "how long to wait for a quiet machine before each phase (0: do not wait)")
 		maxOther   = flag.Float64("max-other", 0.15, "a measurement during which other work used more than this share of the CPUs is flagged disturbed and measured again")
 		retries    = flag.Int("retries", 2, "how many times to measure a disturbed phase again")
-		bufBytes   = flag.String("producer-buffered-bytes", "64MiB", "kgo MaxBufferedBytes of the franz-go produce and the in-process restore (activities.RestorePartition's setting)")
+		bufBytes   = flag.String("producer-buffered-bytes", "64MiB", "kgo MaxBufferedBytes of the franz-go produce (the in-process restore uses activities.RestorePartition's own setting)")
+		only       = flag.String("only", "", "run only these measurement groups, comma-separated: consume, kcat, backup, produce, restore, overhead (restore needs backup; default: all)")
 		freshW     = flag.Bool("fresh-worker", true, "start a new kbr worker process before every kbr phase, so each peak RSS is that phase's own")
 		extraNone  = flag.Bool("backup-none", true, "also measure the headline backup with options.compression: none (how much zstd costs)")
 		reps       = flag.Int("reps", 3, "repeat every measurement this many times (the summary takes the median)")
@@ -257,6 +260,23 @@ func run() int {
 	}
 	b.res.ResultFile = outPath
 
+	b.ctx = ctx
+	if *only != "" {
+		b.only = map[string]bool{}
+		for _, g := range strings.Split(*only, ",") {
+			g = strings.TrimSpace(g)
+			switch g {
+			case "consume", "kcat", "backup", "produce", "restore", "overhead":
+				b.only[g] = true
+			default:
+				fmt.Fprintf(os.Stderr, "bench: -only %s: unknown group %q\n", *only, g)
+				return 2
+			}
+		}
+		if b.only["restore"] {
+			b.only["backup"] = true
+		}
+	}
 	err = b.main(ctx, int64(size), pars, rpars, *srcComp, int32(pb), *withKcat, *extraNone, *reps, *warm, *overhead, *cpuprof)
 	b.cleanup(*keep)
 	b.res.Seconds = time.Since(b.res.StartedAt).Seconds()
@@ -271,6 +291,8 @@ func run() int {
 	}
 	return 0
 }
+
+func (b *bench) want(group string) bool { return b.only == nil || b.only[group] }
 
 func (b *bench) warn(format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
@@ -383,7 +405,7 @@ func (b *bench) main(ctx context.Context, size int64, pars, rpars []int, srcComp
 	}
 	backupDir := filepath.Join(b.tmp, "backups")
 
-	if overhead {
+	if overhead && b.want("overhead") {
 		if err := b.overhead(ctx, backupDir); err != nil {
 			return err
 		}
@@ -397,28 +419,38 @@ func (b *bench) main(ctx context.Context, size int64, pars, rpars []int, srcComp
 
 	// 4. The measurements.
 	for rep := 1; rep <= reps; rep++ {
-		if err := b.undisturbed(func() error { return b.consumeRaw(ctx, rep, partBytes) }); err != nil {
-			return err
+		if b.want("consume") {
+			if err := b.undisturbed(func() error { return b.consumeRaw(ctx, rep, partBytes) }); err != nil {
+				return err
+			}
 		}
-		if withKcat {
+		if withKcat && b.want("kcat") {
 			if err := b.undisturbed(func() error { return b.consumeKcat(ctx, rep) }); err != nil {
 				return err
 			}
 		}
 		for _, p := range pars {
+			if !b.want("backup") {
+				break
+			}
 			if err := b.undisturbed(func() error { return b.backupKbr(ctx, rep, p, "zstd", backupDir) }); err != nil {
 				return err
 			}
 		}
-		if extraNone {
+		if extraNone && b.want("backup") {
 			if err := b.undisturbed(func() error { return b.backupKbr(ctx, rep, pars[0], "none", backupDir) }); err != nil {
 				return err
 			}
 		}
-		if err := b.undisturbed(func() error { return b.produceRaw(ctx, rep) }); err != nil {
-			return err
+		if b.want("produce") {
+			if err := b.undisturbed(func() error { return b.produceRaw(ctx, rep) }); err != nil {
+				return err
+			}
 		}
 		for _, p := range rpars {
+			if !b.want("restore") {
+				break
+			}
 			if err := b.undisturbed(func() error { return b.restoreKbr(ctx, rep, p, pars[0], backupDir) }); err != nil {
 				return err
 			}
@@ -690,12 +722,24 @@ func (b *bench) undisturbed(fn func() error) error {
 // pause lets the brokers settle between phases and, on a shared machine,
 // waits (up to -quiet-wait) until other work leaves the CPUs alone.
 func (b *bench) pause() {
-	time.Sleep(time.Second)
+	sleep := func(d time.Duration) bool {
+		select {
+		case <-b.ctx.Done():
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
+	if !sleep(time.Second) {
+		return
+	}
 	deadline := time.Now().Add(b.quietWait)
 	waited := false
 	for {
 		h0 := hostBusyCPU()
-		time.Sleep(time.Second)
+		if !sleep(time.Second) {
+			return
+		}
 		busy := hostBusyCPU() - h0
 		b.lastBusy = busy
 		if busy <= b.quietCPU || b.quietWait <= 0 {
@@ -1027,7 +1071,7 @@ func (b *bench) inproc(ctx context.Context, par, rpar int, prof string) error {
 		Records: n, PayloadBytes: b.data.payload, Notes: []string{"no Temporal, no verify step; CPU profile " + restoreProf}}
 	if err := b.measure(ph, b.kraftPIDs, false, func(ph *Phase) error {
 		ws := &wireStats{}
-		total, err := inprocRestore(ctx, b.kraft, dst, batchMax, be, segs, rpar, restoreProf, ws, b.bufferedBytes)
+		total, err := inprocRestore(ctx, b.kraft, dst, batchMax, be, segs, rpar, restoreProf, ws)
 		if err == nil {
 			b.checkCount(ph, "restored", total, -1)
 			ph.Notes = append(ph.Notes, ws.String())
@@ -1186,6 +1230,9 @@ func (b *bench) print() {
 		if b.topicOnDisk > 0 {
 			fmt.Fprintf(w, "          %.1f MB on the brokers' disks (one replica)\n", float64(b.topicOnDisk)/1e6)
 		}
+	}
+	if g := b.res.Git; g != nil {
+		fmt.Fprintf(w, "  kbr:    commit %v, uncommitted changes %v\n", g["commit"], g["dirty"])
 	}
 	if h := b.res.Host; h != nil {
 		fmt.Fprintf(w, "  host:   %v CPUs, %v, %v, load at start %v; the 4 brokers, ZooKeeper, kbr and the bench share these CPUs\n", h["cpus"], h["mem"], h["go"], h["loadavg_at_start"])

@@ -19,12 +19,13 @@ import (
 )
 
 type bench struct {
-	o    options
-	env  testenv.Env
-	id   string
-	work string
-	src  string
-	want string // SHA-256 of the source, hex
+	o       options
+	env     testenv.Env
+	envPath string
+	id      string
+	work    string
+	src     string
+	want    string // SHA-256 of the source, hex
 }
 
 // cleanupTimeout bounds the removal of what a path type wrote, which runs
@@ -73,6 +74,15 @@ func (b *bench) runType(ctx context.Context, typ string) (r result) {
 				if waitServers(cctx, s.addrs, time.Minute) != nil {
 					break
 				}
+				if env, lerr := testenv.LoadFile(b.envPath); lerr == nil {
+					b.env = env
+				}
+				if ns, serr := b.setup(typ); serr == nil {
+					if nbe, oerr := storage.Open(cctx, ns.target); oerr == nil {
+						be.Close()
+						s, be = ns, nbe
+					}
+				}
 			}
 			for name := range written {
 				if be.Delete(cctx, name) == nil {
@@ -103,6 +113,17 @@ func (b *bench) runType(ctx context.Context, typ string) (r result) {
 			if werr := waitServers(ctx, s.addrs, 3*time.Minute); werr != nil {
 				err = fmt.Errorf("%w; then %v", err, werr)
 				break
+			}
+			// The server may have been set up anew (new host key, password):
+			// read stack.env again and reconnect.
+			if env, lerr := testenv.LoadFile(b.envPath); lerr == nil {
+				b.env = env
+			}
+			if ns, serr := b.setup(typ); serr == nil {
+				if nbe, oerr := storage.Open(ctx, ns.target); oerr == nil {
+					be.Close()
+					s, be = ns, nbe
+				}
 			}
 			rr, err = b.oneRun(ctx, typ, s, be, i, written)
 		}

@@ -234,7 +234,8 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	env, err := testenv.LoadFile(filepath.Join(root, testenv.EnvFile))
+	envPath := filepath.Join(root, testenv.EnvFile)
+	env, err := testenv.LoadFile(envPath)
 	if err != nil {
 		return fmt.Errorf("%v; run `deploy/stack.sh up` first", err)
 	}
@@ -271,7 +272,7 @@ func run(ctx context.Context, o options) error {
 	rep.GeneratorMBps, rep.SHA256MBps = ceilings(min(o.size, 256<<20))
 	logf("in-memory ceilings: generator %.0f MB/s, SHA-256 %.0f MB/s", rep.GeneratorMBps, rep.SHA256MBps)
 
-	b := &bench{o: o, env: env, id: id, work: work, src: src, want: want}
+	b := &bench{o: o, env: env, envPath: envPath, id: id, work: work, src: src, want: want}
 	for _, typ := range o.only {
 		if ctx.Err() != nil {
 			break

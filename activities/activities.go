@@ -147,6 +147,35 @@ func (a *Activities) loadManifest(ctx context.Context, b storage.Backend, name s
 	return m, nil
 }
 
+// loadView reads a recovery point as a restore sees it: an incremental
+// one with its whole chain flattened (backupset.Flatten), so its Files are
+// every file the restore needs.
+func (a *Activities) loadView(ctx context.Context, b storage.Backend, name string) (*backupset.Manifest, error) {
+	m, err := a.loadManifest(ctx, b, name)
+	if err != nil || m.Base == "" {
+		return m, err
+	}
+	chain := []*backupset.Manifest{m}
+	seen := map[string]bool{name: true}
+	for cur := m; cur.Base != ""; {
+		if seen[cur.Base] || len(chain) > 10000 {
+			return nil, storage.Permanent(fmt.Errorf("recovery point %s: its chain loops at %s", name, cur.Base))
+		}
+		seen[cur.Base] = true
+		base, err := a.loadManifest(ctx, b, cur.Base)
+		if err != nil {
+			return nil, fmt.Errorf("recovery point %s needs its base %s: %w", name, cur.Base, err)
+		}
+		chain = append(chain, base)
+		cur = base
+	}
+	v, err := backupset.Flatten(chain)
+	if err != nil {
+		return nil, storage.Permanent(fmt.Errorf("recovery point %s: %w", name, err))
+	}
+	return v, nil
+}
+
 func badInputTyped(msg, typ string) error {
 	return temporal.NewNonRetryableApplicationError(msg, typ, errors.New(msg))
 }

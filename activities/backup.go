@@ -188,7 +188,9 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 		} else {
 			_ = w.Abort()
 		}
-		if len(problems) == 0 {
+		if len(problems) == 0 && cfg.TaskCreated != nil {
+			rep.TaskDir = backupset.TaskDir(cfg.Task, *cfg.TaskCreated)
+		} else if len(problems) == 0 {
 			dir, err := findTaskDir(ctx, b, cfg.Task)
 			if err != nil {
 				fail("target %s: %v", cfg.Target, err)
@@ -196,7 +198,9 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 			rep.TaskDir = dir
 		}
 	}
-	if rep.TaskDir == "" {
+	if rep.TaskDir == "" && cfg.TaskCreated != nil {
+		rep.TaskDir = backupset.TaskDir(cfg.Task, *cfg.TaskCreated)
+	} else if rep.TaskDir == "" {
 		rep.TaskDir = backupset.TaskDir(cfg.Task, in.ExecutedAt)
 	}
 	bw := float64(cfg.Options.Bandwidth)
@@ -430,6 +434,9 @@ func (a *Activities) SnapshotOffsets(ctx context.Context, in SnapshotInput) (*ba
 type CutInput struct {
 	Cluster config.Cluster `json:"cluster"`
 	Topics  []TopicRef     `json:"topics"`
+	// Base, for an incremental run, is the previous recovery point on Target.
+	Target storage.Target `json:"target,omitempty"`
+	Base   string         `json:"base,omitempty"`
 }
 
 // PartitionRange is one partition's range to export, [Start, End).
@@ -439,6 +446,12 @@ type PartitionRange struct {
 	Partition int32  `json:"partition"`
 	Start     int64  `json:"start"`
 	End       int64  `json:"end"`
+	// Incremental ranges start at the base's end offset; LogStart is then the
+	// partition's log start offset at the cut. FullReason says why a
+	// partition of an incremental run is copied whole.
+	Incremental bool   `json:"incremental,omitempty"`
+	LogStart    int64  `json:"log_start,omitempty"`
+	FullReason  string `json:"full_reason,omitempty"`
 }
 
 // CutOffsets fixes, once, where every partition's export ends: its last
@@ -480,7 +493,68 @@ func (a *Activities) CutOffsets(ctx context.Context, in CutInput) ([]PartitionRa
 			out = append(out, PartitionRange{Topic: t.Name, TopicID: t.ID, Partition: p, Start: s.Offset, End: e.Offset})
 		}
 	}
+	if in.Base != "" {
+		if err := a.incrementalRanges(ctx, adm, in, out); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// incrementalRanges moves each range's start to the base recovery point's
+// end offset where that gives exactly what a full copy would: the same
+// topic ID, nothing deleted by retention in between, the log not truncated
+// below it, and a topic that is not compacted (compaction may since have
+// removed records the chain holds). Every other partition is copied whole
+// and says why.
+func (a *Activities) incrementalRanges(ctx context.Context, adm *kadm.Client, in CutInput, out []PartitionRange) error {
+	b, err := a.openTarget(ctx, in.Target)
+	if err != nil {
+		return permanent(err)
+	}
+	defer b.Close()
+	base, err := a.loadManifest(ctx, b, in.Base)
+	if err != nil {
+		return permanent(fmt.Errorf("incremental base: %w", err))
+	}
+	names := make([]string, len(in.Topics))
+	for i, t := range in.Topics {
+		names[i] = t.Name
+	}
+	compacted := map[string]bool{}
+	rcs, err := adm.DescribeTopicConfigs(ctx, names...)
+	if err != nil {
+		return fmt.Errorf("topic configs: %w", err)
+	}
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			return fmt.Errorf("topic configs of %s: %w", rc.Name, rc.Err)
+		}
+		for _, c := range rc.Configs {
+			if c.Key == "cleanup.policy" && c.Value != nil && strings.Contains(*c.Value, "compact") {
+				compacted[rc.Name] = true
+			}
+		}
+	}
+	for i := range out {
+		r := &out[i]
+		bp := base.Partition(r.Topic, r.Partition)
+		switch {
+		case bp == nil:
+			r.FullReason = "not in the previous recovery point"
+		case bp.TopicID != r.TopicID:
+			r.FullReason = fmt.Sprintf("topic recreated since the previous recovery point (id %s, was %s)", r.TopicID, bp.TopicID)
+		case compacted[r.Topic]:
+			r.FullReason = "compacted topic: copied whole every run"
+		case r.Start > bp.EndOffset:
+			r.FullReason = fmt.Sprintf("offsets %d..%d were deleted by retention after the previous recovery point", bp.EndOffset, r.Start-1)
+		case r.End < bp.EndOffset:
+			r.FullReason = fmt.Sprintf("log end %d is below the previous recovery point's end %d (truncated)", r.End, bp.EndOffset)
+		default:
+			r.Incremental, r.LogStart, r.Start = true, r.Start, bp.EndOffset
+		}
+	}
+	return nil
 }
 
 // ExportInput is one partition to export.

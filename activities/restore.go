@@ -68,7 +68,7 @@ func (a *Activities) ResolveRecoveryPoint(ctx context.Context, in VerifyInput) (
 			return nil, badInput("source.recovery_point: no recovery point on %s%s", in.Source.Target, forTask(in.Source.Task))
 		}
 	}
-	m, err := a.loadManifest(ctx, b, name)
+	m, err := a.loadView(ctx, b, name)
 	if err != nil {
 		return nil, permanent(err)
 	}
@@ -190,7 +190,7 @@ func (a *Activities) PrepareRestore(ctx context.Context, in PrepareInput) (*Prep
 		return nil, permanent(err)
 	}
 	defer b.Close()
-	m, err := a.loadManifest(ctx, b, in.Manifest)
+	m, err := a.loadView(ctx, b, in.Manifest)
 	if err != nil {
 		return nil, permanent(err)
 	}
@@ -442,13 +442,14 @@ func (a *Activities) RestorePartition(ctx context.Context, in RestorePartitionIn
 		return nil, permanent(err)
 	}
 	defer b.Close()
-	m, err := a.loadManifest(ctx, b, in.Manifest)
+	m, err := a.loadView(ctx, b, in.Manifest)
 	if err != nil {
 		return nil, permanent(err)
 	}
 	var segs []backupset.SegmentInfo
+	var minOffset int64
 	if mp := m.Partition(in.Plan.SourceTopic, in.Plan.Partition); mp != nil {
-		segs = mp.Segments
+		segs, minOffset = mp.Segments, mp.StartOffset
 	}
 	batchMax, err := maxMessageBytes(ctx, cfg.Cluster, in.Plan.TargetTopic)
 	if err != nil {
@@ -472,7 +473,7 @@ func (a *Activities) RestorePartition(ctx context.Context, in RestorePartitionIn
 	defer cl.Close()
 	spec := kdata.RestoreSpec{
 		Topic: in.Plan.TargetTopic, Partition: in.Plan.Partition, Base: in.Plan.Base,
-		Segments: segs, Compression: m.Compression, Translate: in.Plan.Translate,
+		Segments: segs, Compression: m.Compression, Translate: in.Plan.Translate, MinOffset: minOffset,
 		ThrottleBytesS: int64(cfg.Options.ThrottleBytesPerSecond),
 	}
 	res, err := kdata.Restore(ctx, cl, b, spec, func(n int64) { activity.RecordHeartbeat(ctx, n) })

@@ -27,6 +27,7 @@ func Register(w worker.Registry, acts *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.RestoreWorkflow, workflow.RegisterOptions{Name: workflows.RestoreWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.ClusterLockWorkflow, workflow.RegisterOptions{Name: workflows.ClusterLockWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.VerifyWorkflow, workflow.RegisterOptions{Name: workflows.VerifyWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.CheckTaskWorkflow, workflow.RegisterOptions{Name: workflows.CheckTaskWorkflowName})
 	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 }
 

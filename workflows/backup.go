@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -21,6 +22,7 @@ const (
 	StepCut              = "fix end offsets"
 	StepExport           = "export partitions"
 	StepManifest         = "write manifest"
+	StepRetention        = "retention"
 )
 
 // BackupResult is what a successful backup returns.
@@ -29,7 +31,29 @@ type BackupResult struct {
 	TaskDir       string           `json:"task_dir"`
 	Target        string           `json:"target"`
 	Totals        backupset.Totals `json:"totals"`
+	Kind          string           `json:"kind,omitempty"` // full | incremental
+	Base          string           `json:"base,omitempty"`
+	PolicyReason  string           `json:"policy_reason,omitempty"`
+	// FullPartitions names the partitions an incremental run copied whole, and why.
+	FullPartitions []string                `json:"full_partitions,omitempty"`
+	Retention      *activities.PruneResult `json:"retention,omitempty"`
 }
+
+// HistoryMemo is the memo a finished backup leaves on its execution, which
+// `kbr task history` lists without reading every history.
+type HistoryMemo struct {
+	Kind          string `json:"kind,omitempty"`
+	RecoveryPoint string `json:"recovery_point,omitempty"`
+	// Path is the recovery point's full path: target and manifest.
+	Path    string `json:"path,omitempty"`
+	Records int64  `json:"records"`
+	Bytes   int64  `json:"bytes"`
+	Error   string `json:"error,omitempty"`
+	Note    string `json:"note,omitempty"`
+}
+
+// MemoHistory is the memo key of HistoryMemo.
+const MemoHistory = "kbr_history"
 
 var a *activities.Activities
 
@@ -48,20 +72,46 @@ func BackupWorkflow(ctx workflow.Context, cfg config.Backup) (*BackupResult, err
 	}
 	w.progress.Status = status
 	_ = workflow.UpsertTypedSearchAttributes(ctx, SAStatus.ValueSet(status))
+	if workflow.GetVersion(ctx, "history-memo", workflow.DefaultVersion, 1) == 1 {
+		memo := HistoryMemo{Kind: w.kind}
+		if res != nil {
+			memo.RecoveryPoint, memo.Records, memo.Bytes = res.RecoveryPoint, res.Totals.Records, res.Totals.Bytes
+			memo.Path = res.Target + "/" + res.RecoveryPoint
+			if len(res.FullPartitions) > 0 {
+				memo.Note = fmt.Sprintf("%d partitions copied whole: %s", len(res.FullPartitions), strings.Join(res.FullPartitions[:min(3, len(res.FullPartitions))], "; "))
+			}
+		}
+		if err != nil {
+			memo.Error = err.Error()
+		}
+		_ = workflow.UpsertMemo(ctx, map[string]any{MemoHistory: memo})
+	}
 	w.track.details()
 	return res, err
 }
 
+// partitionBackup is a partition's manifest entry before its segments.
+func partitionBackup(r activities.PartitionRange) backupset.PartitionBackup {
+	pb := backupset.PartitionBackup{Topic: r.Topic, TopicID: r.TopicID, Partition: r.Partition,
+		StartOffset: r.Start, EndOffset: r.End, FullReason: r.FullReason}
+	if r.Incremental {
+		pb.StartOffset, pb.From, pb.Incremental = r.LogStart, r.Start, true
+	}
+	return pb
+}
+
 type backupRun struct {
-	cfg      config.Backup
-	progress Progress
-	track    *tracker
+	fullParts []string
+	kind      string
+	cfg       config.Backup
+	progress  Progress
+	track     *tracker
 }
 
 func (w *backupRun) setup(ctx workflow.Context) error {
 	w.cfg.ApplyDefaults()
 	w.progress = Progress{Kind: "backup", Cluster: w.cfg.Cluster.Name, Task: w.cfg.Task, Status: StatusRunning}
-	w.track = newTracker(ctx, &w.progress, StepPreflight, StepMetadataSnapshot, StepConsumerOffsets, StepCut, StepExport, StepManifest)
+	w.track = newTracker(ctx, &w.progress, StepPreflight, StepMetadataSnapshot, StepConsumerOffsets, StepCut, StepExport, StepManifest, StepRetention)
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return w.progress, nil }); err != nil {
 		return err
 	}
@@ -125,11 +175,26 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 	}
 	w.progress.Report = pre
 	w.progress.EstimatedBytes = pre.EstimatedBytes
-	t.done(StepPreflight, fmt.Sprintf("%d topics, %d partitions, ~%d bytes, ~%s", len(pre.Topics), pre.Partitions, pre.EstimatedBytes, pre.EstimatedDuration))
+
+	// The task policy: full, or incremental after the previous recovery point.
+	policies := workflow.GetVersion(ctx, "task-policies", workflow.DefaultVersion, 1) == 1
+	plan := activities.RunPlan{Kind: backupset.KindFull, Reason: "policy: full every time"}
+	if policies && cfg.Policy != config.PolicyFull && cfg.Has(config.SourceTopicData) {
+		if err := workflow.ExecuteActivity(shortOpts(ctx, 10*time.Minute, 5), a.PlanRun, activities.PlanRunInput{
+			Target: cfg.Target, TaskDir: pre.TaskDir, Policy: cfg.Policy, FullEvery: cfg.FullEvery,
+		}).Get(ctx, &plan); err != nil {
+			t.fail(StepPreflight, err)
+			return nil, err
+		}
+	}
+	w.kind = plan.Kind
+	w.progress.Kind = "backup (" + plan.Kind + ")"
+	t.done(StepPreflight, fmt.Sprintf("%d topics, %d partitions, ~%d bytes, ~%s; %s: %s", len(pre.Topics), pre.Partitions, pre.EstimatedBytes, pre.EstimatedDuration, plan.Kind, plan.Reason))
 
 	m := &backupset.Manifest{
 		Format: backupset.FormatVersion, Task: cfg.Task, TaskDir: pre.TaskDir, Cluster: cfg.Cluster.Name,
-		ClusterID: pre.ClusterID, KafkaVersion: backupset.SafeVersion(pre.KafkaVersion), Mode: pre.Mode, Kind: "full",
+		ClusterID: pre.ClusterID, KafkaVersion: backupset.SafeVersion(pre.KafkaVersion), Mode: pre.Mode, Kind: plan.Kind,
+		Base: plan.Base, Policy: cfg.Policy,
 		ExecutedAt: executed, DataSources: cfg.DataSources, Compression: cfg.Options.Compression,
 		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID,
 	}
@@ -162,16 +227,26 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 	if cfg.Has(config.SourceTopicData) {
 		t.start(StepCut)
 		var ranges []activities.PartitionRange
-		if err := workflow.ExecuteActivity(shortOpts(ctx, 5*time.Minute, 5), a.CutOffsets,
-			activities.CutInput{Cluster: cfg.Cluster, Topics: pre.Topics}).Get(ctx, &ranges); err != nil {
+		cut := activities.CutInput{Cluster: cfg.Cluster, Topics: pre.Topics}
+		if plan.Kind == backupset.KindIncremental {
+			cut.Target, cut.Base = cfg.Target, plan.Base
+		}
+		if err := workflow.ExecuteActivity(shortOpts(ctx, 5*time.Minute, 5), a.CutOffsets, cut).Get(ctx, &ranges); err != nil {
 			t.fail(StepCut, err)
 			return nil, err
 		}
 		var total int64
 		for _, r := range ranges {
 			total += r.End - r.Start
+			if plan.Kind == backupset.KindIncremental && !r.Incremental {
+				w.fullParts = append(w.fullParts, fmt.Sprintf("%s[%d]: %s", r.Topic, r.Partition, r.FullReason))
+			}
 		}
-		t.done(StepCut, fmt.Sprintf("%d partitions, %d offsets", len(ranges), total))
+		detail := fmt.Sprintf("%d partitions, %d offsets", len(ranges), total)
+		if len(w.fullParts) > 0 {
+			detail += fmt.Sprintf("; %d copied whole (%s)", len(w.fullParts), strings.Join(w.fullParts[:min(3, len(w.fullParts))], "; "))
+		}
+		t.done(StepCut, detail)
 
 		t.start(StepExport)
 		dir := pre.TaskDir + "/" + backupset.Name(m.KafkaVersion, backupset.SourceTopicData, executed)
@@ -198,7 +273,32 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 	w.progress.RecoveryPoint = name
 	_ = workflow.UpsertTypedSearchAttributes(ctx, SARecoveryPoint.ValueSet(name))
 	t.done(StepManifest, name)
-	return &BackupResult{RecoveryPoint: name, TaskDir: pre.TaskDir, Target: cfg.Target.String(), Totals: m.Totals}, nil
+	res := &BackupResult{RecoveryPoint: name, TaskDir: pre.TaskDir, Target: cfg.Target.String(), Totals: m.Totals,
+		Kind: plan.Kind, Base: plan.Base, PolicyReason: plan.Reason, FullPartitions: w.fullParts}
+
+	// Retention, still under the cluster lock: a prune cut short leaves
+	// only unlisted files, which the next one removes.
+	if policies && cfg.MaxCopies > 0 {
+		t.start(StepRetention)
+		var pr activities.PruneResult
+		if err := workflow.ExecuteActivity(shortOpts(ctx, 30*time.Minute, 10), a.PruneTask, activities.PruneInput{
+			Target: cfg.Target, TaskDir: pre.TaskDir, MaxCopies: cfg.MaxCopies, Current: name,
+		}).Get(ctx, &pr); err != nil {
+			// The recovery point exists and is complete; the run says the
+			// prune failed and the next run's prune finishes it.
+			t.fail(StepRetention, err)
+			return res, fmt.Errorf("recovery point %s written, but retention failed: %w", name, err)
+		}
+		res.Retention = &pr
+		detail := fmt.Sprintf("kept %d, deleted %d recovery points (%d files, %d bytes)", len(pr.Kept), len(pr.DeletedManifests), pr.DeletedFiles, pr.DeletedBytes)
+		if len(pr.KeptForChain) > 0 {
+			detail += fmt.Sprintf("; %d kept beyond max copies for a kept incremental", len(pr.KeptForChain))
+		}
+		t.done(StepRetention, detail)
+	} else {
+		t.skip(StepRetention, "max copies not set: every recovery point kept")
+	}
+	return res, nil
 }
 
 // export runs one activity per partition, at most Parallelism at once. On
@@ -217,7 +317,7 @@ func (w *backupRun) export(ctx workflow.Context, dir string, ranges []activities
 			running++
 			if r.End <= r.Start {
 				// Nothing to read: settle it here, without an activity.
-				out[i] = backupset.PartitionBackup{Topic: r.Topic, TopicID: r.TopicID, Partition: r.Partition, StartOffset: r.Start, EndOffset: r.End}
+				out[i] = partitionBackup(r)
 				running--
 				w.progress.PartitionsDone++
 				continue
@@ -234,8 +334,8 @@ func (w *backupRun) export(ctx workflow.Context, dir string, ranges []activities
 					}
 					return
 				}
-				out[i] = backupset.PartitionBackup{Topic: r.Topic, TopicID: r.TopicID, Partition: r.Partition,
-					StartOffset: r.Start, EndOffset: r.End, Segments: p.Segments, Records: p.Records, Lost: p.Gaps}
+				out[i] = partitionBackup(r)
+				out[i].Segments, out[i].Records, out[i].Lost = p.Segments, p.Records, p.Gaps
 				w.progress.PartitionsDone++
 				w.progress.RecordsDone += p.Records
 				w.progress.BytesDone += p.Bytes

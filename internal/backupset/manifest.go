@@ -12,20 +12,25 @@ const FormatVersion = 1
 // Manifest describes one recovery point. It is written after every file it
 // lists, so a reader never sees a recovery point whose data is missing.
 type Manifest struct {
-	Format       int       `json:"format"`
-	Task         string    `json:"task"`
-	TaskDir      string    `json:"taskDir"`
-	Cluster      string    `json:"cluster"`
-	ClusterID    string    `json:"clusterId"`
-	KafkaVersion string    `json:"kafkaVersion"`
-	Mode         string    `json:"mode"` // "zookeeper" or "kraft"
-	Kind         string    `json:"kind"` // "full" (incremental comes with the task policies)
-	ExecutedAt   time.Time `json:"executedAt"`
-	FinishedAt   time.Time `json:"finishedAt"`
-	WorkflowID   string    `json:"workflowId,omitempty"`
-	RunID        string    `json:"runId,omitempty"`
-	DataSources  []string  `json:"dataSources"`
-	Compression  string    `json:"compression"`
+	Format       int    `json:"format"`
+	Task         string `json:"task"`
+	TaskDir      string `json:"taskDir"`
+	Cluster      string `json:"cluster"`
+	ClusterID    string `json:"clusterId"`
+	KafkaVersion string `json:"kafkaVersion"`
+	Mode         string `json:"mode"` // "zookeeper" or "kraft"
+	Kind         string `json:"kind"` // KindFull or KindIncremental
+	// Base is the previous recovery point of an incremental one (a manifest
+	// name in the same task folder): its chain ends at a full one.
+	Base string `json:"base,omitempty"`
+	// Policy is the task policy the run followed, for the history.
+	Policy      string    `json:"policy,omitempty"`
+	ExecutedAt  time.Time `json:"executedAt"`
+	FinishedAt  time.Time `json:"finishedAt"`
+	WorkflowID  string    `json:"workflowId,omitempty"`
+	RunID       string    `json:"runId,omitempty"`
+	DataSources []string  `json:"dataSources"`
+	Compression string    `json:"compression"`
 
 	Metadata   *FileEntry        `json:"metadata,omitempty"`
 	Offsets    *FileEntry        `json:"offsets,omitempty"`
@@ -54,7 +59,20 @@ type PartitionBackup struct {
 	Records     int64         `json:"records"`
 	// Lost lists ranges deleted by retention before the export reached them.
 	Lost []OffsetRange `json:"lost,omitempty"`
+	// Incremental partitions hold only [From, EndOffset) in Segments; the
+	// records in [StartOffset, From) are in the chain's earlier recovery
+	// points (the same partition of the same topic ID).
+	Incremental bool  `json:"incremental,omitempty"`
+	From        int64 `json:"from,omitempty"`
+	// FullReason says why a partition of an incremental run was copied whole.
+	FullReason string `json:"fullReason,omitempty"`
 }
+
+// Recovery point kinds.
+const (
+	KindFull        = "full"
+	KindIncremental = "incremental"
+)
 
 // OffsetRange is [From, To).
 type OffsetRange struct {

@@ -60,6 +60,9 @@ type SegmentInfo struct {
 	NextOffset   int64 `json:"nextOffset"`
 	Records      int64 `json:"records"`
 	PayloadBytes int64 `json:"payloadBytes"` // keys+values+headers, uncompressed
+	// Compression is set on segments of a chain view (Flatten), whose
+	// recovery points may differ; empty means the manifest's.
+	Compression string `json:"compression,omitempty"`
 }
 
 // countHash counts and hashes what passes to the file.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -75,7 +76,25 @@ type Backup struct {
 	Topics      TopicFilter    `yaml:"topics,omitempty" json:"topics,omitempty"`
 	Target      storage.Target `yaml:"target" json:"target"`
 	Options     BackupOptions  `yaml:"options,omitempty" json:"options,omitempty"`
+	// Policy: full (default: full every time), incremental (full first, then
+	// incremental), or full_every_n (a full once every full_every runs, the
+	// others incremental). Metadata and offsets are always full.
+	Policy    string `yaml:"policy,omitempty" json:"policy,omitempty"`
+	FullEvery int    `yaml:"full_every,omitempty" json:"full_every,omitempty"`
+	// MaxCopies keeps at most this many recovery points of the task after a
+	// successful run (0: keep all); a full that a kept incremental needs is kept.
+	MaxCopies int `yaml:"max_copies,omitempty" json:"max_copies,omitempty"`
+	// TaskCreated is the task's creation time, which names its folder; set
+	// by `kbr task`. Without it a run reuses the task's newest folder.
+	TaskCreated *time.Time `yaml:"task_created,omitempty" json:"task_created,omitempty"`
 }
+
+// Backup policies.
+const (
+	PolicyFull        = "full"
+	PolicyIncremental = "incremental"
+	PolicyFullEveryN  = "full_every_n"
+)
 
 // BackupOptions tune a backup run.
 type BackupOptions struct {
@@ -277,6 +296,9 @@ func (b *Backup) ApplyDefaults() {
 	if len(b.DataSources) == 0 {
 		b.DataSources = []string{SourceMetadata, SourceTopicData, SourceOffsets}
 	}
+	if b.Policy == "" {
+		b.Policy = PolicyFull
+	}
 	o := &b.Options
 	if o.Parallelism == 0 {
 		o.Parallelism = DefaultParallelism
@@ -321,6 +343,21 @@ func (b *Backup) Validate() error {
 	}
 	if _, err := b.Topics.Compile(); err != nil {
 		return err
+	}
+	switch b.Policy {
+	case PolicyFull, PolicyIncremental:
+		if b.FullEvery != 0 {
+			return fieldErr("full_every", "only with policy %s", PolicyFullEveryN)
+		}
+	case PolicyFullEveryN:
+		if b.FullEvery < 2 || b.FullEvery > 1000 {
+			return fieldErr("full_every", "%d: want 2..1000 (a full once every n runs)", b.FullEvery)
+		}
+	default:
+		return fieldErr("policy", "%q: want full, incremental or full_every_n", b.Policy)
+	}
+	if b.MaxCopies < 0 || b.MaxCopies > 10000 {
+		return fieldErr("max_copies", "%d: want 1..10000 (0: keep all)", b.MaxCopies)
 	}
 	if err := ValidateTarget("target", b.Target); err != nil {
 		return err

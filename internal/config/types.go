@@ -85,15 +85,25 @@ func (b *ByteSize) UnmarshalJSON(data []byte) error {
 	return err
 }
 
-// Duration is a time.Duration written as "10s", "5m".
+// Duration is a time.Duration written as "10s", "5m", "6h" or "1d".
 type Duration time.Duration
 
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
+// ParseDuration is time.ParseDuration that also takes whole days ("7d").
+func ParseDuration(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if days, err := strconv.Atoi(n); err == nil && days >= 0 && days < 100000 {
+			return time.Duration(days) * 24 * time.Hour, nil
+		}
+	}
+	return time.ParseDuration(s)
+}
+
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
+	v, err := ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("%q is not a duration (examples: 10s, 5m)", n.Value)
+		return fmt.Errorf("%q is not a duration (examples: 10s, 5m, 6h, 1d)", n.Value)
 	}
 	*d = Duration(v)
 	return nil
@@ -109,9 +119,9 @@ func (d *Duration) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &s); err != nil {
 		return fmt.Errorf("want a duration, got %s", data)
 	}
-	v, err := time.ParseDuration(s)
+	v, err := ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("%q is not a duration (examples: 10s, 5m)", s)
+		return fmt.Errorf("%q is not a duration (examples: 10s, 5m, 6h, 1d)", s)
 	}
 	*d = Duration(v)
 	return nil

@@ -35,6 +35,9 @@ type RestoreSpec struct {
 	// source offset is at least the given one.
 	Translate      []int64
 	ThrottleBytesS int64
+	// MinOffset skips records below it: a chain of recovery points can hold
+	// records that retention had deleted by the time of the last one.
+	MinOffset int64
 	// ToTime, when set, restores only records with a timestamp before it.
 	// (Reserved for point-in-time restore; 0 = everything.)
 }
@@ -56,9 +59,18 @@ var ErrForeignWrites = errors.New("target partition has records this restore did
 // Restore produces the spec's records that have not landed yet.
 func Restore(ctx context.Context, cl *kgo.Client, b storage.Backend, spec RestoreSpec, onProgress func(produced int64)) (RestoreResult, error) {
 	res := RestoreResult{Translated: map[int64]int64{}}
-	var total int64
-	for _, s := range spec.Segments {
-		total += s.Records
+	total, err := backupset.CountFrom(spec.Segments, spec.MinOffset, func(seg backupset.SegmentInfo) (int64, error) {
+		var n int64
+		err := readSegment(ctx, b, seg, spec.Compression, func(r *backupset.Record) error {
+			if r.Offset >= spec.MinOffset {
+				n++
+			}
+			return nil
+		})
+		return n, err
+	})
+	if err != nil {
+		return res, err
 	}
 	end, err := EndOffset(ctx, cl, spec.Topic, spec.Partition)
 	if err != nil {
@@ -97,7 +109,13 @@ func Restore(ctx context.Context, cl *kgo.Client, b storage.Backend, spec Restor
 	start := time.Now()
 	lastReport := time.Now()
 	for _, seg := range spec.Segments {
+		if seg.Records > 0 && seg.LastOffset < spec.MinOffset {
+			continue
+		}
 		if err := readSegment(ctx, b, seg, spec.Compression, func(r *backupset.Record) error {
+			if r.Offset < spec.MinOffset {
+				return nil
+			}
 			for len(translate) > 0 && translate[0] <= r.Offset {
 				res.Translated[translate[0]] = spec.Base + ordinal
 				translate = translate[1:]
@@ -180,6 +198,9 @@ func readSegment(ctx context.Context, b storage.Backend, seg backupset.SegmentIn
 	}
 	defer rc.Close()
 	vr := backupset.NewVerifyingReader(rc, seg.Name, seg.Size, seg.SHA256)
+	if seg.Compression != "" {
+		compression = seg.Compression
+	}
 	sr, err := backupset.NewSegmentReader(vr, compression)
 	if err != nil {
 		return fmt.Errorf("%s: %w", seg.Name, err)

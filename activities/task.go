@@ -1,0 +1,262 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"go.temporal.io/sdk/activity"
+
+	"github.com/kbr-project/kbr/internal/backupset"
+	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/internal/kclient"
+	"github.com/kbr-project/kbr/storage"
+)
+
+// PlanRunInput asks whether a run of a task is full or incremental.
+type PlanRunInput struct {
+	Target    storage.Target `json:"target"`
+	TaskDir   string         `json:"task_dir"`
+	Policy    string         `json:"policy"`
+	FullEvery int            `json:"full_every,omitempty"`
+}
+
+// RunPlan is the decision, with its reason for the history.
+type RunPlan struct {
+	Kind   string `json:"kind"` // full | incremental
+	Base   string `json:"base,omitempty"`
+	Reason string `json:"reason"`
+	// Chain is how many recovery points the new one's chain will hold.
+	Chain int `json:"chain"`
+}
+
+// PlanRun applies the task's policy to the recovery points in its folder:
+// full every time; full first, then incremental; or a full once every n
+// runs. An incremental run needs the previous recovery point's chain intact
+// (every file present with its size); otherwise the run is full and says why.
+func (a *Activities) PlanRun(ctx context.Context, in PlanRunInput) (*RunPlan, error) {
+	if in.Policy == config.PolicyFull || in.Policy == "" {
+		return &RunPlan{Kind: backupset.KindFull, Reason: "policy: full every time", Chain: 1}, nil
+	}
+	b, err := a.openTarget(ctx, in.Target)
+	if err != nil {
+		return nil, permanent(err)
+	}
+	defer b.Close()
+	files, err := b.List(ctx, in.TaskDir+"/")
+	if err != nil {
+		return nil, permanent(err)
+	}
+	manifests := taskManifests(files)
+	if len(manifests) == 0 {
+		return &RunPlan{Kind: backupset.KindFull, Reason: "first run of the task", Chain: 1}, nil
+	}
+	latest := manifests[len(manifests)-1]
+	sizes := map[string]int64{}
+	for _, f := range files {
+		sizes[f.Name] = f.Size
+	}
+	chain := 0
+	for name := latest; name != ""; {
+		m, err := a.loadManifest(ctx, b, name)
+		if err != nil {
+			return &RunPlan{Kind: backupset.KindFull, Reason: fmt.Sprintf("previous recovery point unreadable (%v)", err), Chain: 1}, nil
+		}
+		for _, f := range m.Files() {
+			if sz, ok := sizes[f.Name]; !ok || sz != f.Size {
+				return &RunPlan{Kind: backupset.KindFull, Reason: fmt.Sprintf("previous chain is broken: %s missing or resized", f.Name), Chain: 1}, nil
+			}
+		}
+		chain++
+		name = m.Base
+		if _, ok := sizes[name]; name != "" && !ok {
+			return &RunPlan{Kind: backupset.KindFull, Reason: fmt.Sprintf("previous chain is broken: base %s missing", name), Chain: 1}, nil
+		}
+	}
+	if in.Policy == config.PolicyFullEveryN && chain >= in.FullEvery {
+		return &RunPlan{Kind: backupset.KindFull, Reason: fmt.Sprintf("policy: a full once every %d runs", in.FullEvery), Chain: 1}, nil
+	}
+	return &RunPlan{Kind: backupset.KindIncremental, Base: latest, Chain: chain + 1,
+		Reason: fmt.Sprintf("incremental after %s", latest)}, nil
+}
+
+// taskManifests lists the manifest names among files, oldest first.
+func taskManifests(files []storage.FileInfo) []string {
+	type mf struct {
+		name string
+		at   int64
+	}
+	var ms []mf
+	for _, f := range files {
+		if _, _, executed, ok := backupset.ParseManifestName(f.Name); ok {
+			ms = append(ms, mf{f.Name, executed.UnixNano()})
+		}
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].at < ms[j].at })
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.name
+	}
+	return out
+}
+
+// PruneInput is the retention of one task folder.
+type PruneInput struct {
+	Target    storage.Target `json:"target"`
+	TaskDir   string         `json:"task_dir"`
+	MaxCopies int            `json:"max_copies"`
+	// Current is the run's own recovery point, which is always kept.
+	Current string `json:"current"`
+}
+
+// PruneResult names what retention deleted and kept.
+type PruneResult struct {
+	Kept             []string `json:"kept"`
+	KeptForChain     []string `json:"kept_for_chain,omitempty"` // beyond max copies: a kept incremental needs them
+	DeletedManifests []string `json:"deleted_manifests,omitempty"`
+	DeletedFiles     int      `json:"deleted_files"`
+	DeletedBytes     int64    `json:"deleted_bytes"`
+	Foreign          []string `json:"foreign,omitempty"` // files in the folder kbr did not write: left alone
+}
+
+// PruneTask keeps the newest MaxCopies recovery points of a task and every
+// one a kept incremental needs. It deletes the unkept manifests first, then
+// every kbr file of the folder no kept manifest lists, so an interrupted
+// prune never leaves a kept recovery point broken and the next prune removes
+// what this one left. Nothing is deleted unless every kept manifest reads.
+func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult, error) {
+	if in.MaxCopies < 1 {
+		return nil, badInput("max_copies: %d, want at least 1", in.MaxCopies)
+	}
+	b, err := a.openTarget(ctx, in.Target)
+	if err != nil {
+		return nil, permanent(err)
+	}
+	defer b.Close()
+	files, err := b.List(ctx, in.TaskDir+"/")
+	if err != nil {
+		return nil, permanent(err)
+	}
+	manifests := taskManifests(files)
+	res := &PruneResult{}
+	keep := map[string]bool{}
+	if in.Current != "" {
+		keep[in.Current] = true
+	}
+	for i := len(manifests) - 1; i >= 0 && len(keep) < in.MaxCopies; i-- {
+		keep[manifests[i]] = true
+	}
+	// The chains of the kept ones.
+	wanted := map[string]bool{}
+	var queue []string
+	for n := range keep {
+		queue = append(queue, n)
+	}
+	sort.Strings(queue)
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		if wanted[n] {
+			continue
+		}
+		m, err := a.loadManifest(ctx, b, n)
+		if err != nil {
+			return nil, permanent(fmt.Errorf("retention: kept recovery point %s unreadable, nothing deleted: %w", n, err))
+		}
+		wanted[n] = true
+		if !keep[n] {
+			res.KeptForChain = append(res.KeptForChain, n)
+		}
+		for _, f := range m.Files() {
+			wanted[f.Name] = true
+		}
+		if m.Base != "" {
+			queue = append(queue, m.Base)
+		}
+	}
+	for _, n := range manifests {
+		if wanted[n] {
+			res.Kept = append(res.Kept, n)
+		}
+	}
+	// Manifests first: once gone, their recovery points no longer exist.
+	for _, n := range manifests {
+		if wanted[n] {
+			continue
+		}
+		if err := b.Delete(ctx, n); err != nil {
+			return res, fmt.Errorf("retention: delete %s: %w", n, err)
+		}
+		res.DeletedManifests = append(res.DeletedManifests, n)
+		activity.RecordHeartbeat(ctx, res)
+	}
+	for _, f := range files {
+		if wanted[f.Name] {
+			continue
+		}
+		if _, _, _, ok := backupset.ParseManifestName(f.Name); !ok && !isKbrFile(in.TaskDir, f.Name) {
+			res.Foreign = append(res.Foreign, f.Name)
+			continue
+		}
+		if err := b.Delete(ctx, f.Name); err != nil {
+			return res, fmt.Errorf("retention: delete %s: %w", f.Name, err)
+		}
+		res.DeletedFiles++
+		res.DeletedBytes += f.Size
+		if res.DeletedFiles%100 == 0 {
+			activity.RecordHeartbeat(ctx, res)
+		}
+	}
+	return res, nil
+}
+
+// isKbrFile recognises the files a run writes in a task folder:
+// "<version>_<source>_<time>" with its extension or sub-path.
+func isKbrFile(taskDir, name string) bool {
+	rest, ok := strings.CutPrefix(name, taskDir+"/")
+	if !ok {
+		return false
+	}
+	first, _, _ := strings.Cut(rest, "/")
+	for _, src := range []string{backupset.SourceMetadata, backupset.SourceOffsets, backupset.SourceTopicData, backupset.SourceManifest} {
+		if strings.Contains(first, "_"+src+"_") {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckTopics is the read-only check a task gets before it is stored: the
+// cluster answers and every include pattern matches at least one topic.
+func (a *Activities) CheckTopics(ctx context.Context, cfg config.Backup) error {
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return badInput("%v", err)
+	}
+	cl, err := kclient.New(cfg.Cluster)
+	if err != nil {
+		return badInput("%v", err)
+	}
+	defer cl.Close()
+	pctx, cancel := context.WithTimeout(ctx, cfg.Cluster.ConnectTimeout.D())
+	defer cancel()
+	if _, err := kclient.Ping(pctx, cfg.Cluster, cl); err != nil {
+		return badInput("%v", err)
+	}
+	topics, err := kadm.NewClient(cl).ListTopicsWithInternal(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster %s: list topics: %w", cfg.Cluster.Name, err)
+	}
+	var refs []TopicRef
+	for _, t := range topics.Sorted() {
+		refs = append(refs, TopicRef{Name: t.Topic})
+	}
+	for i, p := range cfg.Topics.Include {
+		if !anyMatch(p, refs) {
+			return badInput("topics.include[%d]: %q matches no topic of cluster %s", i, p, cfg.Cluster.Name)
+		}
+	}
+	return nil
+}

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
@@ -21,6 +22,7 @@ type PlanRunInput struct {
 	TaskDir   string         `json:"task_dir"`
 	Policy    string         `json:"policy"`
 	FullEvery int            `json:"full_every,omitempty"`
+	MaxCopies int            `json:"max_copies,omitempty"`
 }
 
 // RunPlan is the decision, with its reason for the history.
@@ -78,6 +80,10 @@ func (a *Activities) PlanRun(ctx context.Context, in PlanRunInput) (*RunPlan, er
 	if in.Policy == config.PolicyFullEveryN && chain >= in.FullEvery {
 		return &RunPlan{Kind: backupset.KindFull, Reason: fmt.Sprintf("policy: a full once every %d runs", in.FullEvery), Chain: 1}, nil
 	}
+	// A chain longer than max copies could never be pruned: start a new one.
+	if in.MaxCopies > 0 && chain+1 > in.MaxCopies {
+		return &RunPlan{Kind: backupset.KindFull, Reason: fmt.Sprintf("an incremental would make a chain of %d, over max copies %d: a new full starts a new chain", chain+1, in.MaxCopies), Chain: 1}, nil
+	}
 	return &RunPlan{Kind: backupset.KindIncremental, Base: latest, Chain: chain + 1,
 		Reason: fmt.Sprintf("incremental after %s", latest)}, nil
 }
@@ -101,6 +107,10 @@ func taskManifests(files []storage.FileInfo) []string {
 	}
 	return out
 }
+
+// FaultPruneExit, set in a worker's environment, makes it exit in the
+// middle of a prune (after the manifests, before the files): for tests only.
+const FaultPruneExit = "KBR_FAULT_PRUNE_EXIT"
 
 // PruneInput is the retention of one task folder.
 type PruneInput struct {
@@ -165,6 +175,7 @@ func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult
 		if err != nil {
 			return nil, permanent(fmt.Errorf("retention: kept recovery point %s unreadable, nothing deleted: %w", n, err))
 		}
+		activity.RecordHeartbeat(ctx, res)
 		wanted[n] = true
 		if !keep[n] {
 			res.KeptForChain = append(res.KeptForChain, n)
@@ -192,6 +203,12 @@ func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult
 		res.DeletedManifests = append(res.DeletedManifests, n)
 		activity.RecordHeartbeat(ctx, res)
 	}
+	if len(res.DeletedManifests) > 0 && os.Getenv(FaultPruneExit) != "" {
+		// Fault injection for the e2e test of an interrupted prune: the
+		// worker dies with the manifests gone and their files still there.
+		a.log().Error("fault injection: worker exits in the middle of a prune", "env", FaultPruneExit)
+		os.Exit(3)
+	}
 	for _, f := range files {
 		if wanted[f.Name] {
 			continue
@@ -205,9 +222,7 @@ func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult
 		}
 		res.DeletedFiles++
 		res.DeletedBytes += f.Size
-		if res.DeletedFiles%100 == 0 {
-			activity.RecordHeartbeat(ctx, res)
-		}
+		activity.RecordHeartbeat(ctx, res) // the SDK throttles these
 	}
 	return res, nil
 }

@@ -181,7 +181,7 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 	plan := activities.RunPlan{Kind: backupset.KindFull, Reason: "policy: full every time"}
 	if policies && cfg.Policy != config.PolicyFull && cfg.Has(config.SourceTopicData) {
 		if err := workflow.ExecuteActivity(shortOpts(ctx, 10*time.Minute, 5), a.PlanRun, activities.PlanRunInput{
-			Target: cfg.Target, TaskDir: pre.TaskDir, Policy: cfg.Policy, FullEvery: cfg.FullEvery,
+			Target: cfg.Target, TaskDir: pre.TaskDir, Policy: cfg.Policy, FullEvery: cfg.FullEvery, MaxCopies: cfg.MaxCopies,
 		}).Get(ctx, &plan); err != nil {
 			t.fail(StepPreflight, err)
 			return nil, err
@@ -281,7 +281,11 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 	if policies && cfg.MaxCopies > 0 {
 		t.start(StepRetention)
 		var pr activities.PruneResult
-		if err := workflow.ExecuteActivity(shortOpts(ctx, 30*time.Minute, 10), a.PruneTask, activities.PruneInput{
+		pctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: time.Hour, HeartbeatTimeout: 30 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10},
+		})
+		if err := workflow.ExecuteActivity(pctx, a.PruneTask, activities.PruneInput{
 			Target: cfg.Target, TaskDir: pre.TaskDir, MaxCopies: cfg.MaxCopies, Current: name,
 		}).Get(ctx, &pr); err != nil {
 			// The recovery point exists and is complete; the run says the

@@ -79,7 +79,14 @@ func createTopic(t *testing.T, adm *kadm.Client, name string, partitions int32, 
 	if err != nil || resp.Err != nil {
 		t.Fatalf("create topic %s: %v %v", name, err, resp.Err)
 	}
-	// Wait until every partition has a leader.
+	waitLeaders(t, adm, name, partitions)
+}
+
+// waitLeaders waits until every partition of a new topic has a leader.
+func waitLeaders(t *testing.T, adm *kadm.Client, name string, partitions int32) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	for {
 		md, err := adm.Metadata(ctx, name)
 		if err == nil {

@@ -76,8 +76,12 @@ func run(m *testing.M) (int, error) {
 	return code, nil
 }
 
-func (h *harness) start(args ...string) *exec.Cmd {
+func (h *harness) start(args ...string) *exec.Cmd { return h.startWithEnv(nil, args...) }
+
+// startWithEnv starts kbr with extra environment variables.
+func (h *harness) startWithEnv(env []string, args ...string) *exec.Cmd {
 	cmd := exec.Command(h.bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = h.logs, h.logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

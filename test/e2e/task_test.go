@@ -1,0 +1,392 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kbr-project/kbr/internal/backupset"
+	"github.com/kbr-project/kbr/internal/tasks"
+	"github.com/kbr-project/kbr/internal/testenv"
+	"github.com/kbr-project/kbr/workflows"
+)
+
+// taskFile writes a task definition on the ZooKeeper-mode cluster.
+func taskFile(t *testing.T, env testenv.Env, name, body string) string {
+	t.Helper()
+	return writeFile(t, name+".yaml", `
+name: `+name+`
+cluster:
+  name: zkmode
+  bootstrap_servers: `+quoteList(env.ZKModeBootstrap)+`
+  zookeeper: {connect: ["`+env.ZKConnect+`"], chroot: `+env.ZKChroot+`}
+`+body)
+}
+
+func mustKbr(t *testing.T, timeout time.Duration, args ...string) string {
+	t.Helper()
+	r := kbr(t, timeout, args...)
+	if r.code != 0 {
+		t.Fatalf("kbr %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// runTask is Back Up Now, waited for.
+func runTask(t *testing.T, name string) workflows.BackupResult {
+	t.Helper()
+	out := mustKbr(t, 5*time.Minute, "task", "run", name, "--json")
+	var res struct {
+		Result workflows.BackupResult `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("task run --json: %v\n%s", err, out)
+	}
+	return res.Result
+}
+
+func readManifest(t *testing.T, target, name string) *backupset.Manifest {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(target, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := backupset.UnmarshalManifest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// restoreInto restores a recovery point into the KRaft cluster with every
+// topic renamed topic+suffix.
+func restoreInto(t *testing.T, env testenv.Env, target, rp string, topics []string, suffix string) {
+	t.Helper()
+	var rename []string
+	for _, topic := range topics {
+		rename = append(rename, topic+":"+topic+suffix)
+	}
+	cfg := writeFile(t, "restore"+suffix+".yaml", `
+cluster: {name: kraft, bootstrap_servers: `+quoteList(env.KRaftBootstrap)+`}
+source: {target: {type: LocalDir, path: `+target+`}, recovery_point: `+rp+`}
+topics: `+quoteList(topics)+`
+rename: `+quoteList(rename)+`
+`)
+	mustKbr(t, 5*time.Minute, "restore", "run", "-f", cfg, "--json")
+}
+
+func deleteRecords(t *testing.T, adm *kadm.Client, topic string, partition int32, before int64) {
+	t.Helper()
+	o := kadm.Offsets{}
+	o.AddOffset(topic, partition, before, -1)
+	resp, err := adm.DeleteRecords(context.Background(), o)
+	if err != nil || resp.Error() != nil {
+		t.Fatalf("delete records of %s[%d] before %d: %v %v", topic, partition, before, err, resp.Error())
+	}
+}
+
+func endOffset(t *testing.T, adm *kadm.Client, topic string, partition int32) int64 {
+	t.Helper()
+	ends, err := adm.ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := ends.Lookup(topic, partition)
+	return o.Offset
+}
+
+func produceN(t *testing.T, cl *kgo.Client, topic string, partitions int32, n int, tag string) {
+	t.Helper()
+	var rs []*kgo.Record
+	for i := 0; i < n; i++ {
+		rs = append(rs, &kgo.Record{Topic: topic, Partition: int32(i) % partitions, Key: []byte(fmt.Sprintf("%s-%d", tag, i)),
+			Value: []byte(strings.Repeat(tag, 1+i%40)), Timestamp: time.Date(2024, 5, 6, 7, 8, 9, i*1e6, time.UTC),
+			Headers: []kgo.RecordHeader{{Key: "tag", Value: []byte(tag)}}})
+	}
+	produceSync(t, cl, rs...)
+}
+
+// compactRound rewrites keys of a compacted topic until the cleaner has
+// removed some, then waits until the topic stops changing.
+func compactRound(t *testing.T, cl *kgo.Client, brokers []string, topic, tag string) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for round := 0; ; round++ {
+		var rs []*kgo.Record
+		for k := 0; k < 10; k++ {
+			rs = append(rs, &kgo.Record{Topic: topic, Partition: 0, Key: []byte(fmt.Sprintf("ck%d", k)), Value: []byte(fmt.Sprintf("%s round %d", tag, round))})
+		}
+		produceSync(t, cl, rs...)
+		time.Sleep(500 * time.Millisecond)
+		if got := readAll(t, brokers, topic)[0]; hasGap(got) && round >= 2 && int64(len(got)) < got[len(got)-1].Offset-5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not compacted within 90s", topic)
+		}
+	}
+	var last []rec
+	for i := 0; i < 20; i++ {
+		time.Sleep(1500 * time.Millisecond)
+		got := readAll(t, brokers, topic)[0]
+		if last != nil && len(got) == len(last) {
+			return
+		}
+		last = got
+	}
+}
+
+// Full + three incrementals with new records, deleted records, compactions
+// and a recreated topic in between: restoring the last recovery point gives
+// exactly what the source holds (what a full backup at that moment gives).
+func TestTaskIncrementalChainIsExact(t *testing.T) {
+	env := testenv.Load(t)
+	id := randID()
+	mainT, compT, recrT := "e2e-"+id+"-inc", "e2e-"+id+"-inccomp", "e2e-"+id+"-increcr"
+	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(cl)
+	createTopic(t, adm, mainT, 3, 3, map[string]*string{"retention.ms": sptr("-1")})
+	createTopic(t, adm, compT, 1, 3, map[string]*string{
+		"cleanup.policy": sptr("compact"), "segment.ms": sptr("300"), "min.cleanable.dirty.ratio": sptr("0.01"),
+		"min.compaction.lag.ms": sptr("0"), "delete.retention.ms": sptr("100"), "retention.ms": sptr("-1")})
+	createTopic(t, adm, recrT, 2, 3, map[string]*string{"retention.ms": sptr("-1")})
+	produceN(t, cl, mainT, 3, 300, "a")
+	produceN(t, cl, recrT, 2, 50, "r1")
+	compactRound(t, cl, env.ZKModeBootstrap, compT, "c1")
+
+	target := filepath.Join(t.TempDir(), "backups")
+	name := "inc-" + id
+	mustKbr(t, 3*time.Minute, "task", "create", "-f", taskFile(t, env, name, `
+mode: manual
+topics: {include: ["`+mainT+`", "`+compT+`", "`+recrT+`"]}
+target: {type: LocalDir, path: `+target+`}
+policy: incremental
+max_copies: 10
+options: {min_free_bytes: 1GiB, segment_bytes: 1MiB}
+`))
+
+	r1 := runTask(t, name)
+	if r1.Kind != backupset.KindFull {
+		t.Fatalf("first run: %s, want full", r1.Kind)
+	}
+	// Run 2: new records everywhere.
+	produceN(t, cl, mainT, 3, 90, "b")
+	compactRound(t, cl, env.ZKModeBootstrap, compT, "c2")
+	r2 := runTask(t, name)
+	m2 := readManifest(t, target, r2.RecoveryPoint)
+	if r2.Kind != backupset.KindIncremental || m2.Base != r1.RecoveryPoint {
+		t.Fatalf("second run: %s based on %q, want incremental on %s", r2.Kind, m2.Base, r1.RecoveryPoint)
+	}
+	if p := m2.Partition(mainT, 0); !p.Incremental || p.Records != 30 {
+		t.Errorf("run 2 %s[0]: incremental %v with %d records, want incremental with the 30 new", mainT, p.Incremental, p.Records)
+	}
+	if p := m2.Partition(compT, 0); p.Incremental || !strings.Contains(p.FullReason, "compacted") {
+		t.Errorf("run 2 %s[0]: incremental %v reason %q, want a full copy of the compacted topic", compT, p.Incremental, p.FullReason)
+	}
+
+	// Run 3: records deleted past the previous end on main[0] (as
+	// retention would), and the topic recreated.
+	end2 := m2.Partition(mainT, 0).EndOffset
+	produceN(t, cl, mainT, 3, 60, "c")
+	deleteRecords(t, adm, mainT, 0, end2+5)
+	if _, err := adm.DeleteTopics(context.Background(), recrT); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		// Deletion is asynchronous in ZooKeeper mode: create until it takes.
+		resp, err := adm.CreateTopic(context.Background(), 2, 3, map[string]*string{"retention.ms": sptr("-1")}, recrT)
+		if err == nil && resp.Err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s not recreated: %v %v", recrT, err, resp.Err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	waitLeaders(t, adm, recrT, 2)
+	produceN(t, cl, recrT, 2, 20, "r2")
+	r3 := runTask(t, name)
+	m3 := readManifest(t, target, r3.RecoveryPoint)
+	if r3.Kind != backupset.KindIncremental {
+		t.Fatalf("third run: %s, want incremental", r3.Kind)
+	}
+	if p := m3.Partition(mainT, 0); p.Incremental || !strings.Contains(p.FullReason, "retention") {
+		t.Errorf("run 3 %s[0]: incremental %v reason %q, want a full copy naming retention", mainT, p.Incremental, p.FullReason)
+	}
+	if p := m3.Partition(mainT, 1); !p.Incremental {
+		t.Errorf("run 3 %s[1]: full (%s), want incremental", mainT, p.FullReason)
+	}
+	if p := m3.Partition(recrT, 1); p.Incremental || !strings.Contains(p.FullReason, "recreated") {
+		t.Errorf("run 3 %s[1]: incremental %v reason %q, want a full copy naming the recreation", recrT, p.Incremental, p.FullReason)
+	}
+	joined := strings.Join(r3.FullPartitions, "\n")
+	if !strings.Contains(joined, recrT+"[0]") || !strings.Contains(joined, mainT+"[0]") {
+		t.Errorf("run 3 result does not say which partitions were copied whole: %v", r3.FullPartitions)
+	}
+
+	// Run 4: records deleted below the previous end on main[1] (the chain
+	// still holds them; a full backup now would not), more compaction.
+	produceN(t, cl, mainT, 3, 30, "d")
+	deleteRecords(t, adm, mainT, 1, 40)
+	compactRound(t, cl, env.ZKModeBootstrap, compT, "c4")
+	r4 := runTask(t, name)
+	if r4.Kind != backupset.KindIncremental {
+		t.Fatalf("fourth run: %s, want incremental", r4.Kind)
+	}
+	want := map[string]map[int32][]rec{}
+	for _, topic := range []string{mainT, compT, recrT} {
+		want[topic] = readAll(t, env.ZKModeBootstrap, topic)
+	}
+	if first := want[mainT][1][0].Offset; first != 40 {
+		t.Fatalf("%s[1] starts at %d after delete-records, want 40", mainT, first)
+	}
+
+	restoreInto(t, env, target, r4.RecoveryPoint, []string{mainT, compT, recrT}, "-chain")
+	for _, topic := range []string{mainT, compT, recrT} {
+		compareTopic(t, topic+" (chain of 4)", want[topic], readAll(t, env.KRaftBootstrap, topic+"-chain"))
+	}
+
+	// The history lists each run, newest first, with its kind and path.
+	var hist []tasks.Execution
+	if err := json.Unmarshal([]byte(mustKbr(t, time.Minute, "task", "history", name, "--json")), &hist); err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, x := range hist {
+		kinds = append(kinds, x.Kind)
+		if x.Status != "succeeded" || !strings.HasSuffix(x.Path, x.RecoveryPoint) || x.RecoveryPoint == "" || x.End == nil {
+			t.Errorf("history entry %+v: want succeeded with its recovery point's full path", x)
+		}
+	}
+	if strings.Join(kinds, ",") != "incremental,incremental,incremental,full" {
+		t.Errorf("history kinds %v, want incremental x3 then full (newest first)", kinds)
+	}
+	text := mustKbr(t, time.Minute, "task", "history", name)
+	if !strings.Contains(text, r4.RecoveryPoint) || !strings.Contains(text, "BACKUP PATH") {
+		t.Errorf("task history output lacks the backup path:\n%s", text)
+	}
+}
+
+// targetFiles lists every regular file under dir, relative to it.
+func targetFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	sort.Strings(out)
+	return out
+}
+
+// Max copies 2 over five runs of full-then-incremental: the kept recovery
+// points verify and restore, nothing else is left, and a prune whose worker
+// dies midway is finished by the retry.
+func TestTaskRetentionKeepsChains(t *testing.T) {
+	env := testenv.Load(t)
+	id := randID()
+	topic := "e2e-" + id + "-ret"
+	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	createTopic(t, kadm.NewClient(cl), topic, 2, 3, map[string]*string{"retention.ms": sptr("-1")})
+	target := filepath.Join(t.TempDir(), "backups")
+	name := "ret-" + id
+	mustKbr(t, 3*time.Minute, "task", "create", "-f", taskFile(t, env, name, `
+topics: {include: ["`+topic+`"]}
+target: {type: LocalDir, path: `+target+`}
+policy: incremental
+max_copies: 2
+options: {min_free_bytes: 1GiB, segment_bytes: 1MiB}
+`))
+	var runs []workflows.BackupResult
+	var firstFiles []backupset.FileEntry
+	snapshots := []map[int32][]rec{}
+	for i := 0; i < 5; i++ {
+		produceN(t, cl, topic, 2, 40, fmt.Sprintf("r%d", i))
+		if i == 4 {
+			// The fifth run's worker dies in the middle of its prune.
+			firstFiles = readManifest(t, target, runs[0].RecoveryPoint).Files()
+			h.stopWorker(syscall.SIGTERM)
+			h.worker = h.startWithEnv([]string{"KBR_FAULT_PRUNE_EXIT=1"}, "worker", "--address", h.address, "--log-level", "warn")
+			out := mustKbr(t, time.Minute, "task", "run", name, "--detach", "--json")
+			var s struct {
+				WorkflowID string `json:"workflow_id"`
+			}
+			json.Unmarshal([]byte(out), &s)
+			if err := h.worker.Wait(); err == nil {
+				t.Fatal("the fault-injected worker exited cleanly")
+			}
+			h.worker = nil
+			// Between the two: run 1's manifest gone, its files still there.
+			if _, err := os.Stat(filepath.Join(target, runs[0].RecoveryPoint)); !os.IsNotExist(err) {
+				t.Fatalf("run 1's manifest survived the interrupted prune: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(target, firstFiles[0].Name)); err != nil {
+				t.Fatalf("the interrupted prune got as far as run 1's files: %v", err)
+			}
+			h.startWorker()
+			runs = append(runs, waitBackup(t, temporalClient(t), s.WorkflowID))
+		} else {
+			runs = append(runs, runTask(t, name))
+		}
+		snapshots = append(snapshots, readAll(t, env.ZKModeBootstrap, topic))
+	}
+	var kinds []string
+	for _, r := range runs {
+		kinds = append(kinds, r.Kind)
+	}
+	// A chain longer than max copies is never started: F I F I F.
+	if strings.Join(kinds, ",") != "full,incremental,full,incremental,full" {
+		t.Errorf("kinds %v, want full,incremental,full,incremental,full", kinds)
+	}
+	// Kept: the newest two (runs 5 and 4) and the full run 4 needs (run 3).
+	keptRuns := []int{2, 3, 4}
+	wantFiles := map[string]bool{}
+	for _, i := range keptRuns {
+		m := readManifest(t, target, runs[i].RecoveryPoint)
+		wantFiles[runs[i].RecoveryPoint] = true
+		for _, f := range m.Files() {
+			wantFiles[f.Name] = true
+		}
+	}
+	got := targetFiles(t, target)
+	for _, f := range got {
+		if !wantFiles[f] {
+			t.Errorf("left on the target: %s (not part of a kept recovery point)", f)
+		}
+		delete(wantFiles, f)
+	}
+	for f := range wantFiles {
+		t.Errorf("missing from the target: %s", f)
+	}
+	for _, i := range keptRuns {
+		mustKbr(t, 3*time.Minute, "backups", "verify", filepath.Join(target, runs[i].RecoveryPoint))
+	}
+	// The kept incremental restores to exactly what the source held then.
+	restoreInto(t, env, target, runs[3].RecoveryPoint, []string{topic}, "-ret4")
+	compareTopic(t, topic+" (run 4)", snapshots[3], readAll(t, env.KRaftBootstrap, topic+"-ret4"))
+
+	// Verify of the incremental names a flipped byte in its base's segment.
+	base := readManifest(t, target, runs[2].RecoveryPoint)
+	seg := filepath.Join(target, base.Partitions[0].Segments[0].Name)
+	b, _ := os.ReadFile(seg)
+	b[len(b)/2] ^= 0xff
+	os.WriteFile(seg, b, 0o644)
+	r := kbr(t, 3*time.Minute, "backups", "verify", filepath.Join(target, runs[3].RecoveryPoint))
+	if r.code != 1 || !strings.Contains(r.stderr, base.Partitions[0].Segments[0].Name) {
+		t.Errorf("verify of an incremental whose base is damaged: exit %d, want 1 naming %s:\n%s", r.code, base.Partitions[0].Segments[0].Name, r.stderr)
+	}
+}

@@ -58,7 +58,10 @@ type PreflightReport struct {
 	OpenFileLimit     uint64        `json:"open_file_limit,omitempty"`
 	FileMax           uint64        `json:"file_max,omitempty"`
 	TaskDir           string        `json:"task_dir"`
-	Warnings          []string      `json:"warnings,omitempty"`
+	// ExecutedAt is the run's execution time: the one asked for, or one
+	// second after the newest name already in the task folder.
+	ExecutedAt time.Time `json:"executed_at"`
+	Warnings   []string  `json:"warnings,omitempty"`
 }
 
 // Preflight checks, without writing anything, that the backup can run:
@@ -197,11 +200,22 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 			}
 			rep.TaskDir = dir
 		}
+		if rep.TaskDir != "" && len(problems) == 0 {
+			latest, err := latestExecution(ctx, b, rep.TaskDir)
+			if err != nil {
+				fail("target %s: %v", cfg.Target, err)
+			} else if !latest.Before(in.ExecutedAt) {
+				rep.ExecutedAt = latest.Add(time.Second)
+			}
+		}
 	}
 	if rep.TaskDir == "" && cfg.TaskCreated != nil {
 		rep.TaskDir = backupset.TaskDir(cfg.Task, *cfg.TaskCreated)
 	} else if rep.TaskDir == "" {
 		rep.TaskDir = backupset.TaskDir(cfg.Task, in.ExecutedAt)
+	}
+	if rep.ExecutedAt.IsZero() {
+		rep.ExecutedAt = in.ExecutedAt
 	}
 	bw := float64(cfg.Options.Bandwidth)
 	rep.EstimatedDuration = time.Duration(float64(rep.EstimatedBytes) / bw * 1.5 * float64(time.Second)).Round(time.Second)
@@ -347,6 +361,27 @@ func findTaskDir(ctx context.Context, b storage.Backend, task string) (string, e
 		return "", nil
 	}
 	return found[len(found)-1], nil
+}
+
+// latestExecution is the newest execution time named in a task folder.
+func latestExecution(ctx context.Context, b storage.Backend, taskDir string) (time.Time, error) {
+	files, err := b.List(ctx, taskDir+"/")
+	if err != nil {
+		return time.Time{}, err
+	}
+	var latest time.Time
+	for _, f := range files {
+		first, _, _ := strings.Cut(strings.TrimPrefix(f.Name, taskDir+"/"), "/")
+		parts := strings.Split(first, "_")
+		if len(parts) != 3 {
+			continue
+		}
+		stamp, _, _ := strings.Cut(parts[2], ".")
+		if t, err := time.Parse(backupset.TimeFormat, stamp); err == nil && t.After(latest) {
+			latest = t
+		}
+	}
+	return latest, nil
 }
 
 // SnapshotInput names a run's metadata or offsets file.

@@ -175,6 +175,10 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 	}
 	w.progress.Report = pre
 	w.progress.EstimatedBytes = pre.EstimatedBytes
+	if pre.ExecutedAt.After(executed) {
+		// An earlier run of the task used this second: names must not collide.
+		executed = pre.ExecutedAt
+	}
 
 	// The task policy: full, or incremental after the previous recovery point.
 	policies := workflow.GetVersion(ctx, "task-policies", workflow.DefaultVersion, 1) == 1

@@ -316,8 +316,9 @@ options: {min_free_bytes: 1GiB, segment_bytes: 1MiB}
 	snapshots := []map[int32][]rec{}
 	for i := 0; i < 5; i++ {
 		produceN(t, cl, topic, 2, 40, fmt.Sprintf("r%d", i))
-		if i == 4 {
-			// The fifth run's worker dies in the middle of its prune.
+		if i == 3 {
+			// The fourth run's worker dies in the middle of its prune,
+			// which deletes runs 1 and 2 (run 3 is a new full).
 			firstFiles = readManifest(t, target, runs[0].RecoveryPoint).Files()
 			h.stopWorker(syscall.SIGTERM)
 			h.worker = h.startWithEnv([]string{"KBR_FAULT_PRUNE_EXIT=1"}, "worker", "--address", h.address, "--log-level", "warn")

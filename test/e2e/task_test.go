@@ -391,3 +391,210 @@ options: {min_free_bytes: 1GiB, segment_bytes: 1MiB}
 		t.Errorf("verify of an incremental whose base is damaged: exit %d, want 1 naming %s:\n%s", r.code, base.Partitions[0].Segments[0].Name, r.stderr)
 	}
 }
+
+func showTask(t *testing.T, name string) tasks.Info {
+	t.Helper()
+	var info tasks.Info
+	if err := json.Unmarshal([]byte(mustKbr(t, time.Minute, "task", "show", name, "--json")), &info); err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+func history(t *testing.T, name string) []tasks.Execution {
+	t.Helper()
+	var hist []tasks.Execution
+	if err := json.Unmarshal([]byte(mustKbr(t, time.Minute, "task", "history", name, "--json")), &hist); err != nil {
+		t.Fatal(err)
+	}
+	return hist
+}
+
+// A periodic task fires on time; a firing while its run is still going is
+// skipped; a locked task does not fire; a second task of the cluster run
+// meanwhile waits for the lock, and a third beyond the queue is refused;
+// a firing missed by more than 120 s (the server was down) is skipped.
+func TestTaskSchedules(t *testing.T) {
+	env := testenv.Load(t)
+	id := randID()
+	slow, small := "e2e-"+id+"-sched", "e2e-"+id+"-sched-small"
+	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(cl)
+	createTopic(t, adm, slow, 1, 3, nil)
+	createTopic(t, adm, small, 1, 3, nil)
+	var rs []*kgo.Record
+	for i := 0; i < 1500; i++ {
+		v := make([]byte, 2000)
+		for j := range v {
+			v[j] = byte(i*31 + j*7)
+		}
+		rs = append(rs, &kgo.Record{Topic: slow, Key: []byte(fmt.Sprint(i)), Value: v})
+	}
+	produceSync(t, cl, rs...)
+	produceN(t, cl, small, 1, 10, "s")
+	target := filepath.Join(t.TempDir(), "backups")
+	cluster := "sched-" + id
+	def := func(name, topic, sched string) string {
+		return writeFile(t, name+".yaml", `
+name: `+name+`
+cluster: {name: `+cluster+`, lock_queue: 1, bootstrap_servers: `+quoteList(env.ZKModeBootstrap)+`}
+`+sched+`
+data_sources: [topicdata]
+topics: {include: ["`+topic+`"]}
+target: {type: LocalDir, path: `+target+`}
+max_copies: 5
+options: {min_free_bytes: 1GiB, compression: none, throttle_bytes_per_second: 20KiB}
+`)
+	}
+	start := time.Now().UTC().Truncate(time.Second).Add(25 * time.Second)
+	periodic := "mode: periodic\nperiod: 120s\nstart_time: " + start.Format(time.RFC3339)
+	p, l := "p-"+id, "l-"+id
+	mustKbr(t, 3*time.Minute, "task", "create", "-f", def(p, slow, periodic))
+	mustKbr(t, 3*time.Minute, "task", "create", "-f", def(l, small, periodic))
+	mustKbr(t, time.Minute, "task", "lock", l, "--note", "e2e")
+	q, r := "q-"+id, "r-"+id
+	mustKbr(t, 3*time.Minute, "task", "create", "-f", def(q, small, "mode: manual"))
+	mustKbr(t, 3*time.Minute, "task", "create", "-f", def(r, small, "mode: manual"))
+	if info := showTask(t, l); !info.Locked || info.LockNote != "e2e" {
+		t.Fatalf("task %s: locked %v note %q, want locked", l, info.Locked, info.LockNote)
+	}
+	if info := showTask(t, p); len(info.Next) == 0 || !info.Next[0].Equal(start) {
+		t.Fatalf("task %s next runs %v, want %s first", p, info.Next, start)
+	}
+
+	// It fires on time.
+	deadline := start.Add(30 * time.Second)
+	var first tasks.Execution
+	for {
+		if hist := history(t, p); len(hist) > 0 {
+			first = hist[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s did not fire at %s", p, start)
+		}
+		time.Sleep(time.Second)
+	}
+	if d := first.Start.Sub(start); d < 0 || d > 10*time.Second {
+		t.Errorf("task %s started at %s, scheduled %s", p, first.Start, start)
+	}
+
+	// Meanwhile Back Up Now of another task of the cluster waits for the
+	// lock, and one more is refused by the queue bound.
+	waitOut := mustKbr(t, time.Minute, "task", "run", q, "--detach", "--json")
+	var qrun struct {
+		WorkflowID string `json:"workflow_id"`
+	}
+	json.Unmarshal([]byte(waitOut), &qrun)
+	c := temporalClient(t)
+	for dl := time.Now().Add(30 * time.Second); ; {
+		if pr, ok := queryProgress(t, c, qrun.WorkflowID); ok && strings.Contains(pr.Waiting, p) {
+			break
+		}
+		if time.Now().After(dl) {
+			t.Fatalf("task %s's run does not say it waits for %s", q, p)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if res := kbr(t, time.Minute, "task", "run", r); res.code != 1 || !strings.Contains(res.stderr, "lock_queue") {
+		t.Errorf("third run on a busy cluster: exit %d, want 1 naming lock_queue:\n%s", res.code, res.stderr)
+	}
+
+	// The second firing, while the first run still goes, is skipped; the
+	// locked task never fired.
+	for time.Now().Before(start.Add(120*time.Second + 15*time.Second)) {
+		time.Sleep(time.Second)
+	}
+	if hist := history(t, p); len(hist) != 1 || hist[0].Status != "running" {
+		t.Errorf("task %s after its second firing: %d runs (%+v), want the first still running alone", p, len(hist), hist)
+	}
+	if info := showTask(t, p); info.Skipped < 1 {
+		t.Errorf("task %s: %d firings skipped for overlap, want at least 1", p, info.Skipped)
+	}
+	if hist := history(t, l); len(hist) != 0 {
+		t.Errorf("locked task %s ran: %+v", l, hist)
+	}
+	mustKbr(t, time.Minute, "task", "lock", p)
+	// The waiting run goes once the first ends.
+	if res := waitBackup(t, c, qrun.WorkflowID); res.Totals.Records != 10 {
+		t.Errorf("task %s's run backed up %d records, want 10", q, res.Totals.Records)
+	}
+	if hist := history(t, p); len(hist) != 1 || hist[0].Status != "succeeded" {
+		t.Errorf("task %s: %+v, want one succeeded run", p, hist)
+	}
+
+	// Missed window: the server is down across a firing and comes back more
+	// than 120 s after it; the firing is skipped to the next period.
+	m := "m-" + id
+	mstart := time.Now().UTC().Truncate(time.Second).Add(20 * time.Second)
+	mustKbr(t, 3*time.Minute, "task", "create", "-f", def(m, small, "mode: periodic\nperiod: 10m\nstart_time: "+mstart.Format(time.RFC3339)))
+	h.stopServer(syscall.SIGTERM)
+	for time.Now().Before(mstart.Add(CatchupSlack())) {
+		time.Sleep(time.Second)
+	}
+	if err := h.startServer(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Second)
+	if hist := history(t, m); len(hist) != 0 {
+		t.Errorf("task %s ran a firing missed by more than 120s: %+v", m, hist)
+	}
+	info := showTask(t, m)
+	if len(info.Next) == 0 || !info.Next[0].Equal(mstart.Add(10*time.Minute)) {
+		t.Errorf("task %s next runs %v, want %s", m, info.Next, mstart.Add(10*time.Minute))
+	}
+	for _, n := range []string{p, l, q, r, m} {
+		mustKbr(t, time.Minute, "task", "delete", n)
+	}
+}
+
+// CatchupSlack is how long after a firing the server comes back: beyond
+// the 120 s catch-up window.
+func CatchupSlack() time.Duration { return tasks.CatchupWindow + 15*time.Second }
+
+// Bad task definitions are refused with the field named, and nothing is stored.
+func TestTaskBadInput(t *testing.T) {
+	env := testenv.Load(t)
+	id := randID()
+	topic := "e2e-" + id + "-badtask"
+	cl := client(t, env.ZKModeBootstrap)
+	createTopic(t, kadm.NewClient(cl), topic, 1, 1, nil)
+	target := filepath.Join(t.TempDir(), "backups")
+	good := func(extra string) string {
+		return "topics: {include: [\"" + topic + "\"]}\ntarget: {type: LocalDir, path: " + target + "}\n" + extra
+	}
+	dup := "dup-" + id
+	mustKbr(t, 3*time.Minute, "task", "create", "-f", taskFile(t, env, dup, good("max_copies: 3\n")))
+	cases := []struct{ name, body, want string }{
+		{"period-" + id, good("max_copies: 3\nmode: periodic\nperiod: 60s\n"), "period: 1m0s is under the minimum of 120s"},
+		{"type-" + id, "target: {type: FTP, path: /x}\nmax_copies: 3\n", "target.type: unknown path type \"FTP\""},
+		{"copies-" + id, good("max_copies: 0\n"), "max_copies: 0"},
+		{dup, good("max_copies: 3\n"), "exists already"},
+		{"pattern-" + id, "topics: {include: [\"no-such-topic-" + id + ".*\"]}\ntarget: {type: LocalDir, path: " + target + "}\nmax_copies: 3\n", "topics.include[0]"},
+		{"policy-" + id, good("max_copies: 3\npolicy: full_every_n\n"), "full_every"},
+	}
+	for _, c := range cases {
+		r := kbr(t, 3*time.Minute, "task", "create", "-f", taskFile(t, env, c.name, c.body))
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("task %s: exit %d, want 2 with %q:\n%s", c.name, r.code, c.want, r.stderr)
+		}
+	}
+	var all []tasks.Info
+	if err := json.Unmarshal([]byte(mustKbr(t, time.Minute, "task", "list", "--json")), &all); err != nil {
+		t.Fatal(err)
+	}
+	for _, info := range all {
+		for _, c := range cases {
+			if info.Name == c.name && c.name != dup {
+				t.Errorf("refused task %s was stored", c.name)
+			}
+		}
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Errorf("a refused task wrote to its target: %v", err)
+	}
+	mustKbr(t, time.Minute, "task", "delete", dup)
+	if r := kbr(t, time.Minute, "task", "show", dup); r.code != 2 || !strings.Contains(r.stderr, "no task named") {
+		t.Errorf("show of a deleted task: exit %d: %s", r.code, r.stderr)
+	}
+}

@@ -16,6 +16,8 @@ package storage
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -260,3 +262,18 @@ func WriteFile(ctx context.Context, b Backend, name string, r io.Reader) (int64,
 	}
 	return n, w.Commit()
 }
+
+// PartialMarker is in the name of every unpublished write: "<name>.kbr-partial-<random>".
+// Each writer has its own, so two attempts writing the same file (a retried
+// activity whose first attempt still runs) never publish each other's data.
+const PartialMarker = ".kbr-partial"
+
+// PartialName is a fresh temporary name for a write of final.
+func PartialName(final string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return final + PartialMarker + "-" + hex.EncodeToString(b[:])
+}
+
+// IsPartial reports whether a listed name is an unpublished write.
+func IsPartial(name string) bool { return strings.Contains(path.Base(name), PartialMarker) }

@@ -159,11 +159,16 @@ func Export(ctx context.Context, cl *kgo.Client, b storage.Backend, spec ExportS
 		if spec.ThrottleBytesS > 0 {
 			tickB += fp.bytes
 			want := time.Duration(float64(tickB) / float64(spec.ThrottleBytesS) * float64(time.Second))
-			if sleep := want - time.Since(lastTick); sleep > 0 {
+			// Sleep in short steps, reporting progress between them, so a
+			// long throttle wait still heartbeats.
+			for sleep := want - time.Since(lastTick); sleep > 0; sleep = want - time.Since(lastTick) {
 				select {
-				case <-time.After(sleep):
+				case <-time.After(min(sleep, time.Second)):
 				case <-ctx.Done():
 					return res, ctx.Err()
+				}
+				if onProgress != nil {
+					onProgress(p)
 				}
 			}
 			if time.Since(lastTick) > 10*time.Second {
@@ -302,6 +307,10 @@ func (f *fetcher) once(ctx context.Context, off int64) (fetched, int64, error) {
 		}
 	}
 	maxBytes := f.spec.FetchMaxBytes
+	if t := f.spec.ThrottleBytesS; t > 0 && int64(maxBytes) > max(t, 64<<10) {
+		// Throttled: about a second's worth per fetch, so waits stay short.
+		maxBytes = int32(max(t, 64<<10))
+	}
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
 	req.MaxWaitMillis = 500

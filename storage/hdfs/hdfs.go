@@ -9,7 +9,7 @@
 // client uses whichever answers and is active: a NameNode that refuses the
 // connection or answers StandbyException is skipped for 5 s.
 //
-// Writes go to "<name>.kbr-partial"; Commit closes it (which waits until the
+// Writes go to "<name>.kbr-partial-<random>"; Commit closes it (which waits until the
 // DataNode pipeline has acknowledged every packet and the NameNode has
 // completed the file) and renames it over the name with rename2(OVERWRITE),
 // which replaces an existing file atomically. Authentication is the user name
@@ -37,7 +37,6 @@ import (
 	"github.com/kbr-project/kbr/storage"
 )
 
-const partialSuffix = ".kbr-partial"
 
 // Defaults of the knobs tests turn.
 const (
@@ -330,8 +329,8 @@ func (b *Backend) abs(name string) (string, string, error) {
 	if strings.Contains(clean, ":") {
 		return "", "", storage.Permanent(fmt.Errorf("%w: %q: HDFS names cannot contain ':'", storage.ErrBadName, name))
 	}
-	if strings.HasSuffix(clean, partialSuffix) {
-		return "", "", storage.Permanent(fmt.Errorf("%w: %q: the suffix %s is reserved for partial writes", storage.ErrBadName, name, partialSuffix))
+	if storage.IsPartial(clean) {
+		return "", "", storage.Permanent(fmt.Errorf("%w: %q: %s is reserved for partial writes", storage.ErrBadName, name, storage.PartialMarker))
 	}
 	if clean == "." {
 		return "", "", storage.Permanent(fmt.Errorf("%w: %q names the target root", storage.ErrBadName, name))
@@ -381,7 +380,7 @@ func (b *Backend) Create(ctx context.Context, name string) (storage.Writer, erro
 		return nil, err
 	}
 	c := p.c
-	tmp := final + partialSuffix
+	tmp := storage.PartialName(final)
 	var fw *gohdfs.FileWriter
 	create := func() error {
 		var err error
@@ -706,7 +705,7 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]storage.FileInfo, 
 				}
 				continue
 			}
-			if strings.HasSuffix(rel, partialSuffix) || !strings.HasPrefix(rel, prefix) {
+			if storage.IsPartial(rel) || !strings.HasPrefix(rel, prefix) {
 				continue
 			}
 			out = append(out, storage.FileInfo{Name: rel, Size: e.Size(), ModTime: e.ModTime()})

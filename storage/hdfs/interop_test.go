@@ -51,7 +51,7 @@ func TestInteropWithHadoop(t *testing.T) {
 	t.Logf("hdfs dfs -cat: %d bytes, sha256 %x (same as written)", n, got.Sum(nil))
 
 	ls := e.fsShell(t, "-ls", "-R", b.Root())
-	if !strings.Contains(ls, "interop/from-kbr.bin") || strings.Contains(ls, partialSuffix) {
+	if !strings.Contains(ls, "interop/from-kbr.bin") || strings.Contains(ls, storage.PartialMarker) {
 		t.Errorf("hdfs dfs -ls -R:\n%s", ls)
 	}
 

@@ -1,5 +1,5 @@
 // Package localdir is the LocalDir backend: a directory on a local (or
-// already mounted) file system. Writes go to "<name>.kbr-partial" and are
+// already mounted) file system. Writes go to "<name>.kbr-partial-<random>" and are
 // renamed into place on Commit after an fsync, so a file is either complete
 // or invisible; a retried write of the same name truncates the leftover.
 package localdir
@@ -19,7 +19,6 @@ import (
 	"github.com/kbr-project/kbr/storage"
 )
 
-const partialSuffix = ".kbr-partial"
 
 func init() {
 	storage.Register("LocalDir", func(ctx context.Context, t storage.Target) (storage.Backend, error) {
@@ -89,11 +88,12 @@ func (d *Dir) Create(ctx context.Context, name string) (storage.Writer, error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 		return nil, classify(fmt.Errorf("create %s: %w", name, err))
 	}
-	f, err := os.OpenFile(p+partialSuffix, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	tmp := storage.PartialName(p)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 	if err != nil {
 		return nil, classify(fmt.Errorf("create %s: %w", name, err))
 	}
-	return &writer{f: f, tmp: p + partialSuffix, final: p}, nil
+	return &writer{f: f, tmp: tmp, final: p}, nil
 }
 
 func (w *writer) Write(b []byte) (int, error) {
@@ -195,7 +195,7 @@ func (d *Dir) List(ctx context.Context, prefix string) ([]storage.FileInfo, erro
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if e.IsDir() || strings.HasSuffix(p, partialSuffix) {
+		if e.IsDir() || storage.IsPartial(p) {
 			return nil
 		}
 		rel, err := filepath.Rel(d.root, p)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -425,9 +426,7 @@ func TestTaskSchedules(t *testing.T) {
 	var rs []*kgo.Record
 	for i := 0; i < 1500; i++ {
 		v := make([]byte, 2000)
-		for j := range v {
-			v[j] = byte(i*31 + j*7)
-		}
+		rand.Read(v) // incompressible, so the throttle sees real bytes
 		rs = append(rs, &kgo.Record{Topic: slow, Key: []byte(fmt.Sprint(i)), Value: v})
 	}
 	produceSync(t, cl, rs...)

@@ -603,3 +603,43 @@ func TestTaskBadInput(t *testing.T) {
 		t.Errorf("show of a deleted task: exit %d: %s", r.code, r.stderr)
 	}
 }
+
+// Registering a cluster the first time creates its default task: hourly,
+// full, metadata only, LocalDir, 168 copies; registering it again does not.
+func TestClusterRegisterCreatesDefaultTask(t *testing.T) {
+	env := testenv.Load(t)
+	cluster := "reg-" + randID()
+	file := writeFile(t, "cluster.yaml", `
+name: `+cluster+`
+bootstrap_servers: `+quoteList(env.ZKModeBootstrap)+`
+zookeeper: {connect: ["`+env.ZKConnect+`"], chroot: `+env.ZKChroot+`}
+`)
+	dir := filepath.Join(t.TempDir(), "LocalBackup")
+	var info tasks.Info
+	if err := json.Unmarshal([]byte(mustKbr(t, 3*time.Minute, "cluster", "register", "-f", file, "--local-dir", dir, "--json")), &info); err != nil {
+		t.Fatal(err)
+	}
+	name := tasks.DefaultTaskName(cluster)
+	if info.Name != name || info.Mode != "periodic" || info.Period.D() != time.Hour || info.MaxCopies != 168 ||
+		strings.Join(info.DataSources, ",") != "metadata" || info.Target.Type != "LocalDir" || info.Target.Path != dir || info.Policy != "full" {
+		t.Errorf("default task %+v: want %s hourly full metadata to LocalDir %s keeping 168", info, name, dir)
+	}
+	if len(info.Next) == 0 || info.Next[0].Minute() != 0 || info.Next[0].Second() != 0 {
+		t.Errorf("default task next runs %v: want on the hour", info.Next)
+	}
+	out := mustKbr(t, 3*time.Minute, "cluster", "register", "-f", file, "--local-dir", dir)
+	if !strings.Contains(out, "already has tasks") {
+		t.Errorf("second register: %s", out)
+	}
+	// The operator can run it now, lock it and delete it like any task.
+	res := runTask(t, name)
+	if res.Kind != "full" || !strings.Contains(res.RecoveryPoint, "_manifest_") {
+		t.Errorf("default task run: %+v", res)
+	}
+	m := readManifest(t, dir, res.RecoveryPoint)
+	if m.Metadata == nil || len(m.Partitions) != 0 {
+		t.Errorf("default task recovery point: metadata %v, %d partitions; want metadata only", m.Metadata, len(m.Partitions))
+	}
+	mustKbr(t, time.Minute, "task", "lock", name)
+	mustKbr(t, time.Minute, "task", "delete", name)
+}

@@ -10,7 +10,7 @@ DATA_DIR ?= ./kbr-data
 # Packages that do not compile the Temporal server run with the race detector.
 RACE_PKGS := ./internal/backupset/... ./internal/config/... ./internal/kdata/... ./internal/kmeta/... \
 	./internal/zkmeta/... ./internal/metaarchive/... ./internal/kclient/... ./internal/lock/... ./internal/secret/... \
-	./storage ./storage/decorate/... ./storage/localdir/... ./workflows/... ./activities/...
+	./internal/tasks/... ./storage ./storage/decorate/... ./storage/localdir/... ./workflows/... ./activities/...
 # The storage backends' conformance suites stream 2 GiB files through real servers: no race
 # detector there (it triples their time), one package at a time (the servers share 2 cores).
 STORAGE_PKGS := ./storage/hdfs/... ./storage/nfs/... ./storage/cifs/... ./storage/sftp/... ./storage/obs/...
@@ -35,7 +35,7 @@ test-unit:
 test: stack-up vet
 	$(GO) test -race -count=1 $(RACE_PKGS)
 	$(GO) test -count=1 -p 1 -timeout 30m $(STORAGE_PKGS)
-	$(GO) test -count=1 -timeout 30m ./internal/embedded/... ./test/...
+	$(GO) test -count=1 -timeout 40m ./internal/embedded/... ./test/...
 
 # Local test stack (ZooKeeper + Kafka 3.9.1 ZooKeeper-mode cluster + Kafka 4.1.1 KRaft node).
 .PHONY: stack-up stack-down stack-clean stack-status bench

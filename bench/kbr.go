@@ -169,6 +169,11 @@ options:
 `, task, regexp.QuoteMeta(topic), targetDir, parallelism, compression)
 }
 
+// incrementalYAML is backupYAML with policy: incremental (zstd).
+func incrementalYAML(c cluster, task, topic, targetDir string, parallelism int) string {
+	return backupYAML(c, task, topic, targetDir, parallelism, "zstd") + "policy: incremental\n"
+}
+
 func restoreYAML(c cluster, targetDir, task, srcTopic, dstTopic string, parallelism int) string {
 	return c.yaml() + fmt.Sprintf(`source:
   target:
@@ -190,9 +195,12 @@ type backupOutput struct {
 	Status     string `json:"status"`
 	Error      string `json:"error"`
 	Result     struct {
-		RecoveryPoint string `json:"recovery_point"`
-		TaskDir       string `json:"task_dir"`
-		Totals        struct {
+		RecoveryPoint  string   `json:"recovery_point"`
+		TaskDir        string   `json:"task_dir"`
+		Kind           string   `json:"kind"` // full | incremental
+		PolicyReason   string   `json:"policy_reason"`
+		FullPartitions []string `json:"full_partitions"`
+		Totals         struct {
 			Files        int   `json:"files"`
 			Bytes        int64 `json:"bytes"`
 			Records      int64 `json:"records"`

@@ -230,8 +230,20 @@ func (a *Activities) PrepareRestore(ctx context.Context, in PrepareInput) (*Prep
 		}
 	}
 	var offsets OffsetsFile
-	if m.Offsets != nil && !cfg.SkipGroups {
-		if err := readVerified(ctx, b, *m.Offsets, func(r io.Reader) error { return json.NewDecoder(r).Decode(&offsets) }); err != nil {
+	offsetsEntry := m.Offsets
+	var warnings []string
+	if cfg.ToTime != nil && !cfg.SkipGroups {
+		var note string
+		offsetsEntry, note, err = a.offsetsAsOf(ctx, b, in.Manifest, *cfg.ToTime)
+		if err != nil {
+			return nil, permanent(err)
+		}
+		if note != "" {
+			warnings = append(warnings, note)
+		}
+	}
+	if offsetsEntry != nil && !cfg.SkipGroups {
+		if err := readVerified(ctx, b, *offsetsEntry, func(r io.Reader) error { return json.NewDecoder(r).Decode(&offsets) }); err != nil {
 			return nil, permanent(err)
 		}
 	}
@@ -250,7 +262,7 @@ func (a *Activities) PrepareRestore(ctx context.Context, in PrepareInput) (*Prep
 		return nil, fmt.Errorf("list brokers: %w", err)
 	}
 
-	res := &PrepareResult{}
+	res := &PrepareResult{Warnings: warnings}
 	var plans []kmeta.TopicPlan
 	if snap != nil {
 		plans = kmeta.PlanTopics(snap, topics, rename, len(brokers))
@@ -381,6 +393,42 @@ func (a *Activities) PrepareRestore(ctx context.Context, in PrepareInput) (*Prep
 	return res, nil
 }
 
+func toTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+// offsetsAsOf picks the consumer offsets of the newest recovery point of
+// the chain taken at or before t. Without one it keeps the recovery point's
+// own and says so: offsets past the point in time then land at the end of
+// the restored partitions.
+func (a *Activities) offsetsAsOf(ctx context.Context, b storage.Backend, name string, t time.Time) (*backupset.FileEntry, string, error) {
+	var latest *backupset.FileEntry
+	for cur := name; cur != ""; {
+		m, err := a.loadManifest(ctx, b, cur)
+		if err != nil {
+			return nil, "", err
+		}
+		if latest == nil {
+			latest = m.Offsets
+		}
+		if m.Offsets != nil && !m.ExecutedAt.After(t) {
+			if cur == name {
+				return m.Offsets, "", nil
+			}
+			return m.Offsets, fmt.Sprintf("consumer offsets as of %s, taken by recovery point %s (the newest at or before %s)",
+				m.ExecutedAt.Format(time.RFC3339), cur, t.Format(time.RFC3339)), nil
+		}
+		cur = m.Base
+	}
+	if latest == nil {
+		return nil, "", nil
+	}
+	return latest, fmt.Sprintf("the backup holds no consumer offsets as of %s: the recovery point's own are used, and offsets past the point in time land at the end of each restored partition", t.Format(time.RFC3339)), nil
+}
+
 func dedup(in []int64) []int64 {
 	sort.Slice(in, func(i, j int) bool { return in[i] < in[j] })
 	var out []int64
@@ -474,6 +522,7 @@ func (a *Activities) RestorePartition(ctx context.Context, in RestorePartitionIn
 	spec := kdata.RestoreSpec{
 		Topic: in.Plan.TargetTopic, Partition: in.Plan.Partition, Base: in.Plan.Base,
 		Segments: segs, Compression: m.Compression, Translate: in.Plan.Translate, MinOffset: minOffset,
+		ToTime: toTime(cfg.ToTime),
 		ThrottleBytesS: int64(cfg.Options.ThrottleBytesPerSecond),
 	}
 	res, err := kdata.Restore(ctx, cl, b, spec, func(n int64) { activity.RecordHeartbeat(ctx, n) })

@@ -20,6 +20,9 @@
 //     with kbr's restore producer settings (linger 5ms, 64MiB buffer, no compression)
 //   - kbr restore run of the backup into the KRaft cluster, renamed, at each
 //     -restore-parallelism
+//   - policy: incremental (incremental.go): a full run of a fresh task, an
+//     incremental with nothing new, and one after appending 1% new records,
+//     each as a fraction of the full's time
 //
 // Throughput is payload MB/s (10^6 bytes of key+value+header keys and values,
 // the same numerator for every reader) and records/s. The worker's peak RSS
@@ -144,6 +147,8 @@ type bench struct {
 	flagFresh     bool
 	partitions    int
 	rf            int
+	srcComp       string
+	partRecs      [][]int32 // per partition, its records' indexes in data.recs (incremental group)
 }
 
 func logf(format string, a ...any) {
@@ -194,7 +199,7 @@ func run() int {
 		maxOther   = flag.Float64("max-other", 0.15, "a measurement during which other work used more than this share of the CPUs is flagged disturbed and measured again")
 		retries    = flag.Int("retries", 2, "how many times to measure a disturbed phase again")
 		bufBytes   = flag.String("producer-buffered-bytes", "64MiB", "kgo MaxBufferedBytes of the franz-go produce (the in-process restore uses activities.RestorePartition's own setting)")
-		only       = flag.String("only", "", "run only these measurement groups, comma-separated: consume, kcat, backup, produce, restore, overhead (restore needs backup; default: all)")
+		only       = flag.String("only", "", "run only these measurement groups, comma-separated: consume, kcat, backup, produce, restore, overhead, incremental (restore needs backup; default: all)")
 		freshW     = flag.Bool("fresh-worker", true, "start a new kbr worker process before every kbr phase, so each peak RSS is that phase's own")
 		extraNone  = flag.Bool("backup-none", true, "also measure the headline backup with options.compression: none (how much zstd costs)")
 		reps       = flag.Int("reps", 3, "repeat every measurement this many times (the summary takes the median)")
@@ -266,7 +271,7 @@ func run() int {
 		for _, g := range strings.Split(*only, ",") {
 			g = strings.TrimSpace(g)
 			switch g {
-			case "consume", "kcat", "backup", "produce", "restore", "overhead":
+			case "consume", "kcat", "backup", "produce", "restore", "overhead", "incremental":
 				b.only[g] = true
 			default:
 				fmt.Fprintf(os.Stderr, "bench: -only %s: unknown group %q\n", *only, g)
@@ -370,6 +375,7 @@ func (b *bench) main(ctx context.Context, size int64, pars, rpars []int, srcComp
 	b.data = generate(size, b.partitions, 0x6b6272)
 	logf("generated %d records, %d payload bytes in %s", len(b.data.recs), b.data.payload, time.Since(t0).Round(time.Millisecond))
 	b.topic = fmt.Sprintf("kbr-bench-src-%s-p%d-rf%d-%s", sizeLabel(size), b.partitions, b.rf, srcComp)
+	b.srcComp = srcComp
 	if err := b.ensureSource(ctx, srcComp); err != nil {
 		return err
 	}
@@ -455,6 +461,11 @@ func (b *bench) main(ctx context.Context, size int64, pars, rpars []int, srcComp
 				return err
 			}
 		}
+		if b.want("incremental") {
+			if err := b.incremental(ctx, rep, pars[0]); err != nil {
+				return err
+			}
+		}
 	}
 	if cpuprof != "" {
 		if !filepath.IsAbs(cpuprof) {
@@ -491,8 +502,11 @@ func (b *bench) hostInfo(env map[string]string) {
 	b.res.Git = git
 }
 
-// ensureSource reuses the source topic when it holds exactly the generated
-// records per partition, else (re)creates it and produces them.
+// ensureSource reuses the source topic when it holds the generated records
+// per partition, else (re)creates it and produces them. The incremental
+// group appends records and then deletes as many from the head, so a reused
+// topic may start past offset 0; one that holds more (an interrupted
+// incremental group's appends) is trimmed back the same way.
 func (b *bench) ensureSource(ctx context.Context, srcComp string) error {
 	counts, starts, err := topicCounts(ctx, b.zkAdm, b.topic)
 	if err != nil {
@@ -500,7 +514,16 @@ func (b *bench) ensureSource(ctx context.Context, srcComp string) error {
 	}
 	reuse := counts != nil && !b.flagFresh && len(counts) == b.partitions
 	for p := 0; reuse && p < len(counts); p++ {
-		reuse = starts[p] == 0 && counts[p] == b.data.perPart[p]
+		reuse = counts[p] >= b.data.perPart[p]
+	}
+	if reuse && sum(counts) > int64(len(b.data.recs)) {
+		logf("source topic %s holds %d records more than generated (an interrupted incremental group's appends): deleting as many from the head", b.topic, sum(counts)-int64(len(b.data.recs)))
+		if err := b.trimSource(ctx); err != nil {
+			return fmt.Errorf("source topic %s: %w", b.topic, err)
+		}
+		if counts, starts, err = topicCounts(ctx, b.zkAdm, b.topic); err != nil {
+			return err
+		}
 	}
 	if reuse {
 		logf("source topic %s exists with the expected %d records: reused (-fresh recreates it)", b.topic, len(b.data.recs))
@@ -1206,6 +1229,18 @@ func (b *bench) summarize(pars, rpars []int) {
 	ratio(fmt.Sprintf("kdata restore in-process p%d / franz-go produce", rpars[0]), get(fmt.Sprintf("kdata restore in-process p%d", rpars[0])), prod, 0)
 	ratio(fmt.Sprintf("kbr backup p%d (CLI, Temporal) / kdata export in-process", pars[0]), get(fmt.Sprintf("kbr backup p%d", pars[0])), get(fmt.Sprintf("kdata export in-process p%d", pars[0])), 0)
 	ratio(fmt.Sprintf("kbr restore p%d (CLI, Temporal) / kdata restore in-process", rpars[0]), get(fmt.Sprintf("kbr restore p%d", rpars[0])), get(fmt.Sprintf("kdata restore in-process p%d", rpars[0])), 0)
+	if full := get(incrName(pars[0], incrFull)); full != nil && full.Seconds > 0 {
+		for _, step := range []string{incrUnchanged, incrNew} {
+			if p := get(incrName(pars[0], step)); p != nil {
+				r := Ratio{Name: fmt.Sprintf("kbr incremental p%d %s / full (time)", pars[0], step), Value: p.Seconds / full.Seconds}
+				if step == incrUnchanged {
+					met := r.Value < 0.05
+					r.Target, r.Met = "< 0.05", &met
+				}
+				b.res.Ratios = append(b.res.Ratios, r)
+			}
+		}
+	}
 	var peak int64
 	for _, p := range b.res.Phases {
 		if p.Tool == "kbr" {
@@ -1292,7 +1327,7 @@ func (b *bench) print() {
 					verdict += "NOT met)"
 				}
 			}
-			fmt.Fprintf(w, "  %-62s %8.2f%s\n", r.Name, r.Value, verdict)
+			fmt.Fprintf(w, "  %-62s %8.3f%s\n", r.Name, r.Value, verdict)
 		}
 	}
 	for _, p := range b.res.Phases {

@@ -23,6 +23,7 @@ func restoreCmd() *cobra.Command {
 		id      string
 		jsonOut bool
 		detach  bool
+		toTime  string
 	)
 	run := &cobra.Command{
 		Use:   "run -f CONFIG",
@@ -35,6 +36,13 @@ func restoreCmd() *cobra.Command {
 			cfg, err := config.LoadRestore(file)
 			if err != nil {
 				return withCode(exitBadInput, err)
+			}
+			if toTime != "" {
+				t, err := time.Parse(time.RFC3339, toTime)
+				if err != nil {
+					return withCode(exitBadInput, fmt.Errorf("--to-time %q: want RFC 3339, e.g. 2026-11-22T10:00:00Z", toTime))
+				}
+				cfg.ToTime = &t
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
@@ -72,6 +80,7 @@ func restoreCmd() *cobra.Command {
 	run.Flags().StringVar(&id, "id", "", "workflow id (default restore-<cluster>-<time>)")
 	run.Flags().BoolVar(&jsonOut, "json", false, "machine-readable output on stdout")
 	run.Flags().BoolVar(&detach, "detach", false, "start and print the workflow id without waiting")
+	run.Flags().StringVar(&toTime, "to-time", "", "point in time (RFC 3339): each partition as it was then, group offsets as of then where the backup holds them")
 	cmd.AddCommand(run, statusCmd("restore"))
 	return cmd
 }

@@ -128,8 +128,12 @@ type Restore struct {
 	// AllowNonEmpty lets records be appended to a target topic that has data.
 	AllowNonEmpty bool `yaml:"allow_nonempty,omitempty" json:"allow_nonempty,omitempty"`
 	// SkipGroups leaves consumer-group offsets alone.
-	SkipGroups bool           `yaml:"skip_groups,omitempty" json:"skip_groups,omitempty"`
-	Options    RestoreOptions `yaml:"options,omitempty" json:"options,omitempty"`
+	SkipGroups bool `yaml:"skip_groups,omitempty" json:"skip_groups,omitempty"`
+	// ToTime restores each partition as it was at this time: its records
+	// before the first one stamped at or after it, and group offsets from the
+	// newest recovery point of the chain taken at or before it.
+	ToTime  *time.Time     `yaml:"to_time,omitempty" json:"to_time,omitempty"`
+	Options RestoreOptions `yaml:"options,omitempty" json:"options,omitempty"`
 }
 
 // Source is where a restore reads from.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -38,8 +39,11 @@ type RestoreSpec struct {
 	// MinOffset skips records below it: a chain of recovery points can hold
 	// records that retention had deleted by the time of the last one.
 	MinOffset int64
-	// ToTime, when set, restores only records with a timestamp before it.
-	// (Reserved for point-in-time restore; 0 = everything.)
+	// ToTime, when set, restores the partition as it was at that time: the
+	// records before the first one whose timestamp is at or after it (a
+	// prefix of the log, as Kafka's offsets-for-times cuts; for CreateTime
+	// topics the producers' timestamps stand in for append times).
+	ToTime time.Time
 }
 
 // RestoreResult reports a finished partition.
@@ -50,6 +54,41 @@ type RestoreResult struct {
 	EndOffset   int64           // Base + Records
 	Translated  map[int64]int64 // source offset -> target offset
 	SourceBytes int64
+	// CutOffset is where a point-in-time restore stopped (MaxInt64: it did not).
+	CutOffset int64
+}
+
+var errCut = errors.New("reached the point in time")
+
+// cutAt finds, for a point-in-time restore, the first offset at or after
+// MinOffset whose record's timestamp is at or after ToTime, and counts the
+// records before it: one read of the partition's backup before producing.
+func cutAt(ctx context.Context, b storage.Backend, spec RestoreSpec) (cut, count int64, err error) {
+	limit := spec.ToTime.UnixMilli()
+	cut = math.MaxInt64
+	for _, seg := range spec.Segments {
+		if seg.Records > 0 && seg.LastOffset < spec.MinOffset {
+			continue
+		}
+		err := readSegment(ctx, b, seg, spec.Compression, func(r *backupset.Record) error {
+			if r.Offset < spec.MinOffset {
+				return nil
+			}
+			if r.Timestamp >= limit {
+				cut = r.Offset
+				return errCut
+			}
+			count++
+			return nil
+		})
+		if errors.Is(err, errCut) {
+			return cut, count, nil
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	return cut, count, nil
 }
 
 // ErrForeignWrites is a permanent failure: the target partition holds more
@@ -59,19 +98,27 @@ var ErrForeignWrites = errors.New("target partition has records this restore did
 // Restore produces the spec's records that have not landed yet.
 func Restore(ctx context.Context, cl *kgo.Client, b storage.Backend, spec RestoreSpec, onProgress func(produced int64)) (RestoreResult, error) {
 	res := RestoreResult{Translated: map[int64]int64{}}
-	total, err := backupset.CountFrom(spec.Segments, spec.MinOffset, func(seg backupset.SegmentInfo) (int64, error) {
-		var n int64
-		err := readSegment(ctx, b, seg, spec.Compression, func(r *backupset.Record) error {
-			if r.Offset >= spec.MinOffset {
-				n++
-			}
-			return nil
+	var total int64
+	cut := int64(math.MaxInt64) // records at or above it are not restored
+	var err error
+	if !spec.ToTime.IsZero() {
+		cut, total, err = cutAt(ctx, b, spec)
+	} else {
+		total, err = backupset.CountFrom(spec.Segments, spec.MinOffset, func(seg backupset.SegmentInfo) (int64, error) {
+			var n int64
+			err := readSegment(ctx, b, seg, spec.Compression, func(r *backupset.Record) error {
+				if r.Offset >= spec.MinOffset {
+					n++
+				}
+				return nil
+			})
+			return n, err
 		})
-		return n, err
-	})
+	}
 	if err != nil {
 		return res, err
 	}
+	res.CutOffset = cut
 	end, err := EndOffset(ctx, cl, spec.Topic, spec.Partition)
 	if err != nil {
 		return res, err
@@ -116,6 +163,9 @@ func Restore(ctx context.Context, cl *kgo.Client, b storage.Backend, spec Restor
 			if r.Offset < spec.MinOffset {
 				return nil
 			}
+			if r.Offset >= cut {
+				return errCut
+			}
 			for len(translate) > 0 && translate[0] <= r.Offset {
 				res.Translated[translate[0]] = spec.Base + ordinal
 				translate = translate[1:]
@@ -140,7 +190,9 @@ func Restore(ctx context.Context, cl *kgo.Client, b storage.Backend, spec Restor
 			}
 			ordinal++
 			return nil
-		}); err != nil {
+		}); errors.Is(err, errCut) {
+			break
+		} else if err != nil {
 			// Wait for what is in flight so the next attempt counts it.
 			_ = cl.Flush(context.WithoutCancel(ctx))
 			return res, err

@@ -455,13 +455,17 @@ func (a *Activities) SnapshotOffsets(ctx context.Context, in SnapshotInput) (*ba
 		return nil, permanent(err)
 	}
 	defer b.Close()
-	doc := OffsetsFile{Cluster: cfg.Cluster.Name, TakenAt: time.Now().UTC(), Groups: groups}
+	taken := time.Now().UTC()
+	doc := OffsetsFile{Cluster: cfg.Cluster.Name, TakenAt: taken, Groups: groups}
 	name := in.TaskDir + "/" + backupset.Name(in.KafkaVersion, backupset.SourceOffsets, in.ExecutedAt) + ".json"
 	entry, err := writeHashed(ctx, b, name, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(doc)
 	})
+	if entry != nil {
+		entry.TakenAt = &taken
+	}
 	return entry, permanent(err)
 }
 

@@ -414,12 +414,16 @@ func (a *Activities) offsetsAsOf(ctx context.Context, b storage.Backend, name st
 		if latest == nil {
 			latest = m.Offsets
 		}
-		if m.Offsets != nil && !m.ExecutedAt.After(t) {
+		taken := m.ExecutedAt.Add(time.Second) // names hold whole seconds
+		if m.Offsets != nil && m.Offsets.TakenAt != nil {
+			taken = *m.Offsets.TakenAt
+		}
+		if m.Offsets != nil && !taken.After(t) {
 			if cur == name {
 				return m.Offsets, "", nil
 			}
 			return m.Offsets, fmt.Sprintf("consumer offsets as of %s, taken by recovery point %s (the newest at or before %s)",
-				m.ExecutedAt.Format(time.RFC3339), cur, t.Format(time.RFC3339)), nil
+				taken.Format(time.RFC3339Nano), cur, t.Format(time.RFC3339Nano)), nil
 		}
 		cur = m.Base
 	}

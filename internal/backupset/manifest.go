@@ -44,6 +44,8 @@ type FileEntry struct {
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// TakenAt is when a snapshot's content was read (offsets, metadata).
+	TakenAt *time.Time `json:"takenAt,omitempty"`
 }
 
 // PartitionBackup is the exported range of one partition.

@@ -1327,7 +1327,11 @@ func (b *bench) print() {
 					verdict += "NOT met)"
 				}
 			}
-			fmt.Fprintf(w, "  %-62s %8.3f%s\n", r.Name, r.Value, verdict)
+			prec := 2
+			if r.Value < 0.1 {
+				prec = 3 // the incremental fractions
+			}
+			fmt.Fprintf(w, "  %-62s %8.*f%s\n", r.Name, prec, r.Value, verdict)
 		}
 	}
 	for _, p := range b.res.Phases {

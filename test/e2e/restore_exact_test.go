@@ -173,8 +173,10 @@ options: {parallelism: 3, throttle_bytes_per_second: 256KiB}
 	for k := 0; k < 5; k++ {
 		time.Sleep(time.Duration(2000+rng.IntN(4000)) * time.Millisecond)
 		h.stopWorker(syscall.SIGKILL)
+		h.startWorker()
 		if k == 2 {
-			// A broker of the target restarts while no worker runs.
+			// A broker of the target restarts while the restore produces.
+			time.Sleep(3 * time.Second)
 			zk2 := env.Broker("zk2")
 			for _, cmd := range []string{zk2.Stop, zk2.Start} {
 				if out, err := exec.Command("sh", "-c", cmd).CombinedOutput(); err != nil {
@@ -182,7 +184,6 @@ options: {parallelism: 3, throttle_bytes_per_second: 256KiB}
 				}
 			}
 		}
-		h.startWorker()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()

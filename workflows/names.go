@@ -14,6 +14,8 @@ const QueryProgress = "progress"
 const (
 	BackupWorkflowName  = "BackupWorkflow"
 	RestoreWorkflowName = "RestoreWorkflow"
+	// MetadataRestoreWorkflowName restores a ZooKeeper-mode cluster's znodes the MRS way.
+	MetadataRestoreWorkflowName = "MetadataRestoreWorkflow"
 )
 
 // Search attributes every run carries, so the Web UI finds runs by cluster,

@@ -132,7 +132,7 @@ func heartbeatWhile(ctx context.Context, what string) func() {
 func commandErr(host string, err error) error {
 	var ce *hostops.CommandError
 	if errors.As(err, &ce) {
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("host %s: %v", host, err), ErrTypeCommand, err)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("host %s: %v", host, err), ErrTypeCommand, nil)
 	}
 	return fmt.Errorf("host %s: %w", host, err)
 }

@@ -153,7 +153,13 @@ func (w *metaRestore) step(ctx workflow.Context, name string, fn func() (string,
 	detail, err := fn()
 	if err != nil {
 		w.t.fail(name, err)
-		return err
+		// The run's failure names the step, with the innermost cause.
+		typ := "StepFailed"
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() != "" {
+			typ = appErr.Type()
+		}
+		return temporal.NewNonRetryableApplicationError(name+": "+errText(err), typ, nil)
 	}
 	w.t.done(name, detail)
 	w.done[name] = true
@@ -352,16 +358,15 @@ func agentError(b config.BrokerHost, err error, sts time.Duration) string {
 	return fmt.Sprintf("broker %d (host %s): %s", b.ID, b.Host, errText(err))
 }
 
-// errText is the innermost application error's message.
+// errText is the message of the first application error in err's chain
+// (an activity's own error rather than Temporal's wrapping of it), or
+// err's text.
 func errText(err error) string {
-	msg := err.Error()
 	var appErr *temporal.ApplicationError
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if errors.As(e, &appErr) {
-			msg = appErr.Message()
-		}
+	if errors.As(err, &appErr) {
+		return appErr.Message()
 	}
-	return msg
+	return err.Error()
 }
 
 // preflight checks everything before anything is changed and refuses,

@@ -73,6 +73,8 @@ func runMetadataRestore(ctx context.Context, cl client.Client, id string, in wor
 	opts := client.StartWorkflowOptions{ID: id,
 		// A restore that succeeded cannot run again; a failed one can.
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+		// Without it the SDK hands back the existing run instead of refusing.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.SACluster.ValueSet(in.Cluster.Name), workflows.SAKind.ValueSet("metadata-restore"),
 			workflows.SAStatus.ValueSet(workflows.StatusRunning))}

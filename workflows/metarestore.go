@@ -169,8 +169,17 @@ func (w *metaRestore) step(ctx workflow.Context, name string, fn func() (string,
 			done = append(done, s)
 		}
 	}
+	// The memo keeps what later steps need, not the command outputs and
+	// agent reports, so it stays small (Temporal warns above 2 KiB).
+	st := w.rep
+	st.Agents, st.Stopped, st.Started = nil, nil, nil
+	if st.Znodes != nil {
+		z := *st.Znodes
+		z.Skipped = nil
+		st.Znodes = &z
+	}
 	return workflow.UpsertMemo(ctx, map[string]any{MemoResume: MetaResume{
-		FromRunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Done: done, State: w.rep}})
+		FromRunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Done: done, State: st}})
 }
 
 func (w *metaRestore) run(ctx workflow.Context) (*MetaRestoreReport, error) {

@@ -414,6 +414,12 @@ func TestMetadataRestoreSeedScenario(t *testing.T) {
 		t.Fatalf("metadata restore exit %d: %s\nstderr: %s", r.code, out.Error, r.stderr)
 	}
 	rep := out.Result
+	if rep.Znodes != nil {
+		t.Logf("znodes: %+v, %d unchanged, skipped %v", rep.Znodes.Applied, rep.Znodes.Unchanged, rep.Znodes.Skipped)
+	}
+	for _, f := range rep.ClusterIDs {
+		t.Logf("cluster.id on %s: %+v", f.Host, f.Fixes)
+	}
 	if rep.ClusterID != s.clusterID {
 		t.Errorf("restored cluster id %s, want %s", rep.ClusterID, s.clusterID)
 	}

@@ -11,6 +11,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/kbr-project/kbr/activities"
@@ -169,5 +170,19 @@ func TestMetadataRestoreRefusals(t *testing.T) {
 				t.Errorf("something ran after a refused preflight: %v", c.l)
 			}
 		})
+	}
+}
+
+// TestReplayMetadataRestoreHistory replays two real runs of one restore
+// (the e2e retry test's failed run and its resumed retry, refreshed with
+// KBR_UPDATE_HISTORY=1), so a change that
+// breaks running restores fails here.
+func TestReplayMetadataRestoreHistory(t *testing.T) {
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(MetadataRestoreWorkflow, workflow.RegisterOptions{Name: MetadataRestoreWorkflowName})
+	for _, f := range []string{"testdata/metarestore_failed_history.json", "testdata/metarestore_retry_history.json"} {
+		if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
+			t.Fatalf("replay %s: %v", f, err)
+		}
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/kbr-project/kbr/internal/hostops"
 	"github.com/kbr-project/kbr/internal/testenv"
@@ -568,6 +570,7 @@ func TestMetadataRestoreRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	saveHistoryAs(t, id, "metarestore_failed_history.json")
 	r = kbr(t, 12*time.Minute, "restore", "retry", id, "--json")
 	out = parseRestore(t, r)
 	if r.code != 0 {
@@ -597,6 +600,7 @@ func TestMetadataRestoreRetry(t *testing.T) {
 	if !strings.Contains(joined, " StartKafka ") || !strings.Contains(joined, " WaitClusterHealthy ") {
 		t.Errorf("the retry's activities %v lack StartKafka or WaitClusterHealthy", types)
 	}
+	saveHistoryAs(t, id, "metarestore_retry_history.json")
 	// One safety backup, not two.
 	if m, _ := filepath.Glob(filepath.Join(target, "zkmode-before-restore_*", "*_manifest_*.json")); len(m) != 1 {
 		t.Errorf("safety backups: %v, want exactly one", m)
@@ -701,4 +705,32 @@ func portOf(addr string) int {
 	n := 0
 	fmt.Sscan(addr[i+1:], &n)
 	return n
+}
+
+// saveHistoryAs writes the latest run's history to workflows/testdata for
+// the replay test, when KBR_UPDATE_HISTORY=1.
+func saveHistoryAs(t *testing.T, workflowID, name string) {
+	if os.Getenv("KBR_UPDATE_HISTORY") != "1" {
+		return
+	}
+	root, _ := testenv.RepoRoot()
+	c := temporalClient(t)
+	hist := &historypb.History{}
+	it := c.GetWorkflowHistory(context.Background(), workflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist.Events = append(hist.Events, ev)
+	}
+	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(root, "workflows", "testdata", name)
+	if err := os.WriteFile(dst, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s (%d events)", dst, len(hist.Events))
 }

@@ -21,12 +21,13 @@ import (
 	"github.com/kbr-project/kbr/internal/kmeta"
 	"github.com/kbr-project/kbr/internal/metaarchive"
 	"github.com/kbr-project/kbr/internal/zkmeta"
+	"github.com/kbr-project/kbr/storage"
 )
 
 // readMetaArchive reads a recovery point's metadata archive, checking its
 // size and SHA-256 against the manifest while reading.
-func (a *Activities) readMetaArchive(ctx context.Context, cfg config.MetadataRestore, manifest string) (*backupset.Manifest, *kmeta.Snapshot, *zkmeta.Tree, error) {
-	b, err := a.openTarget(ctx, cfg.Source.Target)
+func (a *Activities) readMetaArchive(ctx context.Context, target storage.Target, manifest string) (*backupset.Manifest, *kmeta.Snapshot, *zkmeta.Tree, error) {
+	b, err := a.openTarget(ctx, target)
 	if err != nil {
 		return nil, nil, nil, permanent(err)
 	}
@@ -113,7 +114,7 @@ func (a *Activities) MetadataPreflight(ctx context.Context, in MetaPreflightInpu
 	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	rep := &MetaPreflight{}
 
-	m, snap, tree, err := a.readMetaArchive(ctx, cfg, in.Manifest)
+	m, snap, tree, err := a.readMetaArchive(ctx, cfg.Source.Target, in.Manifest)
 	switch {
 	case err != nil:
 		fail("%v", err)
@@ -299,7 +300,7 @@ type RestoreZnodesResult struct {
 // twice.
 func (a *Activities) RestoreZnodes(ctx context.Context, in RestoreZnodesInput) (*RestoreZnodesResult, error) {
 	cfg := in.Config
-	_, _, tree, err := a.readMetaArchive(ctx, cfg, in.Manifest)
+	_, _, tree, err := a.readMetaArchive(ctx, cfg.Source.Target, in.Manifest)
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,7 @@ func Register(w worker.Registry, acts *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.ClusterLockWorkflow, workflow.RegisterOptions{Name: workflows.ClusterLockWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.VerifyWorkflow, workflow.RegisterOptions{Name: workflows.VerifyWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.MetadataRestoreWorkflow, workflow.RegisterOptions{Name: workflows.MetadataRestoreWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.LogicalRestoreWorkflow, workflow.RegisterOptions{Name: workflows.LogicalRestoreWorkflowName})
 	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 }
 

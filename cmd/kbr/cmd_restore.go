@@ -72,6 +72,6 @@ func restoreCmd() *cobra.Command {
 	run.Flags().StringVar(&id, "id", "", "workflow id (default restore-<cluster>-<time>)")
 	run.Flags().BoolVar(&jsonOut, "json", false, "machine-readable output on stdout")
 	run.Flags().BoolVar(&detach, "detach", false, "start and print the workflow id without waiting")
-	cmd.AddCommand(run, statusCmd("restore"), metadataRestoreCmd(), retryCmd())
+	cmd.AddCommand(run, statusCmd("restore"), metadataRestoreCmd(), retryCmd(), logicalRestoreCmd())
 	return cmd
 }

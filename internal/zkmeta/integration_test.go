@@ -310,6 +310,26 @@ func TestRestoreReal(t *testing.T) {
 		t.Errorf("orders = %q", z.Data)
 	}
 
+	// Sequential children re-created under their old names: the next
+	// sequential child must still be numbered above them.
+	mk(src+"/queue", nil, 0, world)
+	mk(src+"/queue/item-0000000007", []byte("x"), 0, world)
+	backup, err = Snapshot(context.Background(), c, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, res, err = Restore(context.Background(), c, backup, dst, ApplyOptions{})
+	if err != nil || len(res.SequenceCountersFixed) != 1 || res.SequenceCountersFixed[0] != dst+"/queue" {
+		t.Fatalf("Restore with a sequential child: %+v, %v", res, err)
+	}
+	next, err := c.Create(dst+"/queue/item-", nil, zk.FlagSequence, world)
+	if err != nil || seqSuffix(next) <= 7 {
+		t.Errorf("next sequential child %s (%v), want a number above 7", next, err)
+	}
+	if err := c.Delete(next, -1); err != nil {
+		t.Fatal(err)
+	}
+
 	// Idempotent: nothing left to do.
 	plan, _, err = Restore(context.Background(), c, backup, dst, ApplyOptions{})
 	if err != nil || len(plan.Ops) != 0 {
@@ -321,7 +341,7 @@ func TestRestoreReal(t *testing.T) {
 	if _, _, err := Restore(context.Background(), c, backup, fresh, ApplyOptions{}); err != nil {
 		t.Fatalf("Restore into %s: %v", fresh, err)
 	}
-	if n, err := Count(context.Background(), c, fresh); err != nil || n != 7 {
-		t.Errorf("fresh chroot holds %d znodes (%v), want 7 (no ephemeral)", n, err)
+	if n, err := Count(context.Background(), c, fresh); err != nil || n != 9 {
+		t.Errorf("fresh chroot holds %d znodes (%v), want 9 (no ephemeral)", n, err)
 	}
 }

@@ -42,6 +42,9 @@ type RestorePlan struct {
 	Skipped []string `json:"skipped,omitempty"`
 	// Unchanged counts znodes already as backed up.
 	Unchanged int `json:"unchanged"`
+	// Notifications counts backed-up change notifications not restored
+	// (see Notification).
+	Notifications int `json:"notifications,omitempty"`
 }
 
 // Count returns how many ops of a kind the plan holds.
@@ -122,6 +125,10 @@ func PlanRestore(backup, live *Tree, target string) (*RestorePlan, error) {
 			plan.Skipped = append(plan.Skipped, r)
 			continue
 		}
+		if Notification(r) {
+			plan.Notifications++
+			continue
+		}
 		want[r] = z
 	}
 	have := map[string]*Znode{}
@@ -148,7 +155,7 @@ func PlanRestore(backup, live *Tree, target string) (*RestorePlan, error) {
 			continue
 		}
 		parentGone := deleted[parent(r)]
-		if !parentGone && (z.Ephemeral || LeftToBrokers(r)) {
+		if !parentGone && (z.Ephemeral || LeftToBrokers(r) || Notification(r)) {
 			continue
 		}
 		if r == "/" {
@@ -244,6 +251,9 @@ type Applied struct {
 	DataSet int `json:"data_set"`
 	ACLSet  int `json:"acl_set"`
 	Batches int `json:"batches"`
+	// SequenceCountersFixed lists parents whose sequential-child counter
+	// was moved past restored children (see AdvanceSequenceCounters).
+	SequenceCountersFixed []string `json:"sequence_counters_fixed,omitempty"`
 }
 
 // writer is the part of *zk.Conn that Apply uses.
@@ -384,6 +394,11 @@ func Restore(ctx context.Context, c *zk.Conn, backup *Tree, target string, opt A
 		}
 	}
 	res, err := Apply(ctx, c, plan, opt)
+	if err != nil {
+		return plan, res, err
+	}
+	fixed, err := AdvanceSequenceCounters(ctx, c, sequentialParents(plan))
+	res.SequenceCountersFixed = fixed
 	return plan, res, err
 }
 
@@ -410,4 +425,114 @@ func ensureAncestors(c *zk.Conn, chroot string) error {
 		}
 	}
 	return nil
+}
+
+// notificationQueues are Kafka's change-notification parents: brokers
+// append sequential children (config_change_0000000042) and each broker
+// processes only those above the highest number it has seen. Their
+// children are signals, not state: a restore neither writes nor deletes
+// them (brokers reload the entities from their znodes at start), because a
+// child re-created under its old name does not move the parent's sequence
+// counter, and the next notification would get a number already used or
+// lower than the last seen — and be ignored by every broker.
+var notificationQueues = []string{"/config/changes", "/kafka-acl-changes", "/kafka-acl-extended-changes",
+	"/isr_change_notification", "/log_dir_event_notification"}
+
+// Notification tells a child of a change-notification queue, by its path
+// relative to the chroot.
+func Notification(rel string) bool {
+	for _, q := range notificationQueues {
+		if strings.HasPrefix(rel, q+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// seqSuffix returns the sequence number a sequential znode's name ends
+// with (ZooKeeper appends 10 digits), or -1.
+func seqSuffix(name string) int64 {
+	if len(name) < 10 {
+		return -1
+	}
+	var n int64
+	for _, c := range name[len(name)-10:] {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+// maxBumps bounds the create/delete pairs AdvanceSequenceCounters issues
+// for one parent.
+const maxBumps = 100000
+
+// AdvanceSequenceCounters makes sure that, under each given parent, the
+// next sequential child gets a number above seq (the highest sequence
+// number of the children a restore re-created by name). ZooKeeper numbers
+// sequential children with a per-parent counter that counts child
+// creations, which re-creating children under their old names does not
+// bring up to their numbers. It cannot be read, only bounded: it is at
+// least the number of children there are now, so seq+1-len(children)
+// creations of a scratch child (each deleted in the same multi, never
+// visible to a reader) push it past seq; overshooting only leaves a gap
+// in the numbering. It returns the parents it advanced.
+func AdvanceSequenceCounters(ctx context.Context, c *zk.Conn, parents map[string]int64) ([]string, error) {
+	names := make([]string, 0, len(parents))
+	for p := range parents {
+		names = append(names, p)
+	}
+	sort.Strings(names)
+	var fixed []string
+	for _, p := range names {
+		kids, _, err := c.Children(p)
+		if err != nil {
+			return fixed, fmt.Errorf("sequence counter of %s: %w", p, err)
+		}
+		need := parents[p] + 1 - int64(len(kids))
+		if need <= 0 {
+			continue
+		}
+		if need > maxBumps {
+			return fixed, fmt.Errorf("sequence counter of %s: %d creations needed to pass %d, more than the %d allowed; restore this subtree by hand", p, need, parents[p], maxBumps)
+		}
+		scratch := joinPath(p, "kbr-sequence-bump")
+		for need > 0 {
+			if err := ctx.Err(); err != nil {
+				return fixed, err
+			}
+			n := min(need, 200)
+			ops := make([]interface{}, 0, 2*n)
+			for i := int64(0); i < n; i++ {
+				ops = append(ops, &zk.CreateRequest{Path: scratch, Acl: zk.WorldACL(zk.PermAll)}, &zk.DeleteRequest{Path: scratch, Version: -1})
+			}
+			if _, err := c.Multi(ops...); err != nil {
+				return fixed, fmt.Errorf("advance the sequence counter of %s: %w", p, err)
+			}
+			need -= n
+		}
+		fixed = append(fixed, p)
+	}
+	return fixed, nil
+}
+
+// sequentialParents maps each parent under which a plan creates children
+// named like sequential znodes to the highest such number.
+func sequentialParents(plan *RestorePlan) map[string]int64 {
+	out := map[string]int64{}
+	for _, o := range plan.Ops {
+		if o.Kind != OpCreate {
+			continue
+		}
+		i := strings.LastIndexByte(o.Path, '/')
+		if s := seqSuffix(o.Path[i+1:]); s >= 0 {
+			par := o.Path[:max(i, 1)]
+			if cur, ok := out[par]; !ok || s > cur {
+				out[par] = s
+			}
+		}
+	}
+	return out
 }

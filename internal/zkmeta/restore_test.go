@@ -156,3 +156,25 @@ func TestApplyBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanRestoreLeavesNotifications guards the bug where restored change
+// notifications (config_change_NNNNNNNNNN) left the parent's sequence
+// counter behind: brokers then ignored every new config or ACL change.
+func TestPlanRestoreLeavesNotifications(t *testing.T) {
+	t.Parallel()
+	backup := tree("/k", Znode{Path: "/k"}, Znode{Path: "/k/config"}, Znode{Path: "/k/config/changes"},
+		Znode{Path: "/k/config/changes/config_change_0000000041"}, Znode{Path: "/k/kafka-acl-changes"},
+		Znode{Path: "/k/kafka-acl-changes/acl_changes_0000000007"})
+	live := tree("/k", Znode{Path: "/k"}, Znode{Path: "/k/config"}, Znode{Path: "/k/config/changes"},
+		Znode{Path: "/k/config/changes/config_change_0000000090"})
+	p, err := PlanRestore(backup, live, "/k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := opsOf(p); !reflect.DeepEqual(got, []string{"create /k/kafka-acl-changes"}) {
+		t.Errorf("ops = %q, want only the queue's parent", got)
+	}
+	if p.Notifications != 2 {
+		t.Errorf("notifications = %d, want 2", p.Notifications)
+	}
+}

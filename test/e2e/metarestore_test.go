@@ -475,6 +475,18 @@ func TestMetadataRestoreSeedScenario(t *testing.T) {
 	if err != nil || len(acls) == 0 || len(acls[0].Described) != 1 {
 		t.Errorf("ACL after restore: %+v, %v", acls, err)
 	}
+	// Changes made after the restore reach every broker (the restored
+	// notification queues must not hold their sequence counters back).
+	acl2 := kadm.NewACLs().Allow("User:mr-carol").AllowHosts().Topics(topic).Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral)
+	if _, err := adm.CreateACLs(ctx, acl2); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = kadm.NewClient(client(t, env.ZKModeBootstrap)).DeleteACLs(dctx, acl2)
+	})
+	waitACLsOnEveryBroker(t, env, topic, 2)
 	gotRecs := readAll(t, env.ZKModeBootstrap, topic)
 	for p, rs := range want {
 		if len(gotRecs[p]) != len(rs) {

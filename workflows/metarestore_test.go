@@ -17,6 +17,7 @@ import (
 	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/hostops"
+	"github.com/kbr-project/kbr/internal/kmeta"
 	"github.com/kbr-project/kbr/internal/lock"
 	"github.com/kbr-project/kbr/storage"
 )
@@ -184,5 +185,34 @@ func TestReplayMetadataRestoreHistory(t *testing.T) {
 		if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 			t.Fatalf("replay %s: %v", f, err)
 		}
+	}
+}
+
+// A dry run plans and stops: nothing is created, no lock is taken.
+func TestLogicalRestoreDryRun(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(LogicalRestoreWorkflow, workflow.RegisterOptions{Name: LogicalRestoreWorkflowName})
+	env.RegisterActivity(&activities.Activities{})
+	env.OnActivity(a.ResolveRecoveryPoint, mock.Anything, mock.Anything).Return(&activities.RecoveryPoint{Manifest: "m"}, nil)
+	env.OnActivity(a.PlanLogicalRestore, mock.Anything, mock.Anything).Return(&activities.LogicalPlan{
+		Topics: []activities.PlannedTopic{{Action: "create"}}}, nil)
+	created := false
+	env.OnActivity(a.CreatePlannedTopics, mock.Anything, mock.Anything).Return(func(context.Context, activities.LogicalApplyInput) ([]kmeta.TopicResult, error) {
+		created = true
+		return nil, nil
+	})
+	cfg := config.LogicalRestore{Cluster: config.Cluster{Name: "k", BootstrapServers: []string{"127.0.0.1:9092"}},
+		Source: config.Source{Target: storage.Target{Type: "LocalDir", Path: "/b"}, RecoveryPoint: "latest"}, DryRun: true}
+	env.ExecuteWorkflow(LogicalRestoreWorkflowName, cfg)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res LogicalRestoreResult
+	if err := env.GetWorkflowResult(&res); err != nil || !res.DryRun || len(res.Plan.Topics) != 1 {
+		t.Errorf("result %+v, %v", res, err)
+	}
+	if created {
+		t.Error("a dry run created topics")
 	}
 }

@@ -746,3 +746,32 @@ func saveHistoryAs(t *testing.T, workflowID, name string) {
 	}
 	t.Logf("wrote %s (%d events)", dst, len(hist.Events))
 }
+
+// TestMetadataRestoreBadInput: the agent and the restore name what is
+// wrong in their input and start nothing (exit 2).
+func TestMetadataRestoreBadInput(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"agent", "--address", "127.0.0.1:1"}, "host: required"},
+		{[]string{"agent", "--address", "127.0.0.1:1", "--host", "b1", "--server-properties", "/nonexistent/server.properties"}, "--server-properties"},
+		{[]string{"agent", "--address", "127.0.0.1:1", "--host", "b 1", "--server-properties", "/x"}, "host:"},
+		{[]string{"restore", "metadata", "-f", writeFile(t, "m.yaml", `
+cluster: {name: c, bootstrap_servers: ["127.0.0.1:19092"], zookeeper: {connect: ["127.0.0.1:12181"], chroot: /kafka39}}
+source: {target: {type: LocalDir, path: /tmp}, recovery_point: latest}
+brokers: [{id: 1, host: zk1}, {id: 1, host: zk2}]
+`)}, "brokers[1].id"},
+		{[]string{"restore", "metadata", "-f", writeFile(t, "k.yaml", `
+cluster: {name: c, bootstrap_servers: ["127.0.0.1:29092"]}
+source: {target: {type: LocalDir, path: /tmp}, recovery_point: latest}
+brokers: [{id: 1, host: kraft1}]
+`)}, "cluster.zookeeper: required"},
+		{[]string{"restore", "retry", "no-such-restore"}, "no restore with id no-such-restore"},
+	} {
+		r := kbr(t, 30*time.Second, c.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("kbr %s: exit %d, stderr %q; want exit 2 saying %q", strings.Join(c.args, " "), r.code, r.stderr, c.want)
+		}
+	}
+}

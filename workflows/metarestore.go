@@ -205,6 +205,12 @@ func (w *metaRestore) run(ctx workflow.Context) (*MetaRestoreReport, error) {
 	if err := w.step(ctx, StepPreflight, func() (string, error) { return w.preflight(ctx) }); err != nil {
 		return nil, err
 	}
+	if w.rep.RecoveryPoint == nil || w.rep.ClusterID == "" {
+		// Only a hand-written resume can get here.
+		err := fmt.Errorf("resume: the state says preflight completed but holds no recovery point or cluster id")
+		w.t.fail(StepPreflight, err)
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeBadInput, nil)
+	}
 	w.p.RecoveryPoint = w.rep.RecoveryPoint.Manifest
 	w.p.Task = w.rep.RecoveryPoint.Task
 

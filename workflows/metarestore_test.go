@@ -216,3 +216,19 @@ func TestLogicalRestoreDryRun(t *testing.T) {
 		t.Error("a dry run created topics")
 	}
 }
+
+// A resume that claims a completed preflight without its results is
+// refused rather than run with an empty cluster id.
+func TestMetadataRestoreBadResume(t *testing.T) {
+	c := &calls{}
+	env := metaEnv(t, c, "3.9.1", nil)
+	in := metaInput()
+	in.Resume = &MetaResume{Done: []string{StepPreflight}}
+	env.ExecuteWorkflow(MetadataRestoreWorkflowName, in)
+	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "holds no recovery point") {
+		t.Fatalf("got %v", err)
+	}
+	if c.has("safety") || c.has("stop") {
+		t.Errorf("ran %v", c.l)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/kbr-project/kbr/activities"
+	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/workflows"
 )
 
@@ -28,6 +29,8 @@ func Register(w worker.Registry, acts *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.ClusterLockWorkflow, workflow.RegisterOptions{Name: workflows.ClusterLockWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.VerifyWorkflow, workflow.RegisterOptions{Name: workflows.VerifyWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.CheckTaskWorkflow, workflow.RegisterOptions{Name: workflows.CheckTaskWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.MetadataRestoreWorkflow, workflow.RegisterOptions{Name: workflows.MetadataRestoreWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.LogicalRestoreWorkflow, workflow.RegisterOptions{Name: workflows.LogicalRestoreWorkflowName})
 	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 }
 
@@ -40,5 +43,17 @@ func New(c client.Client, o Options) worker.Worker {
 		MaxConcurrentActivityExecutionSize: o.MaxConcurrentActivities,
 	})
 	Register(w, &activities.Activities{Logger: o.Logger, Temporal: c, TaskQueue: workflows.TaskQueue})
+	return w
+}
+
+// NewAgent returns the worker of `kbr agent` on a broker host: the
+// host-local activities only (stop/start Kafka, fix cluster.id, ping), on
+// the host's own task queue, so no other worker ever runs them.
+func NewAgent(c client.Client, cfg config.Agent) worker.Worker {
+	w := worker.New(c, activities.AgentTaskQueue(cfg.Host), worker.Options{
+		// A host runs its steps one at a time; the workflow sends one per step.
+		MaxConcurrentActivityExecutionSize: 4,
+	})
+	w.RegisterActivityWithOptions(&activities.Agent{Config: cfg}, activity.RegisterOptions{})
 	return w
 }

@@ -14,6 +14,10 @@ const QueryProgress = "progress"
 const (
 	BackupWorkflowName  = "BackupWorkflow"
 	RestoreWorkflowName = "RestoreWorkflow"
+	// MetadataRestoreWorkflowName restores a ZooKeeper-mode cluster's znodes the MRS way.
+	MetadataRestoreWorkflowName = "MetadataRestoreWorkflow"
+	// LogicalRestoreWorkflowName restores a recovery point's logical metadata through the Admin API.
+	LogicalRestoreWorkflowName = "LogicalRestoreWorkflow"
 )
 
 // Search attributes every run carries, so the Web UI finds runs by cluster,

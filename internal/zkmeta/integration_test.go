@@ -237,3 +237,111 @@ func deleteTree(t *testing.T, c *zk.Conn, p string) {
 		t.Errorf("cleanup: delete %s: %v", p, err)
 	}
 }
+
+// TestRestoreReal restores a backed-up tree into a scratch chroot of the
+// real ZooKeeper that has drifted: znodes added, changed, deleted, an ACL
+// changed, and an ephemeral znode that must survive. A second Restore finds
+// nothing to do.
+func TestRestoreReal(t *testing.T) {
+	c, _ := connectReal(t)
+	root := "/kbrtest-" + randSuffix()
+	world := zk.WorldACL(zk.PermAll)
+	readOnly := []zk.ACL{{Perms: zk.PermRead | zk.PermAdmin, Scheme: "world", ID: "anyone"}}
+	mk := func(p string, data []byte, flags int32, acl []zk.ACL) {
+		t.Helper()
+		if _, err := c.Create(p, data, flags, acl); err != nil {
+			t.Fatalf("create %s: %v", p, err)
+		}
+	}
+	mk(root, nil, 0, world)
+	t.Cleanup(func() { deleteTree(t, c, root) })
+	src := root + "/src"
+	mk(src, nil, 0, world)
+	mk(src+"/brokers", nil, 0, world)
+	mk(src+"/brokers/ids", nil, 0, world)
+	mk(src+"/brokers/ids/1", []byte("me"), zk.FlagEphemeral, world)
+	mk(src+"/brokers/topics", nil, 0, world)
+	mk(src+"/brokers/topics/orders", []byte(`{"partitions":{"0":[1]}}`), 0, world)
+	mk(src+"/config", []byte{}, 0, world)
+	mk(src+"/ro", []byte("r"), 0, readOnly)
+	backup, err := Snapshot(context.Background(), c, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The live chroot: a copy that drifted.
+	dst := root + "/dst"
+	mk(dst, nil, 0, world)
+	mk(dst+"/brokers", nil, 0, world)
+	mk(dst+"/brokers/ids", nil, 0, world)
+	mk(dst+"/brokers/ids/7", []byte("live broker"), zk.FlagEphemeral, world)
+	mk(dst+"/brokers/topics", nil, 0, world)
+	mk(dst+"/brokers/topics/added", []byte("x"), 0, world)
+	mk(dst+"/brokers/topics/added/partitions", nil, 0, world)
+	mk(dst+"/config", []byte("changed"), 0, world)
+	mk(dst+"/ro", []byte("r"), 0, world)
+
+	plan, res, err := Restore(context.Background(), c, backup, dst, ApplyOptions{BatchSize: 2})
+	if err != nil {
+		t.Fatalf("Restore: %v (plan %q)", err, opsOf(plan))
+	}
+	if res.Deleted != 2 || res.Created != 1 || res.DataSet != 1 || res.ACLSet != 1 || res.Batches < 2 {
+		t.Errorf("applied %+v, plan %q", res, opsOf(plan))
+	}
+	after, err := Snapshot(context.Background(), c, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, z := range after.Znodes {
+		got = append(got, strings.TrimPrefix(z.Path, dst))
+	}
+	want := []string{"", "/brokers", "/brokers/ids", "/brokers/ids/7", "/brokers/topics", "/brokers/topics/orders", "/config", "/ro"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("after restore: %q, want %q", got, want)
+	}
+	if z := after.Get(dst + "/config"); z.Data == nil || len(z.Data) != 0 {
+		t.Errorf("/config = %q (nil %v), want empty", z.Data, z.Data == nil)
+	}
+	if z := after.Get(dst + "/ro"); !sameACL(z.ACL, fromZKACL(readOnly)) {
+		t.Errorf("/ro ACL = %+v", z.ACL)
+	}
+	if z := after.Get(dst + "/brokers/topics/orders"); string(z.Data) != `{"partitions":{"0":[1]}}` {
+		t.Errorf("orders = %q", z.Data)
+	}
+
+	// Sequential children re-created under their old names: the next
+	// sequential child must still be numbered above them.
+	mk(src+"/queue", nil, 0, world)
+	mk(src+"/queue/item-0000000007", []byte("x"), 0, world)
+	backup, err = Snapshot(context.Background(), c, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, res, err = Restore(context.Background(), c, backup, dst, ApplyOptions{})
+	if err != nil || len(res.SequenceCountersFixed) != 1 || res.SequenceCountersFixed[0] != dst+"/queue" {
+		t.Fatalf("Restore with a sequential child: %+v, %v", res, err)
+	}
+	next, err := c.Create(dst+"/queue/item-", nil, zk.FlagSequence, world)
+	if err != nil || seqSuffix(next) <= 7 {
+		t.Errorf("next sequential child %s (%v), want a number above 7", next, err)
+	}
+	if err := c.Delete(next, -1); err != nil {
+		t.Fatal(err)
+	}
+
+	// Idempotent: nothing left to do.
+	plan, _, err = Restore(context.Background(), c, backup, dst, ApplyOptions{})
+	if err != nil || len(plan.Ops) != 0 {
+		t.Errorf("second Restore: ops %q, %v", opsOf(plan), err)
+	}
+
+	// Into a chroot that does not exist yet, with a missing parent.
+	fresh := root + "/new/kafka"
+	if _, _, err := Restore(context.Background(), c, backup, fresh, ApplyOptions{}); err != nil {
+		t.Fatalf("Restore into %s: %v", fresh, err)
+	}
+	if n, err := Count(context.Background(), c, fresh); err != nil || n != 9 {
+		t.Errorf("fresh chroot holds %d znodes (%v), want 9 (no ephemeral)", n, err)
+	}
+}

@@ -90,6 +90,18 @@ pid_of() {
 
 port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
+# port_busy PORT: the port still answers after 15 s. A process that has just
+# exited can hold its listening socket for a moment after /proc/<pid>/cmdline
+# is gone (the kernel frees its memory before its files), so wait it out.
+port_busy() {
+  local i
+  for ((i = 0; i < 30; i++)); do
+    port_open "$1" || return 1
+    sleep 0.5
+  done
+  return 0
+}
+
 # ruok -> imok. Bash's /dev/tcp rather than `nc`: nc sometimes hangs up before reading the
 # answer (about 1 in 30 tries here) and returns nothing.
 zk_ok() {
@@ -425,7 +437,7 @@ start_zk() {
     wait_for zk "ruok -> imok on $ZK_CONNECT" zk_ok
     return 0
   fi
-  port_open "$ZK_PORT" && die "port $ZK_PORT is taken by a process that is not this stack's ZooKeeper"
+  port_busy "$ZK_PORT" && die "port $ZK_PORT is taken by a process that is not this stack's ZooKeeper"
   write_zk_config
   local dir=$LOCAL/zk
   launch zk java -Xmx256m "${JVM_COMMON[@]}" "-Dkbr.stack=$dir" \
@@ -439,9 +451,9 @@ start_zk() {
 launch_broker() {
   local name=$1 dir=$LOCAL/$1 port=${BROKER_PORT[$1]}
   pid_of "$name" >/dev/null && return 0
-  port_open "$port" && die "port $port is taken by a process that is not this stack's $name"
+  port_busy "$port" && die "port $port is taken by a process that is not this stack's $name"
   if [[ $name == kraft1 ]]; then
-    port_open "$KRAFT_CONTROLLER_PORT" && die "port $KRAFT_CONTROLLER_PORT is taken"
+    port_busy "$KRAFT_CONTROLLER_PORT" && die "port $KRAFT_CONTROLLER_PORT is taken"
     write_kraft_config
     format_kraft
     launch "$name" java -Xmx512m -Xms512m "${JVM_COMMON[@]}" "-Dkbr.stack=$dir" \

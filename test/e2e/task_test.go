@@ -598,6 +598,26 @@ func TestTaskBadInput(t *testing.T) {
 	if _, err := os.Stat(target); !os.IsNotExist(err) {
 		t.Errorf("a refused task wrote to its target: %v", err)
 	}
+	// An update keeps the task's creation time (its folder); a bad one changes nothing.
+	before := showTask(t, dup)
+	mustKbr(t, 3*time.Minute, "task", "update", "-f", taskFile(t, env, dup, good("max_copies: 7\n")))
+	if r := kbr(t, 3*time.Minute, "task", "update", "-f", taskFile(t, env, dup, good("max_copies: 7\nmode: periodic\nperiod: 10s\n"))); r.code != 2 {
+		t.Errorf("bad update: exit %d, want 2: %s", r.code, r.stderr)
+	}
+	if after := showTask(t, dup); after.MaxCopies != 7 || !after.Created.Equal(before.Created) || after.Mode != "manual" {
+		t.Errorf("after update: max copies %d created %s mode %s; want 7, %s, manual", after.MaxCopies, after.Created, after.Mode, before.Created)
+	}
+	// A run that fails is in the history with its reason.
+	if _, err := kadm.NewClient(cl).DeleteTopics(context.Background(), topic); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if r := kbr(t, 3*time.Minute, "task", "run", dup); r.code != 1 {
+		t.Errorf("run of a task whose topic is gone: exit %d, want 1: %s", r.code, r.stderr)
+	}
+	if hist := history(t, dup); len(hist) != 1 || hist[0].Status != "failed" || !strings.Contains(hist[0].Error, "matches no topic") {
+		t.Errorf("history of the failed run: %+v, want failed naming the topic pattern", hist)
+	}
 	mustKbr(t, time.Minute, "task", "delete", dup)
 	if r := kbr(t, time.Minute, "task", "show", dup); r.code != 2 || !strings.Contains(r.stderr, "no task named") {
 		t.Errorf("show of a deleted task: exit %d: %s", r.code, r.stderr)

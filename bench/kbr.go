@@ -22,6 +22,7 @@ type kbrProcs struct {
 	server  *proc
 	worker  *proc
 	workers int
+	cliCPU  float64 // CPU seconds of every kbr CLI command run so far
 }
 
 // buildKbr builds ./cmd/kbr, once more if the first try fails (a build
@@ -122,6 +123,9 @@ func (k *kbrProcs) run(ctx context.Context, logName string, args ...string) ([]b
 	start := time.Now()
 	err := cmd.Run()
 	dur := time.Since(start)
+	if ps := cmd.ProcessState; ps != nil {
+		k.cliCPU += (ps.UserTime() + ps.SystemTime()).Seconds()
+	}
 	_ = os.WriteFile(filepath.Join(k.dir, logName+".log"),
 		[]byte("$ kbr "+strings.Join(args, " ")+"\n--- stdout\n"+stdout.String()+"--- stderr\n"+stderr.String()), 0o644)
 	if err != nil {

@@ -619,6 +619,10 @@ func (b *bench) measure(ph *Phase, brokers []int, kbrPhase bool, fn func(ph *Pha
 		}
 	}
 	w0, s0, b0, self0, h0 := procCPU(wpid), procCPU(spid), sumCPU(brokers), selfCPU(), hostBusyCPU()
+	var cli0 float64
+	if b.kbr != nil {
+		cli0 = b.kbr.cliCPU
+	}
 	var (
 		maxRSS int64
 		wg     sync.WaitGroup
@@ -669,6 +673,9 @@ func (b *bench) measure(ph *Phase, brokers []int, kbrPhase bool, fn func(ph *Pha
 	}
 	ph.BrokerCPU = sumCPU(brokers) - b0
 	known += ph.ServerCPU + ph.BrokerCPU
+	if b.kbr != nil {
+		known += b.kbr.cliCPU - cli0 // the kbr CLI command is part of the phase, not outside load
+	}
 	ph.OtherCPU = max(0, ph.HostCPU-known)
 	if wpid != 0 {
 		ph.WorkerPeakRSS = max(procStatusBytes(wpid, "VmHWM"), maxRSS)
@@ -1299,7 +1306,7 @@ func (b *bench) print() {
 	tw.Flush()
 	fmt.Fprintln(w, "  n: measurements the row is the median of (disturbed ones left out when there are others)")
 	fmt.Fprintln(w, "  cpu-s: CPU seconds of the process doing the work (the bench for franz-go, kcat, the kbr worker for kbr, the bench for in-process kdata)")
-	fmt.Fprintln(w, "  other cpu-s: CPU used on the machine by everything else (ZooKeeper, the kbr CLI client, other work) during the phase; high values mean a disturbed figure")
+	fmt.Fprintln(w, "  other cpu-s: CPU used on the machine by everything else (ZooKeeper, other work; not the kbr CLI command) during the phase; high values mean a disturbed figure")
 	fmt.Fprintln(w, "  worker peak RSS: VmHWM of the kbr worker process during the phase (a fresh worker per phase unless -fresh-worker=false); Go heap peak: heap growth of the bench process (franz-go, in-process kdata)")
 	fmt.Fprintln(w, "  kbr rows are the wall time of `kbr backup|restore run`, workflow steps included; MB = 10^6 payload bytes")
 	var notes []string

@@ -248,6 +248,17 @@ type PartialLister interface {
 	ListPartial(ctx context.Context, prefix string) ([]FileInfo, error)
 }
 
+// ListPartial lists b's leftover temporary files under prefix; it fails
+// with a permanent error wrapping ErrUnsupported when b does not implement
+// PartialLister. Decorators (storage/decorate) pass it through.
+func ListPartial(ctx context.Context, b Backend, prefix string) ([]FileInfo, error) {
+	pl, ok := b.(PartialLister)
+	if !ok {
+		return nil, Permanent(fmt.Errorf("%s: list partial files: %w", b, ErrUnsupported))
+	}
+	return pl.ListPartial(ctx, prefix)
+}
+
 // Factory opens a backend for a target.
 type Factory func(ctx context.Context, t Target) (Backend, error)
 

@@ -16,8 +16,9 @@
 // leaves is hidden from List and found by ListPartial.
 //
 // Reads stream through pkg/sftp's File.WriteTo, which keeps up to 64 read
-// requests of 32 KiB in flight, in a goroutine feeding a pipe: a Read
-// never waits for a round trip the read-ahead already made.
+// requests of 32 KiB in flight, in a goroutine that runs up to 4 MiB ahead
+// of the reader: a Read never waits for a round trip the read-ahead
+// already made, and the requests go on while the reader is busy.
 //
 // One SSH connection carries every operation (SFTP requests are
 // multiplexed); it is dialled on New, checked by keepalives, and dialled
@@ -631,7 +632,8 @@ func (b *Backend) Open(ctx context.Context, name string) (io.ReadCloser, error) 
 }
 
 // reader streams a file: on the first Read a goroutine starts File.WriteTo
-// into a pipe, which keeps maxInFlight read requests in flight.
+// (maxInFlight read requests in flight) into an aheadPipe, which lets it
+// run up to 4 MiB ahead of the reader.
 type reader struct {
 	b    *Backend
 	c    *conn
@@ -639,7 +641,7 @@ type reader struct {
 	ctx  context.Context
 	name string
 
-	pr      *io.PipeReader
+	ahead   *aheadPipe
 	fetched chan struct{} // closed when the WriteTo goroutine has returned
 	err     error         // the first error Read returned
 }
@@ -652,16 +654,19 @@ func (r *reader) Read(p []byte) (int, error) {
 		r.err = r.b.classify(r.c, "read", r.name, err)
 		return 0, r.err
 	}
-	if r.pr == nil {
-		pr, pw := io.Pipe()
-		r.pr, r.fetched = pr, make(chan struct{})
+	if r.ahead == nil {
+		q := newAheadPipe()
+		r.ahead, r.fetched = q, make(chan struct{})
 		go func() {
 			defer close(r.fetched)
-			_, err := r.f.WriteTo(pw)
-			pw.CloseWithError(err) // nil: the reader sees io.EOF
+			_, err := r.f.WriteTo(q)
+			q.closeWrite(err)
 		}()
 	}
-	n, err := r.pr.Read(p)
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := r.ahead.read(r.ctx, p)
 	if err != nil && err != io.EOF {
 		err = r.b.classify(r.c, "read", r.name, err)
 	}
@@ -673,8 +678,8 @@ func (r *reader) Read(p []byte) (int, error) {
 
 // WriteTo reads with concurrent requests (io.Copy uses it).
 func (r *reader) WriteTo(w io.Writer) (int64, error) {
-	if r.pr != nil {
-		// Read was called: go on from where the pipe is.
+	if r.ahead != nil {
+		// Read was called: go on from where the read-ahead is.
 		return io.Copy(w, struct{ io.Reader }{r})
 	}
 	if err := r.ctx.Err(); err != nil {
@@ -685,8 +690,8 @@ func (r *reader) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (r *reader) Close() error {
-	if r.pr != nil {
-		r.pr.CloseWithError(errReaderClosed) // ends a WriteTo blocked on the pipe
+	if r.ahead != nil {
+		r.ahead.close() // ends a WriteTo waiting for a free buffer
 		<-r.fetched
 	}
 	if err := r.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) && !r.c.dead() {
@@ -694,8 +699,6 @@ func (r *reader) Close() error {
 	}
 	return nil
 }
-
-var errReaderClosed = errors.New("reader closed")
 
 func (b *Backend) Stat(ctx context.Context, name string) (storage.FileInfo, error) {
 	clean, remote, err := b.full(name)

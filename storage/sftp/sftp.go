@@ -47,6 +47,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/internal/ahead"
 )
 
 // PathType is the MRS path type of this backend.
@@ -632,7 +633,7 @@ func (b *Backend) Open(ctx context.Context, name string) (io.ReadCloser, error) 
 }
 
 // reader streams a file: on the first Read a goroutine starts File.WriteTo
-// (maxInFlight read requests in flight) into an aheadPipe, which lets it
+// (maxInFlight read requests in flight) into an ahead.Pipe, which lets it
 // run up to 4 MiB ahead of the reader.
 type reader struct {
 	b    *Backend
@@ -641,7 +642,7 @@ type reader struct {
 	ctx  context.Context
 	name string
 
-	ahead   *aheadPipe
+	ahead   *ahead.Pipe
 	fetched chan struct{} // closed when the WriteTo goroutine has returned
 	err     error         // the first error Read returned
 }
@@ -655,18 +656,18 @@ func (r *reader) Read(p []byte) (int, error) {
 		return 0, r.err
 	}
 	if r.ahead == nil {
-		q := newAheadPipe()
+		q := ahead.New()
 		r.ahead, r.fetched = q, make(chan struct{})
 		go func() {
 			defer close(r.fetched)
 			_, err := r.f.WriteTo(q)
-			q.closeWrite(err)
+			q.CloseWrite(err)
 		}()
 	}
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, err := r.ahead.read(r.ctx, p)
+	n, err := r.ahead.Read(r.ctx, p)
 	if err != nil && err != io.EOF {
 		err = r.b.classify(r.c, "read", r.name, err)
 	}
@@ -691,7 +692,7 @@ func (r *reader) WriteTo(w io.Writer) (int64, error) {
 
 func (r *reader) Close() error {
 	if r.ahead != nil {
-		r.ahead.close() // ends a WriteTo waiting for a free buffer
+		r.ahead.Close() // ends a WriteTo waiting for a free buffer
 		<-r.fetched
 	}
 	if err := r.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) && !r.c.dead() {

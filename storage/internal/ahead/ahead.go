@@ -1,4 +1,9 @@
-package sftp
+// Package ahead is a pipe with a few buffers of slack, for backends whose
+// reads come from a goroutine (a pipelined download) and should run ahead
+// of the reader: the download goes on while the reader hashes,
+// decompresses or writes elsewhere, instead of waiting at a synchronous
+// io.Pipe for every chunk.
+package ahead
 
 import (
 	"context"
@@ -7,20 +12,18 @@ import (
 	"sync"
 )
 
-// aheadBuffers × aheadBufferSize is how far a read runs ahead of its
-// reader: File.WriteTo keeps its requests going while the reader (which
-// hashes, decompresses, writes elsewhere) is busy, instead of waiting at a
-// synchronous pipe for every 32 KiB.
+// Buffers × BufferSize is how far the writer runs ahead of the reader.
 const (
-	aheadBuffers    = 4
-	aheadBufferSize = 1 << 20
+	Buffers    = 4
+	BufferSize = 1 << 20
 )
 
-var errReaderClosed = errors.New("reader closed")
+// ErrReaderClosed is what Write returns once the reader has closed.
+var ErrReaderClosed = errors.New("reader closed")
 
-// aheadPipe is a pipe with aheadBuffers buffers of slack. One goroutine
-// writes (then calls closeWrite), one reads (then calls close).
-type aheadPipe struct {
+// Pipe is a pipe with Buffers buffers of slack. One goroutine writes (then
+// calls CloseWrite), one reads (then calls Close).
+type Pipe struct {
 	full      chan []byte   // filled buffers, in order; closed by closeWrite
 	free      chan []byte   // buffers the reader is done with
 	closed    chan struct{} // closed by close: the writer stops
@@ -34,17 +37,18 @@ type aheadPipe struct {
 	rcur []byte // its unread bytes
 }
 
-func newAheadPipe() *aheadPipe {
-	return &aheadPipe{
-		full:   make(chan []byte, aheadBuffers),
-		free:   make(chan []byte, aheadBuffers),
+// New returns an empty pipe; its buffers are made as they are needed.
+func New() *Pipe {
+	return &Pipe{
+		full:   make(chan []byte, Buffers),
+		free:   make(chan []byte, Buffers),
 		closed: make(chan struct{}),
 	}
 }
 
 // Write copies p into buffers, handing each full one to the reader; it
 // blocks only while every buffer is full and unread.
-func (q *aheadPipe) Write(p []byte) (int, error) {
+func (q *Pipe) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		if q.wbuf == nil {
@@ -52,15 +56,15 @@ func (q *aheadPipe) Write(p []byte) (int, error) {
 			case b := <-q.free:
 				q.wbuf = b[:0]
 			default:
-				if q.allocated < aheadBuffers {
+				if q.allocated < Buffers {
 					q.allocated++
-					q.wbuf = make([]byte, 0, aheadBufferSize)
+					q.wbuf = make([]byte, 0, BufferSize)
 				} else {
 					select {
 					case b := <-q.free:
 						q.wbuf = b[:0]
 					case <-q.closed:
-						return n, errReaderClosed
+						return n, ErrReaderClosed
 					}
 				}
 			}
@@ -77,30 +81,30 @@ func (q *aheadPipe) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (q *aheadPipe) send() error {
+func (q *Pipe) send() error {
 	select {
 	case q.full <- q.wbuf:
 		q.wbuf = nil
 		return nil
 	case <-q.closed:
-		return errReaderClosed
+		return ErrReaderClosed
 	}
 }
 
-// closeWrite hands over what is buffered and ends the stream with err
+// CloseWrite hands over what is buffered and ends the stream with err
 // (nil: io.EOF).
-func (q *aheadPipe) closeWrite(err error) {
+func (q *Pipe) CloseWrite(err error) {
 	if len(q.wbuf) > 0 {
 		if q.send() != nil {
-			err = errReaderClosed
+			err = ErrReaderClosed
 		}
 	}
 	q.werr = err
 	close(q.full)
 }
 
-// read fills p from the buffers, waiting for the next one (or ctx).
-func (q *aheadPipe) read(ctx context.Context, p []byte) (int, error) {
+// Read fills p from the buffers, waiting for the next one (or ctx).
+func (q *Pipe) Read(ctx context.Context, p []byte) (int, error) {
 	for len(q.rcur) == 0 {
 		if q.rbuf != nil {
 			q.free <- q.rbuf // never blocks: free holds every buffer
@@ -124,7 +128,7 @@ func (q *aheadPipe) read(ctx context.Context, p []byte) (int, error) {
 	return n, nil
 }
 
-// close stops the writer; it may be called more than once.
-func (q *aheadPipe) close() {
+// Close stops the writer; it may be called more than once.
+func (q *Pipe) Close() {
 	q.closeOnce.Do(func() { close(q.closed) })
 }

@@ -1,4 +1,4 @@
-package sftp
+package ahead
 
 import (
 	"bytes"
@@ -10,15 +10,15 @@ import (
 	"time"
 )
 
-// TestAheadPipe guards against a read-ahead that reorders, loses or
+// TestPipe guards against a read-ahead that reorders, loses or
 // duplicates bytes, swallows the writer's error, or keeps the writer
 // blocked after the reader closed.
-func TestAheadPipe(t *testing.T) {
-	data := make([]byte, 5*aheadBufferSize+12345)
+func TestPipe(t *testing.T) {
+	data := make([]byte, 5*BufferSize+12345)
 	for i := range data {
 		data[i] = byte(rand.Uint32())
 	}
-	q := newAheadPipe()
+	q := New()
 	fail := errors.New("server went away")
 	go func() {
 		for off := 0; off < len(data); {
@@ -29,14 +29,14 @@ func TestAheadPipe(t *testing.T) {
 			}
 			off += n
 		}
-		q.closeWrite(fail)
+		q.CloseWrite(fail)
 	}()
 	var got bytes.Buffer
 	buf := make([]byte, 77777)
 	var err error
 	for {
 		var n int
-		n, err = q.read(context.Background(), buf)
+		n, err = q.Read(context.Background(), buf)
 		got.Write(buf[:n])
 		if err != nil {
 			break
@@ -50,25 +50,25 @@ func TestAheadPipe(t *testing.T) {
 	}
 
 	// A clean end is io.EOF.
-	q = newAheadPipe()
+	q = New()
 	q.Write([]byte("x"))
-	q.closeWrite(nil)
-	if b, err := io.ReadAll(readerFunc(func(p []byte) (int, error) { return q.read(context.Background(), p) })); err != nil || string(b) != "x" {
+	q.CloseWrite(nil)
+	if b, err := io.ReadAll(readerFunc(func(p []byte) (int, error) { return q.Read(context.Background(), p) })); err != nil || string(b) != "x" {
 		t.Errorf("ReadAll = %q, %v", b, err)
 	}
 
 	// The reader's close releases a writer waiting for a free buffer.
-	q = newAheadPipe()
+	q = New()
 	done := make(chan error, 1)
 	go func() {
-		_, err := q.Write(make([]byte, (aheadBuffers+2)*aheadBufferSize))
+		_, err := q.Write(make([]byte, (Buffers+2)*BufferSize))
 		done <- err
 	}()
 	time.Sleep(20 * time.Millisecond)
-	q.close()
+	q.Close()
 	select {
 	case err := <-done:
-		if !errors.Is(err, errReaderClosed) {
+		if !errors.Is(err, ErrReaderClosed) {
 			t.Errorf("Write after close = %v", err)
 		}
 	case <-time.After(5 * time.Second):

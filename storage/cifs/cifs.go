@@ -171,9 +171,13 @@ func (s *session) close() {
 		if !wasDead {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			s.share.WithContext(ctx).Umount()
-			s.s.WithContext(ctx).Logoff()
 			cancel()
 		}
+		// No Logoff: go-smb2 (v1.1.0) ends its receiver with a nil error on
+		// Logoff, and a request still in flight on the connection (a read
+		// ahead or a chunk of a write whose caller closes the backend)
+		// then panics. Closing the connection ends the session on the
+		// server, and in-flight requests fail with a transport error.
 		s.tcp.Close()
 	})
 }

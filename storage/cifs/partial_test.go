@@ -109,3 +109,50 @@ func readAll(t *testing.T, b storage.Backend, name string) []byte {
 	}
 	return got
 }
+
+// TestCloseDuringTransfers guards against a panic in go-smb2 when the
+// backend is closed (a worker shutting down) while chunks of a write and a
+// read-ahead are in flight: the transfers must fail, not crash the worker.
+func TestCloseDuringTransfers(t *testing.T) {
+	s := loadServer(t)
+	root := s.scratch(t)
+	ctx := t.Context()
+	setup, err := cifs.New(ctx, s.target(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
+	if _, err := storage.WriteFile(ctx, setup, "big", bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	setup.Close()
+	for i := range 5 {
+		b, err := cifs.New(ctx, s.target(root))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := b.Open(ctx, "big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1<<20)
+		if _, err := io.ReadFull(rc, buf); err != nil { // the read-ahead runs
+			t.Fatal(err)
+		}
+		w, err := b.Create(ctx, "new")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 + i {
+			if _, err := w.Write(buf); err != nil {
+				break
+			}
+		}
+		b.Close()
+		if err := w.Commit(); err == nil {
+			t.Errorf("Commit after the backend closed under the write succeeded")
+		}
+		io.Copy(io.Discard, rc)
+		rc.Close()
+	}
+}

@@ -21,8 +21,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -175,11 +177,86 @@ func (t Target) String() string {
 	case t.Endpoint != "" || t.Bucket != "":
 		return fmt.Sprintf("%s:%s/%s/%s", t.Type, t.Endpoint, t.Bucket, t.Path)
 	case t.Server != "":
-		return fmt.Sprintf("%s:%s@%s:%s", t.Type, t.User, t.Server, t.Path)
+		host := t.Server
+		if t.Port != 0 {
+			host = net.JoinHostPort(strings.Trim(t.Server, "[]"), strconv.Itoa(t.Port))
+		}
+		switch {
+		case t.Share != "":
+			// CIFS: user@server[:port]/share:path
+			return fmt.Sprintf("%s:%s@%s/%s:%s", t.Type, t.User, host, t.Share, t.Path)
+		case t.SharePath != "":
+			// NFS: server:share_path, then the path under the mount
+			return fmt.Sprintf("%s:%s:%s:%s", t.Type, host, t.SharePath, t.Path)
+		}
+		return fmt.Sprintf("%s:%s@%s:%s", t.Type, t.User, host, t.Path)
 	case len(t.NameNodes) > 0:
 		return fmt.Sprintf("%s:%s%s", t.Type, strings.Join(t.NameNodes, ","), t.Path)
 	}
 	return t.Type + ":" + t.Path
+}
+
+// PartialMarker is in the name of every temporary file a write goes to
+// before it is published: "<name>.kbr-partial-<random>" (backends that
+// rename into place), or "<name>.kbr-partial" (older ones, and LocalDir and
+// HDFS, whose leftovers a retried write truncates). List never shows them.
+const PartialMarker = ".kbr-partial"
+
+// PartialName returns a temporary name for one write of name, unique to
+// that write, so that concurrent attempts at the same name (a retried
+// activity whose first attempt still runs) never write into each other's
+// file.
+func PartialName(name string) string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return name + PartialMarker + "-" + hex.EncodeToString(b[:])
+}
+
+// IsPartial reports whether name (a path or a base name) is a temporary
+// name that PartialName, or the older fixed suffix, makes.
+func IsPartial(name string) bool {
+	base := path.Base(name)
+	if strings.HasSuffix(base, PartialMarker) {
+		return true
+	}
+	i := strings.LastIndex(base, PartialMarker+"-")
+	if i < 0 {
+		return false
+	}
+	suffix := base[i+len(PartialMarker)+1:]
+	if suffix == "" {
+		return false
+	}
+	for _, c := range suffix {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// PartialLister is implemented by backends whose writes go to temporary
+// files that a killed worker or a lost connection can leave behind. List
+// hides them; a prune finds them here (their ModTime tells how old they
+// are: a write in progress keeps touching its file) and removes them with
+// Delete.
+type PartialLister interface {
+	// ListPartial returns every temporary file whose name starts with
+	// prefix, recursively, sorted by name.
+	ListPartial(ctx context.Context, prefix string) ([]FileInfo, error)
+}
+
+// ListPartial lists b's leftover temporary files under prefix; it fails
+// with a permanent error wrapping ErrUnsupported when b does not implement
+// PartialLister. Decorators (storage/decorate) pass it through.
+func ListPartial(ctx context.Context, b Backend, prefix string) ([]FileInfo, error) {
+	pl, ok := b.(PartialLister)
+	if !ok {
+		return nil, Permanent(fmt.Errorf("%s: list partial files: %w", b, ErrUnsupported))
+	}
+	return pl.ListPartial(ctx, prefix)
 }
 
 // Factory opens a backend for a target.

@@ -1,23 +1,41 @@
 // Package cifs is the CIFS backend: a directory in an SMB2/3 share (Windows
 // file servers, Samba, NAS appliances), through github.com/hirochachacha/go-smb2.
 //
-// Writes go to "<name>.kbr-partial", buffered 1 MiB at a time, are flushed
-// to disk on Commit and then renamed into place. go-smb2 (v1.1.0) renames
-// without "replace if exists", so replacing an existing file removes it
-// first: a reader may then briefly see no file, never a partial one. A
-// retried Create truncates a leftover partial.
+// Writes go to "<name>.kbr-partial-<random>", a name of their own (two
+// attempts at one name never share a file), are flushed to disk on Commit
+// and then renamed into place. go-smb2 (v1.1.0) renames without "replace
+// if exists", so replacing an existing file removes it first: a reader may
+// then briefly see no file, never a partial one. A partial file that a
+// killed worker leaves is hidden from List and found by ListPartial.
 //
-// One SMB session (one TCP connection, NTLM authentication, one tree
-// connect to the share) carries every operation but directory reads: SMB2
-// multiplexes requests by message id and go-smb2 serialises sending and
-// dispatches replies, so the session is shared by concurrent operations.
-// Directory reads get a second session, one read at a time: go-smb2 v1.1.0
-// asks for a 1 MiB directory listing whatever credits it could borrow, and
-// when concurrent reads and writes hold most of the session's credits the
+// Throughput: go-smb2 sends one request per call and waits for its answer,
+// and it signs every request and checks every signed answer, whether or
+// not the server requires signing (a client cannot opt out), while holding
+// the connection's lock on the send side and in its one receiving
+// goroutine. On SMB 3 it signs with AES-CMAC computed a byte at a time in
+// Go (about 400 MB/s on one core, and the server's AES-CMAC is slow too),
+// on SMB 2.1 with HMAC-SHA256 on the CPU's SHA instructions: sessions use
+// SMB 2.1 where the server allows it (see dial). A file is written and
+// read in 1 MiB requests, inFlight of them at once, spread over
+// dataSessions SMB sessions (TCP connections),
+// each with its own handle on the file: the round trips overlap, and the
+// signing of different sessions runs on different cores (and the server
+// serves each connection in its own process). Memory per write or read:
+// (inFlight+1) × 1 MiB. Files of one chunk use only the main session.
+//
+// The main SMB session (one TCP connection, NTLM authentication, one tree
+// connect to the share) carries every operation but directory reads and
+// the extra handles of large reads and writes: SMB2 multiplexes requests by
+// message id and go-smb2 serialises sending and dispatches replies, so the
+// session is shared by concurrent operations. Directory reads get a
+// session of their own, one read at a time: go-smb2 v1.1.0 asks for a
+// 1 MiB directory listing whatever credits it could borrow, and when
+// concurrent reads and writes hold most of the session's credits the
 // server rejects the request (STATUS_INVALID_PARAMETER). A session whose
 // connection failed is replaced by the next operation. Requests are not
 // cancelled mid-flight by a context (a cancelled request would leave its
-// handle open on the server); contexts are checked between requests, and
+// handle open on the server); contexts are checked between requests, the
+// first failed request of a write or read stops it from sending more, and
 // TCP keepalives end connections to a server that vanished.
 //
 // Errors name the target; logon failures, access denied, a missing share,
@@ -37,6 +55,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hirochachacha/go-smb2"
@@ -51,12 +70,15 @@ const PathType = "CIFS"
 const DefaultPort = 445
 
 const (
-	partialSuffix = ".kbr-partial"
-	// writeBuffer is how much a Writer gathers before sending one write
-	// request (go-smb2 caps requests at 1 MiB, what Windows accepts).
-	writeBuffer = 1 << 20
-	// readBuffer is the size of each read request when streaming a file.
-	readBuffer = 1 << 20
+	// chunk is the size of one read or write request (go-smb2 caps
+	// requests at 1 MiB, what Windows accepts).
+	chunk = 1 << 20
+	// inFlight is how many chunk requests one write or read keeps in
+	// flight at once.
+	inFlight = 4
+	// dataSessions is how many SMB sessions (TCP connections) carry the
+	// chunks of one large write or read: the main one and extra ones.
+	dataSessions = 2
 	// dialTimeout bounds the TCP connect, negotiation, logon and tree connect.
 	dialTimeout = 20 * time.Second
 	// opTimeout bounds one metadata request (stat, rename, directory read).
@@ -111,11 +133,15 @@ type Backend struct {
 	password string
 
 	mu     sync.Mutex
-	main   *session // everything but directory reads
-	dirs   *session // directory reads, one at a time (dirsMu)
+	main   *session                   // everything but directory reads
+	extra  [dataSessions - 1]*session // more handles for large reads and writes
+	dirs   *session                   // directory reads, one at a time (dirsMu)
 	closed bool
 
 	dirsMu sync.Mutex
+
+	// smb3: the server refused SMB 2.1 (see dial).
+	smb3 atomic.Bool
 }
 
 var _ storage.Backend = (*Backend)(nil)
@@ -145,9 +171,13 @@ func (s *session) close() {
 		if !wasDead {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			s.share.WithContext(ctx).Umount()
-			s.s.WithContext(ctx).Logoff()
 			cancel()
 		}
+		// No Logoff: go-smb2 (v1.1.0) ends its receiver with a nil error on
+		// Logoff, and a request still in flight on the connection (a read
+		// ahead or a chunk of a write whose caller closes the backend)
+		// then panics. Closing the connection ends the session on the
+		// server, and in-flight requests fail with a transport error.
 		s.tcp.Close()
 	})
 }
@@ -203,7 +233,11 @@ func (b *Backend) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
-	for _, s := range []**session{&b.main, &b.dirs} {
+	slots := []**session{&b.main, &b.dirs}
+	for i := range b.extra {
+		slots = append(slots, &b.extra[i])
+	}
+	for _, s := range slots {
 		if *s != nil {
 			(*s).close()
 			*s = nil
@@ -251,6 +285,11 @@ func (b *Backend) drop(s *session) {
 	if b.dirs == s {
 		b.dirs = nil
 	}
+	for i := range b.extra {
+		if b.extra[i] == s {
+			b.extra[i] = nil
+		}
+	}
 	b.mu.Unlock()
 	s.mu.Lock()
 	s.dead = true
@@ -258,23 +297,57 @@ func (b *Backend) drop(s *session) {
 	s.close()
 }
 
+// dialectSMB21 is SMB 2.1 (MS-SMB2's dialect revision 0x0210).
+const dialectSMB21 = 0x0210
+
+// dial opens a session: SMB 2.1 first, then, when the server refuses it
+// (SMB 2 switched off, or a share that requires encryption, which needs SMB
+// 3), whatever dialect the server prefers, and that for every later
+// session of this backend. SMB 2.1 signs with HMAC-SHA256, which Go and
+// servers compute with the CPU's SHA instructions; SMB 3 signs with
+// AES-CMAC, which go-smb2 computes a byte at a time in Go: reads and
+// writes on SMB 3 cost about four times the CPU and run at half the speed.
+// go-smb2 signs every request in both (it encrypts on SMB 3 only when the
+// server requires it), so both give the same protection against tampering.
 func (b *Backend) dial(ctx context.Context) (*session, error) {
+	if b.smb3.Load() {
+		s, _, err := b.dialWith(ctx, 0)
+		return s, err
+	}
+	s, retry, err := b.dialWith(ctx, dialectSMB21)
+	if err == nil || !retry {
+		return s, err
+	}
+	s, _, err3 := b.dialWith(ctx, 0)
+	if err3 != nil {
+		return nil, err3
+	}
+	b.smb3.Store(true)
+	return s, nil
+}
+
+// dialWith opens a session with the dialect (0: the server's choice);
+// retry says that another dialect may succeed where this one failed.
+func (b *Backend) dialWith(ctx context.Context, dialect uint16) (_ *session, retry bool, _ error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	d := net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}}
 	tcp, err := d.DialContext(ctx, "tcp", b.addr)
 	if err != nil {
-		return nil, fmt.Errorf("%s: connect to %s: %w", b.desc, b.addr, err)
+		return nil, false, fmt.Errorf("%s: connect to %s: %w", b.desc, b.addr, err)
 	}
-	dialer := &smb2.Dialer{Initiator: &smb2.NTLMInitiator{User: b.user, Password: b.password, Domain: b.domain}}
+	dialer := &smb2.Dialer{
+		Negotiator: smb2.Negotiator{SpecifiedDialect: dialect},
+		Initiator:  &smb2.NTLMInitiator{User: b.user, Password: b.password, Domain: b.domain},
+	}
 	s, err := dialer.DialContext(ctx, tcp)
 	if err != nil {
 		tcp.Close()
 		// (go-smb2 turns STATUS_ACCESS_DENIED into fs.ErrPermission.)
 		if isAuthError(err) || errors.Is(err, fs.ErrPermission) {
-			return nil, storage.Permanent(fmt.Errorf("%s: authentication failed for user %q at %s: %w", b.desc, b.userName(), b.addr, err))
+			return nil, false, storage.Permanent(fmt.Errorf("%s: authentication failed for user %q at %s: %w", b.desc, b.userName(), b.addr, err))
 		}
-		return nil, fmt.Errorf("%s: SMB logon at %s: %w", b.desc, b.addr, err)
+		return nil, ctx.Err() == nil, fmt.Errorf("%s: SMB logon at %s: %w", b.desc, b.addr, err)
 	}
 	share, err := s.WithContext(ctx).Mount(b.share)
 	if err != nil {
@@ -282,13 +355,14 @@ func (b *Backend) dial(ctx context.Context) (*session, error) {
 		tcp.Close()
 		switch {
 		case hasStatus(err, statusBadNetworkName):
-			return nil, storage.Permanent(fmt.Errorf("%s: %s has no share %q: %w", b.desc, b.server, b.share, err))
+			return nil, false, storage.Permanent(fmt.Errorf("%s: %s has no share %q: %w", b.desc, b.server, b.share, err))
 		case errors.Is(err, fs.ErrPermission), isAuthError(err):
-			return nil, storage.Permanent(fmt.Errorf("%s: permission denied: user %q may not connect to %s: %w", b.desc, b.userName(), b.unc, err))
+			// Also what a share that requires encryption answers below SMB 3.
+			return nil, dialect != 0, storage.Permanent(fmt.Errorf("%s: permission denied: user %q may not connect to %s: %w", b.desc, b.userName(), b.unc, err))
 		}
-		return nil, fmt.Errorf("%s: connect to %s: %w", b.desc, b.unc, err)
+		return nil, false, fmt.Errorf("%s: connect to %s: %w", b.desc, b.unc, err)
 	}
-	return &session{tcp: tcp, s: s, share: share}, nil
+	return &session{tcp: tcp, s: s, share: share}, false, nil
 }
 
 func (b *Backend) userName() string {
@@ -440,11 +514,14 @@ func (b *Backend) Create(ctx context.Context, name string) (storage.Writer, erro
 	if err != nil {
 		return nil, err
 	}
+	if storage.IsPartial(clean) {
+		return nil, storage.Permanent(fmt.Errorf("%s: create %q: %w: %s names are reserved for partial writes", b.desc, clean, storage.ErrBadName, storage.PartialMarker))
+	}
 	s, err := b.get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	tmp := remote + partialSuffix
+	tmp := storage.PartialName(remote)
 	const flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 	// The handle lives as long as the write: no deadline on its share.
 	var f *smb2.File
@@ -458,19 +535,60 @@ func (b *Backend) Create(ctx context.Context, name string) (storage.Writer, erro
 	if err != nil {
 		return nil, b.classify(s, "create", clean, err)
 	}
-	return &writer{b: b, s: s, f: f, ctx: ctx, name: clean, tmp: tmp, final: remote, buf: make([]byte, 0, writeBuffer)}, nil
+	w := &writer{b: b, ctx: ctx, name: clean, tmp: tmp, final: remote,
+		handles: []handle{{s, f}}, slots: make(chan struct{}, inFlight), free: make(chan []byte, inFlight)}
+	w.buf = make([]byte, 0, chunk)
+	return w, nil
 }
 
-// writer is one write; like an *os.File it is used by one goroutine.
+// handle is an open file on one session.
+type handle struct {
+	s *session
+	f *smb2.File
+}
+
+// openExtra opens name on the extra sessions, for chunks in flight on more
+// than one connection. It is best effort: a session that cannot be had or
+// cannot open the file leaves the work to the handles there are.
+func (b *Backend) openExtra(ctx context.Context, name string, flag int) []handle {
+	var out []handle
+	for i := range b.extra {
+		s, err := b.getIn(ctx, &b.extra[i])
+		if err != nil {
+			continue
+		}
+		var f *smb2.File
+		if err := shared(func() (err error) { f, err = s.share.OpenFile(name, flag, 0o640); return err }); err != nil {
+			if isSessionError(err) {
+				b.drop(s)
+			}
+			continue
+		}
+		out = append(out, handle{s, f})
+	}
+	return out
+}
+
+// writer is one write; like an *os.File it is used by one goroutine. Full
+// chunks go out in goroutines, at most inFlight at once, round robin over
+// the handles; the first failure stops the sending of more, and Commit
+// waits for every chunk sent: it never publishes a file with a hole.
 type writer struct {
 	b          *Backend
-	s          *session
-	f          *smb2.File
 	ctx        context.Context
 	name       string
 	tmp, final string
-	buf        []byte
-	off        int64
+	handles    []handle // handles[0] on the main session created the file
+	extraDone  bool     // the extra handles were opened (or tried)
+	buf        []byte   // the chunk being filled
+	off        int64    // offset of buf in the file
+	next       int      // the handle for the next chunk
+	slots      chan struct{}
+	free       chan []byte // chunk buffers back from finished requests
+	allocated  int
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	sendErr    error // the first failed request, classified (mu)
 	err        error // the first failure; the write cannot be committed after it
 	done       bool
 }
@@ -483,7 +601,7 @@ func (w *writer) Write(p []byte) (int, error) {
 		return 0, w.err
 	}
 	if err := w.ctx.Err(); err != nil {
-		return 0, w.fail(err)
+		return 0, w.fail(w.handles[0].s, err)
 	}
 	n := 0
 	for len(p) > 0 {
@@ -491,7 +609,7 @@ func (w *writer) Write(p []byte) (int, error) {
 		w.buf = w.buf[:len(w.buf)+k]
 		n, p = n+k, p[k:]
 		if len(w.buf) == cap(w.buf) {
-			if err := w.flush(); err != nil {
+			if err := w.send(); err != nil {
 				return n, err
 			}
 		}
@@ -499,29 +617,90 @@ func (w *writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (w *writer) flush() error {
+// send starts the write request of buf and gives the writer a free buffer.
+func (w *writer) send() error {
+	if err := w.failed(); err != nil {
+		return err
+	}
 	if len(w.buf) == 0 {
 		return nil
 	}
-	// WriteAt with our own offset: go-smb2's Write moves its offset by -1
-	// on failure.
-	m, err := w.f.WriteAt(w.buf, w.off)
-	if err == nil && m != len(w.buf) {
-		err = io.ErrShortWrite
+	if !w.extraDone && len(w.buf) == chunk {
+		// The file is at least a chunk long: worth more connections.
+		w.extraDone = true
+		w.handles = append(w.handles, w.b.openExtra(w.ctx, w.tmp, os.O_WRONLY)...)
 	}
-	if err != nil {
-		return w.fail(err)
+	h := w.handles[w.next%len(w.handles)]
+	w.next++
+	buf, off := w.buf, w.off
+	w.off += int64(len(buf))
+	w.slots <- struct{}{} // at most inFlight requests at once
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		// WriteAt with our own offset: go-smb2's Write moves its offset
+		// by -1 on failure.
+		m, err := h.f.WriteAt(buf, off)
+		if err == nil && m != len(buf) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			w.mu.Lock()
+			if w.sendErr == nil {
+				w.sendErr = w.b.classify(h.s, "write", w.name, err)
+			}
+			w.mu.Unlock()
+		}
+		w.free <- buf[:0]
+		<-w.slots
+	}()
+	select {
+	case w.buf = <-w.free:
+	default:
+		if w.allocated < inFlight {
+			w.allocated++
+			w.buf = make([]byte, 0, chunk)
+		} else {
+			w.buf = <-w.free
+		}
 	}
-	w.off += int64(m)
-	w.buf = w.buf[:0]
 	return nil
 }
 
-func (w *writer) fail(err error) error {
+// failed returns the first failed request's error, recorded as the write's.
+func (w *writer) failed() error {
+	if w.err != nil {
+		return w.err
+	}
+	w.mu.Lock()
+	err := w.sendErr
+	w.mu.Unlock()
+	if err != nil {
+		w.err = err
+	}
+	return err
+}
+
+func (w *writer) fail(s *session, err error) error {
 	if w.err == nil {
-		w.err = w.b.classify(w.s, "write", w.name, err)
+		w.err = w.b.classify(s, "write", w.name, err)
 	}
 	return w.err
+}
+
+// closeAll waits for the requests in flight and closes every handle; it
+// returns the first close error.
+func (w *writer) closeAll() error {
+	w.wg.Wait()
+	var first error
+	for i := len(w.handles) - 1; i >= 0; i-- {
+		h := w.handles[i]
+		if err := h.f.Close(); err != nil && first == nil {
+			first = w.b.classify(h.s, "close", w.name, err)
+		}
+	}
+	w.buf = nil
+	return first
 }
 
 func (w *writer) Commit() error {
@@ -530,28 +709,35 @@ func (w *writer) Commit() error {
 	}
 	w.done = true
 	if w.err == nil {
-		w.flush()
+		w.send()
 	}
+	w.wg.Wait()
+	w.failed()
 	if w.err == nil {
 		if err := w.ctx.Err(); err != nil {
-			w.fail(err)
+			w.fail(w.handles[0].s, err)
 		}
 	}
 	if w.err == nil {
-		if err := w.f.Sync(); err != nil {
-			w.fail(err)
+		// Flush every handle: each may have written through its own
+		// server-side file descriptor.
+		for _, h := range w.handles {
+			if err := h.f.Sync(); err != nil {
+				w.fail(h.s, err)
+				break
+			}
 		}
 	}
-	if err := w.f.Close(); err != nil && w.err == nil {
-		w.fail(err)
+	if err := w.closeAll(); err != nil && w.err == nil {
+		w.err = err
 	}
-	w.buf = nil
 	if w.err != nil {
 		w.cleanup()
 		return w.err
 	}
-	if err := w.publish(); err != nil {
-		err = w.b.classify(w.s, "publish", w.name, err)
+	s := w.handles[0].s
+	if err := w.publish(s); err != nil {
+		err = w.b.classify(s, "publish", w.name, err)
 		w.cleanup()
 		return err
 	}
@@ -560,8 +746,8 @@ func (w *writer) Commit() error {
 
 // publish renames the partial file to the final name, removing a file
 // already there (go-smb2 cannot ask the server to replace it).
-func (w *writer) publish() error {
-	sh, cancel := w.s.op()
+func (w *writer) publish(s *session) error {
+	sh, cancel := s.op()
 	defer cancel()
 	rename := func() error { return sh.Rename(w.tmp, w.final) }
 	err := shared(rename)
@@ -579,8 +765,7 @@ func (w *writer) Abort() error {
 		return nil
 	}
 	w.done = true
-	w.f.Close()
-	w.buf = nil
+	w.closeAll()
 	return w.cleanup()
 }
 
@@ -612,54 +797,151 @@ func (b *Backend) Open(ctx context.Context, name string) (io.ReadCloser, error) 
 	if err := shared(func() (err error) { f, err = s.share.Open(remote); return err }); err != nil {
 		return nil, b.classify(s, "open", clean, err)
 	}
-	return &reader{b: b, s: s, f: f, ctx: ctx, name: clean}, nil
+	return &reader{b: b, ctx: ctx, name: clean, remote: remote, handles: []handle{{s, f}}}, nil
 }
 
+// reader streams a file. The first chunk is read alone; when it comes back
+// full the file is read ahead, inFlight chunks at once, round robin over
+// handles on the data sessions, and handed out in order; the first short
+// chunk is the end. (The size is not asked for: go-smb2's File.Stat asks
+// for a reply as large as the server allows whatever credits it holds, and
+// the server refuses it while other transfers hold the session's credits.)
 type reader struct {
-	b    *Backend
-	s    *session
-	f    *smb2.File
-	ctx  context.Context
-	name string
-	off  int64
+	b       *Backend
+	ctx     context.Context
+	name    string
+	remote  string
+	handles []handle
+	ramped  bool // a full chunk came back: read ahead on every handle
+
+	queue []*fetch // chunks requested, in file order
+	next  int64    // offset of the next chunk to request
+	turn  int      // the handle for the next request
+	free  [][]byte // buffers of consumed chunks
+	cur   []byte   // what is left of the chunk being consumed
+	curF  *fetch   // its fetch, whose buffer goes back to free when consumed
+	wg    sync.WaitGroup
+	err   error // sticky: io.EOF or the first failure
+}
+
+// fetch is one chunk read in flight.
+type fetch struct {
+	buf  []byte
+	n    int
 	err  error
+	done chan struct{}
+}
+
+// fill requests chunks until enough are in flight: one until a full chunk
+// came back, then inFlight.
+func (r *reader) fill() {
+	limit := 1
+	if r.ramped {
+		limit = inFlight
+	}
+	for len(r.queue) < limit {
+		var buf []byte
+		if k := len(r.free); k > 0 {
+			buf, r.free = r.free[k-1], r.free[:k-1]
+		} else {
+			buf = make([]byte, chunk)
+		}
+		ft := &fetch{buf: buf, done: make(chan struct{})}
+		h := r.handles[r.turn%len(r.handles)]
+		r.turn++
+		off := r.next
+		r.next += chunk
+		r.queue = append(r.queue, ft)
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			defer close(ft.done)
+			n, err := h.f.ReadAt(ft.buf, off)
+			if n < 0 { // go-smb2 reports -1 with some errors
+				n = 0
+			}
+			ft.n = n
+			switch {
+			case err == io.EOF:
+				ft.err = io.EOF
+			case err != nil:
+				ft.err = r.b.classify(h.s, "read", r.name, err)
+			}
+		}()
+	}
+}
+
+// chunkNext returns the next bytes of the file, valid until the next call.
+func (r *reader) chunkNext() ([]byte, error) {
+	if len(r.cur) > 0 {
+		p := r.cur
+		r.cur = nil
+		return p, nil
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.curF != nil {
+		r.free = append(r.free, r.curF.buf)
+		r.curF = nil
+	}
+	if err := r.ctx.Err(); err != nil {
+		r.err = r.b.classify(r.handles[0].s, "read", r.name, err)
+		return nil, r.err
+	}
+	r.fill()
+	ft := r.queue[0]
+	select {
+	case <-ft.done:
+	case <-r.ctx.Done():
+		r.err = r.b.classify(r.handles[0].s, "read", r.name, r.ctx.Err())
+		return nil, r.err
+	}
+	r.queue = r.queue[1:]
+	r.curF = ft
+	switch {
+	case ft.err != nil && ft.err != io.EOF:
+		r.err = ft.err
+	case ft.n < len(ft.buf):
+		// The end of the file; chunks requested past it are dropped.
+		r.err = io.EOF
+	default:
+		if !r.ramped {
+			// At least a chunk long: worth more connections.
+			r.ramped = true
+			r.handles = append(r.handles, r.b.openExtra(r.ctx, r.remote, os.O_RDONLY)...)
+		}
+		r.fill()
+	}
+	if ft.n > 0 {
+		return ft.buf[:ft.n], nil
+	}
+	return nil, r.err
 }
 
 func (r *reader) Read(p []byte) (int, error) {
-	if r.err != nil {
-		return 0, r.err
+	if len(p) == 0 {
+		return 0, nil
 	}
-	if err := r.ctx.Err(); err != nil {
-		return 0, r.b.classify(r.s, "read", r.name, err)
+	if len(r.cur) == 0 {
+		c, err := r.chunkNext()
+		if err != nil {
+			return 0, err
+		}
+		r.cur = c
 	}
-	if len(p) > readBuffer {
-		p = p[:readBuffer]
-	}
-	n, err := r.f.ReadAt(p, r.off)
-	if n < 0 { // go-smb2 reports -1 with some errors
-		n = 0
-	}
-	r.off += int64(n)
-	switch {
-	case err == io.EOF && n > 0:
-		err = nil
-	case err != nil && err != io.EOF:
-		err = r.b.classify(r.s, "read", r.name, err)
-	}
-	if err != nil {
-		r.err = err
-	}
-	return n, err
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
 }
 
-// WriteTo streams in 1 MiB requests (io.Copy uses it).
+// WriteTo hands out each chunk as it comes (io.Copy uses it).
 func (r *reader) WriteTo(w io.Writer) (int64, error) {
-	buf := make([]byte, readBuffer)
 	var total int64
 	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			m, werr := w.Write(buf[:n])
+		c, err := r.chunkNext()
+		if len(c) > 0 {
+			m, werr := w.Write(c)
 			total += int64(m)
 			if werr != nil {
 				return total, werr
@@ -675,10 +957,16 @@ func (r *reader) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (r *reader) Close() error {
-	if err := r.f.Close(); err != nil && !r.s.isDead() && !isSessionError(err) {
-		return r.b.classify(r.s, "close", r.name, err)
+	r.wg.Wait() // requests in flight end before their handles close
+	r.queue, r.free, r.cur, r.curF = nil, nil, nil, nil
+	var first error
+	for i := len(r.handles) - 1; i >= 0; i-- {
+		h := r.handles[i]
+		if err := h.f.Close(); err != nil && first == nil && !h.s.isDead() && !isSessionError(err) {
+			first = r.b.classify(h.s, "close", r.name, err)
+		}
 	}
-	return nil
+	return first
 }
 
 func (b *Backend) Stat(ctx context.Context, name string) (storage.FileInfo, error) {
@@ -703,6 +991,19 @@ func (b *Backend) Stat(ctx context.Context, name string) (storage.FileInfo, erro
 }
 
 func (b *Backend) List(ctx context.Context, prefix string) ([]storage.FileInfo, error) {
+	return b.list(ctx, prefix, false)
+}
+
+// ListPartial lists the partial files of writes that never ended (a killed
+// worker, a lost connection), for a prune to remove with Delete.
+func (b *Backend) ListPartial(ctx context.Context, prefix string) ([]storage.FileInfo, error) {
+	return b.list(ctx, prefix, true)
+}
+
+var _ storage.PartialLister = (*Backend)(nil)
+
+// list lists committed files, or with partial only partial ones.
+func (b *Backend) list(ctx context.Context, prefix string, partial bool) ([]storage.FileInfo, error) {
 	if prefix != "" {
 		if _, err := storage.CleanName(strings.TrimSuffix(prefix, "/")); err != nil {
 			return nil, err
@@ -747,7 +1048,7 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]storage.FileInfo, 
 						return err
 					}
 				}
-			case !strings.HasSuffix(name, partialSuffix) && strings.HasPrefix(name, prefix):
+			case storage.IsPartial(name) == partial && strings.HasPrefix(name, prefix):
 				out = append(out, storage.FileInfo{Name: name, Size: e.Size(), ModTime: e.ModTime()})
 			}
 		}

@@ -122,6 +122,11 @@ func (r *retrying) Delete(ctx context.Context, name string) error {
 	return r.do(ctx, "delete "+name, func() error { return r.Backend.Delete(ctx, name) })
 }
 
+func (r *retrying) ListPartial(ctx context.Context, prefix string) (fs []storage.FileInfo, err error) {
+	err = r.do(ctx, fmt.Sprintf("list partial %q", prefix), func() error { fs, err = storage.ListPartial(ctx, r.Backend, prefix); return err })
+	return fs, err
+}
+
 func (r *retrying) FreeSpace(ctx context.Context) (n uint64, err error) {
 	err = r.do(ctx, "free space", func() error { n, err = r.Backend.FreeSpace(ctx); return err })
 	return n, err
@@ -225,6 +230,14 @@ func (l *limited) Delete(ctx context.Context, name string) error {
 	}
 	defer l.release()
 	return l.Backend.Delete(ctx, name)
+}
+
+func (l *limited) ListPartial(ctx context.Context, prefix string) ([]storage.FileInfo, error) {
+	if err := l.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer l.release()
+	return storage.ListPartial(ctx, l.Backend, prefix)
 }
 
 func (l *limited) FreeSpace(ctx context.Context) (uint64, error) {
@@ -375,6 +388,13 @@ func (l *logged) Delete(ctx context.Context, name string) error {
 	err := l.Backend.Delete(ctx, name)
 	l.done(ctx, "delete", name, start, err)
 	return err
+}
+
+func (l *logged) ListPartial(ctx context.Context, prefix string) ([]storage.FileInfo, error) {
+	start := time.Now()
+	fs, err := storage.ListPartial(ctx, l.Backend, prefix)
+	l.done(ctx, "list partial", "", start, err, "prefix", prefix, "files", len(fs))
+	return fs, err
 }
 
 func (l *logged) FreeSpace(ctx context.Context) (uint64, error) {

@@ -379,3 +379,28 @@ func TestLog(t *testing.T) {
 		}
 	}
 }
+
+// TestListPartialPassesThrough guards against decorators hiding a
+// backend's leftover partial files from a prune.
+func TestListPartialPassesThrough(t *testing.T) {
+	inner := &partialLister{}
+	b := Log(Limit(Retry(inner, Policy{Attempts: 3}), 2), nil)
+	fs, err := storage.ListPartial(t.Context(), b, "x/")
+	if err != nil || len(fs) != 1 || fs[0].Name != "x/a.kbr-partial-00" {
+		t.Errorf("ListPartial through decorators = %v, %v", fs, err)
+	}
+	_, err = storage.ListPartial(t.Context(), Retry(noPartials{}, Policy{Attempts: 3}), "")
+	if !errors.Is(err, storage.ErrUnsupported) || !storage.IsPermanent(err) {
+		t.Errorf("ListPartial of a backend without partial files = %v; want a permanent ErrUnsupported", err)
+	}
+}
+
+type noPartials struct{ storage.Backend }
+
+func (noPartials) String() string { return "none" }
+
+type partialLister struct{ noPartials }
+
+func (*partialLister) ListPartial(_ context.Context, prefix string) ([]storage.FileInfo, error) {
+	return []storage.FileInfo{{Name: prefix + "a.kbr-partial-00"}}, nil
+}

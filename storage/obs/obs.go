@@ -4,9 +4,11 @@
 // Files are objects under the key prefix target.path in target.bucket.
 // Writes stream: the first MiB is buffered in memory; a file that ends
 // within it is sent with a single PUT, a larger one goes out as a multipart
-// upload fed through an io.Pipe into minio-go's PutObject, one 5 MiB part at
-// a time (NumThreads 1: minio-go then keeps a single part buffer), so a
-// write holds about 6 MiB whatever the file's size. In both cases the
+// upload fed through an io.Pipe into minio-go's PutObject, 5 MiB parts with
+// four in flight (minio-go's ConcurrentStreamParts: one part buffer per
+// thread, allocated once), so a write holds about 21 MiB whatever the
+// file's size, and reading the next part overlaps sending the previous
+// ones. In both cases the
 // object becomes visible only when the PUT or CompleteMultipartUpload
 // succeeds, which Commit waits for: that is the atomic publish. Abort
 // cancels the upload; minio-go then aborts the multipart upload, and the
@@ -15,6 +17,10 @@
 // that key left by a crashed attempt. Buckets should still carry a lifecycle
 // rule that aborts incomplete multipart uploads after a few days, for
 // uploads whose names are never written again.
+//
+// Reads run up to 4 MiB ahead of the reader (a goroutine copies the
+// response body into an ahead.Pipe), so the download goes on while the
+// reader hashes or decompresses.
 //
 // Object stores do not report free space: FreeSpace returns ErrUnsupported.
 package obs
@@ -41,6 +47,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/internal/ahead"
 )
 
 // PathType is the MRS path type of this backend.
@@ -60,8 +67,11 @@ const DefaultPartSize = 5 << 20
 // either small (manifests, metadata archives) or large (segments).
 const DefaultSinglePutMax = 1 << 20
 
-// DefaultThreads is how many parts are in flight at once.
-const DefaultThreads = 1
+// DefaultThreads is how many parts are in flight at once. One part at a
+// time left the connection idle while the next part was read and signed
+// (0.64x of minio-go's own PutObject); four keep it busy. Memory: threads ×
+// DefaultPartSize, 20 MiB, in one allocation per write.
+const DefaultThreads = 4
 
 // minPartSize is S3's smallest part size (the last part may be smaller).
 const minPartSize = 5 << 20
@@ -314,15 +324,19 @@ func (b *Backend) Open(ctx context.Context, name string) (io.ReadCloser, error) 
 	if err != nil {
 		return nil, err
 	}
-	obj, err := b.client.GetObject(ctx, b.bucket, key, minio.GetObjectOptions{})
+	// Close cancels rctx: it ends a download the read-ahead is waiting on.
+	rctx, cancel := context.WithCancel(ctx)
+	obj, err := b.client.GetObject(rctx, b.bucket, key, minio.GetObjectOptions{})
 	if err != nil {
+		cancel()
 		return nil, b.notFound(ctx, b.classify("open", clean, err))
 	}
 	if _, err := obj.Stat(); err != nil {
 		obj.Close()
+		cancel()
 		return nil, b.notFound(ctx, b.classify("open", clean, err))
 	}
-	return &reader{obj: obj, b: b, name: clean}, nil
+	return &reader{obj: obj, b: b, ctx: ctx, cancel: cancel, name: clean}, nil
 }
 
 // notFound makes sure an ErrNotFound means the object, not the bucket: a
@@ -344,21 +358,56 @@ func (b *Backend) notFound(ctx context.Context, err error) error {
 	return err
 }
 
+// reader streams an object. On the first Read a goroutine starts copying
+// the response body into an ahead.Pipe, up to 4 MiB ahead of the reader:
+// the download goes on while the reader hashes or decompresses.
 type reader struct {
-	obj  *minio.Object
-	b    *Backend
-	name string
+	obj    *minio.Object
+	b      *Backend
+	ctx    context.Context
+	cancel context.CancelFunc // of the download's context
+	name   string
+
+	ahead   *ahead.Pipe
+	fetched chan struct{} // closed when the copying goroutine has returned
+	err     error         // the first error Read returned
 }
 
 func (r *reader) Read(p []byte) (int, error) {
-	n, err := r.obj.Read(p)
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.ahead == nil {
+		q := ahead.New()
+		r.ahead, r.fetched = q, make(chan struct{})
+		go func() {
+			defer close(r.fetched)
+			_, err := io.Copy(q, struct{ io.Reader }{r.obj})
+			q.CloseWrite(err)
+		}()
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := r.ahead.Read(r.ctx, p)
 	if err != nil && err != io.EOF {
 		err = r.b.classify("read", r.name, err)
+	}
+	if err != nil {
+		r.err = err
 	}
 	return n, err
 }
 
-func (r *reader) Close() error { return r.obj.Close() }
+func (r *reader) Close() error {
+	defer r.cancel()
+	if r.ahead != nil {
+		r.ahead.Close() // ends a copy waiting for a free buffer
+		r.cancel()      // ends a copy waiting for the network
+		<-r.fetched
+	}
+	return r.obj.Close()
+}
 
 func (b *Backend) Stat(ctx context.Context, name string) (storage.FileInfo, error) {
 	key, clean, err := b.key(name)

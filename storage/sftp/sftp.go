@@ -5,13 +5,20 @@
 // or none configured, is refused (permanently): a backup tool that accepts
 // whatever key it is shown sends the cluster's data to whoever answers.
 //
-// Writes go to "<name>.kbr-partial", buffered 1 MiB at a time (each buffer
-// goes out as concurrent 32 KiB requests), are fsynced when the server
-// offers fsync@openssh.com, and are published on Commit by
-// posix-rename@openssh.com, which replaces an existing file atomically;
-// servers without it get a plain rename, after removing the old file when
-// one is in the way (a reader may then briefly see no file, never a partial
-// one). A retried Create truncates a leftover partial.
+// Writes go to "<name>.kbr-partial-<random>", a name of their own (two
+// attempts at one name never share a file), streamed through pkg/sftp's
+// File.ReadFrom, which keeps up to 64 write requests of 32 KiB in flight
+// (2 MiB), are fsynced when the server offers fsync@openssh.com, and are
+// published on Commit by posix-rename@openssh.com, which replaces an
+// existing file atomically; servers without it get a plain rename, after
+// removing the old file when one is in the way (a reader may then briefly
+// see no file, never a partial one). A partial file that a killed worker
+// leaves is hidden from List and found by ListPartial.
+//
+// Reads stream through pkg/sftp's File.WriteTo, which keeps up to 64 read
+// requests of 32 KiB in flight, in a goroutine that runs up to 4 MiB ahead
+// of the reader: a Read never waits for a round trip the read-ahead
+// already made, and the requests go on while the reader is busy.
 //
 // One SSH connection carries every operation (SFTP requests are
 // multiplexed); it is dialled on New, checked by keepalives, and dialled
@@ -40,6 +47,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/internal/ahead"
 )
 
 // PathType is the MRS path type of this backend.
@@ -49,10 +57,9 @@ const PathType = "SFTP"
 const DefaultPort = 22
 
 const (
-	partialSuffix = ".kbr-partial"
-	// writeBuffer is how much a Writer gathers before sending; it is sent
-	// as up to 32 concurrent requests, so it sets the write pipeline depth.
-	writeBuffer = 1 << 20
+	// minFree is the free space below which a failed write is reported
+	// as "no space left" (permanently).
+	minFree = 2 << 20
 	// dialTimeout bounds the TCP connect and the SSH handshake.
 	dialTimeout = 20 * time.Second
 	// A keepalive every keepaliveInterval, unanswered for keepaliveTimeout,
@@ -63,6 +70,9 @@ const (
 	// cleanupTimeout bounds the removal of a partial file after Abort or a
 	// failed Commit, which runs whatever the caller's context.
 	cleanupTimeout = 30 * time.Second
+	// maxInFlight is how many 32 KiB requests a read or write keeps in
+	// flight (pkg/sftp's default): 2 MiB of buffers per open file.
+	maxInFlight = 64
 )
 
 func init() {
@@ -281,7 +291,9 @@ func (b *Backend) dial(ctx context.Context) (*conn, error) {
 	}
 	nc.SetDeadline(time.Time{})
 	client := ssh.NewClient(sc, chans, reqs)
-	s, err := pkgsftp.NewClient(client, pkgsftp.UseConcurrentWrites(true), pkgsftp.UseFstat(true))
+	s, err := pkgsftp.NewClient(client,
+		pkgsftp.UseConcurrentWrites(true), pkgsftp.UseConcurrentReads(true),
+		pkgsftp.MaxConcurrentRequestsPerFile(maxInFlight), pkgsftp.UseFstat(true))
 	if err != nil {
 		client.Close()
 		if strings.Contains(err.Error(), "subsystem request failed") {
@@ -421,11 +433,14 @@ func (b *Backend) Create(ctx context.Context, name string) (storage.Writer, erro
 	if err != nil {
 		return nil, err
 	}
+	if storage.IsPartial(clean) {
+		return nil, storage.Permanent(fmt.Errorf("%s: create %q: %w: %s names are reserved for partial writes", b.desc, clean, storage.ErrBadName, storage.PartialMarker))
+	}
 	c, err := b.get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	tmp := remote + partialSuffix
+	tmp := storage.PartialName(remote)
 	const flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 	f, err := c.sftp.OpenFile(tmp, flags)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -436,10 +451,25 @@ func (b *Backend) Create(ctx context.Context, name string) (storage.Writer, erro
 	if err != nil {
 		return nil, b.classify(c, "create", clean, err)
 	}
-	return &writer{b: b, c: c, f: f, ctx: ctx, name: clean, tmp: tmp, final: remote, buf: make([]byte, 0, writeBuffer)}, nil
+	pr, pw := io.Pipe()
+	w := &writer{b: b, c: c, f: f, ctx: ctx, name: clean, tmp: tmp, final: remote, pw: pw, sent: make(chan struct{})}
+	go func() {
+		// ReadFrom pipelines write requests for as long as the pipe
+		// delivers data; on a failed request it stops reading, and the
+		// pipe then fails the Write that feeds it.
+		_, w.sendErr = f.ReadFromWithConcurrency(pr, maxInFlight)
+		if w.sendErr != nil {
+			pr.CloseWithError(w.sendErr)
+		} else {
+			pr.Close()
+		}
+		close(w.sent)
+	}()
+	return w, nil
 }
 
-// writer is one write; like an *os.File it is used by one goroutine.
+// writer is one write; like an *os.File it is used by one goroutine. Its
+// bytes go through a pipe to a goroutine running File.ReadFrom.
 type writer struct {
 	b          *Backend
 	c          *conn
@@ -447,8 +477,10 @@ type writer struct {
 	ctx        context.Context
 	name       string
 	tmp, final string
-	buf        []byte
-	err        error // the first failure; the write cannot be committed after it
+	pw         *io.PipeWriter
+	sent       chan struct{} // closed when ReadFrom has returned
+	sendErr    error         // ReadFrom's error, set before sent closes
+	err        error         // the first failure; the write cannot be committed after it
 	done       bool
 }
 
@@ -462,38 +494,26 @@ func (w *writer) Write(p []byte) (int, error) {
 	if err := w.ctx.Err(); err != nil {
 		return 0, w.fail(err)
 	}
-	n := 0
-	for len(p) > 0 {
-		if len(w.buf) == 0 && len(p) >= writeBuffer {
-			// Large writes go out directly, in concurrent requests.
-			m := len(p) - len(p)%writeBuffer
-			if _, err := w.f.Write(p[:m]); err != nil {
-				return n, w.fail(err)
-			}
-			n, p = n+m, p[m:]
-			continue
+	n, err := w.pw.Write(p)
+	if err != nil {
+		<-w.sent
+		if w.sendErr != nil {
+			err = w.sendErr
 		}
-		k := copy(w.buf[len(w.buf):cap(w.buf)], p)
-		w.buf = w.buf[:len(w.buf)+k]
-		n, p = n+k, p[k:]
-		if len(w.buf) == cap(w.buf) {
-			if err := w.flush(); err != nil {
-				return n, err
-			}
-		}
+		return n, w.fail(err)
 	}
 	return n, nil
 }
 
-func (w *writer) flush() error {
-	if len(w.buf) == 0 {
-		return nil
+// finish ends the stream and waits for the last write request's answer.
+func (w *writer) finish(cause error) error {
+	if cause != nil {
+		w.pw.CloseWithError(cause)
+	} else {
+		w.pw.Close()
 	}
-	if _, err := w.f.Write(w.buf); err != nil {
-		return w.fail(err)
-	}
-	w.buf = w.buf[:0]
-	return nil
+	<-w.sent
+	return w.sendErr
 }
 
 // fail records the write's first error, classified. SFTP reports a full
@@ -505,7 +525,7 @@ func (w *writer) fail(err error) error {
 	}
 	var se *pkgsftp.StatusError
 	if errors.As(err, &se) && se.FxCode() == pkgsftp.ErrSSHFxFailure && w.c.statvfs {
-		if st, serr := w.c.sftp.StatVFS(path.Dir(w.final)); serr == nil && st.Bavail*blockSize(st) < 2*writeBuffer {
+		if st, serr := w.c.sftp.StatVFS(path.Dir(w.final)); serr == nil && st.Bavail*blockSize(st) < minFree {
 			err = storage.Permanent(fmt.Errorf("%s: write %s: no space left on %s (%d bytes free): %w", w.b.desc, w.name, w.b.server, st.Bavail*blockSize(st), err))
 		}
 	}
@@ -518,13 +538,17 @@ func (w *writer) Commit() error {
 		return fmt.Errorf("%s: commit %s: already committed or aborted", w.b.desc, w.name)
 	}
 	w.done = true
-	if w.err == nil {
-		w.flush()
+	var cause error
+	if w.err != nil {
+		cause = w.err
+	} else if err := w.ctx.Err(); err != nil {
+		cause = err
 	}
-	if w.err == nil {
-		if err := w.ctx.Err(); err != nil {
-			w.fail(err)
-		}
+	if err := w.finish(cause); err != nil && w.err == nil {
+		w.fail(err)
+	}
+	if w.err == nil && cause != nil {
+		w.fail(cause)
 	}
 	if w.err == nil && w.c.fsync {
 		if err := w.f.Sync(); err != nil {
@@ -534,7 +558,6 @@ func (w *writer) Commit() error {
 	if err := w.f.Close(); err != nil && w.err == nil {
 		w.fail(err)
 	}
-	w.buf = nil
 	if w.err != nil {
 		w.cleanup()
 		return w.err
@@ -566,13 +589,15 @@ func (w *writer) publish() error {
 	return s.Rename(w.tmp, w.final)
 }
 
+var errAborted = errors.New("write aborted")
+
 func (w *writer) Abort() error {
 	if w.done {
 		return nil
 	}
 	w.done = true
+	w.finish(errAborted)
 	w.f.Close()
-	w.buf = nil
 	return w.cleanup()
 }
 
@@ -607,27 +632,57 @@ func (b *Backend) Open(ctx context.Context, name string) (io.ReadCloser, error) 
 	return &reader{b: b, c: c, f: f, ctx: ctx, name: clean}, nil
 }
 
+// reader streams a file: on the first Read a goroutine starts File.WriteTo
+// (maxInFlight read requests in flight) into an ahead.Pipe, which lets it
+// run up to 4 MiB ahead of the reader.
 type reader struct {
 	b    *Backend
 	c    *conn
 	f    *pkgsftp.File
 	ctx  context.Context
 	name string
+
+	ahead   *ahead.Pipe
+	fetched chan struct{} // closed when the WriteTo goroutine has returned
+	err     error         // the first error Read returned
 }
 
 func (r *reader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, r.b.classify(r.c, "read", r.name, err)
+	if r.err != nil {
+		return 0, r.err
 	}
-	n, err := r.f.Read(p)
+	if err := r.ctx.Err(); err != nil {
+		r.err = r.b.classify(r.c, "read", r.name, err)
+		return 0, r.err
+	}
+	if r.ahead == nil {
+		q := ahead.New()
+		r.ahead, r.fetched = q, make(chan struct{})
+		go func() {
+			defer close(r.fetched)
+			_, err := r.f.WriteTo(q)
+			q.CloseWrite(err)
+		}()
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := r.ahead.Read(r.ctx, p)
 	if err != nil && err != io.EOF {
 		err = r.b.classify(r.c, "read", r.name, err)
+	}
+	if err != nil {
+		r.err = err
 	}
 	return n, err
 }
 
 // WriteTo reads with concurrent requests (io.Copy uses it).
 func (r *reader) WriteTo(w io.Writer) (int64, error) {
+	if r.ahead != nil {
+		// Read was called: go on from where the read-ahead is.
+		return io.Copy(w, struct{ io.Reader }{r})
+	}
 	if err := r.ctx.Err(); err != nil {
 		return 0, r.b.classify(r.c, "read", r.name, err)
 	}
@@ -636,6 +691,10 @@ func (r *reader) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (r *reader) Close() error {
+	if r.ahead != nil {
+		r.ahead.Close() // ends a WriteTo waiting for a free buffer
+		<-r.fetched
+	}
 	if err := r.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) && !r.c.dead() {
 		return r.b.classify(r.c, "close", r.name, err)
 	}
@@ -662,6 +721,19 @@ func (b *Backend) Stat(ctx context.Context, name string) (storage.FileInfo, erro
 }
 
 func (b *Backend) List(ctx context.Context, prefix string) ([]storage.FileInfo, error) {
+	return b.list(ctx, prefix, false)
+}
+
+// ListPartial lists the partial files of writes that never ended (a killed
+// worker, a lost connection), for a prune to remove with Delete.
+func (b *Backend) ListPartial(ctx context.Context, prefix string) ([]storage.FileInfo, error) {
+	return b.list(ctx, prefix, true)
+}
+
+var _ storage.PartialLister = (*Backend)(nil)
+
+// list lists committed files, or with partial only partial ones.
+func (b *Backend) list(ctx context.Context, prefix string, partial bool) ([]storage.FileInfo, error) {
 	if prefix != "" {
 		if _, err := storage.CleanName(strings.TrimSuffix(prefix, "/")); err != nil {
 			return nil, err
@@ -702,7 +774,7 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]storage.FileInfo, 
 						return err
 					}
 				}
-			case e.Mode().IsRegular() && !strings.HasSuffix(name, partialSuffix) && strings.HasPrefix(name, prefix):
+			case e.Mode().IsRegular() && storage.IsPartial(name) == partial && strings.HasPrefix(name, prefix):
 				out = append(out, storage.FileInfo{Name: name, Size: e.Size(), ModTime: e.ModTime()})
 			}
 		}

@@ -526,7 +526,7 @@ func (a *Activities) RestorePartition(ctx context.Context, in RestorePartitionIn
 	spec := kdata.RestoreSpec{
 		Topic: in.Plan.TargetTopic, Partition: in.Plan.Partition, Base: in.Plan.Base,
 		Segments: segs, Compression: m.Compression, Translate: in.Plan.Translate, MinOffset: minOffset,
-		ToTime: toTime(cfg.ToTime),
+		ToTime:         toTime(cfg.ToTime),
 		ThrottleBytesS: int64(cfg.Options.ThrottleBytesPerSecond),
 	}
 	res, err := kdata.Restore(ctx, cl, b, spec, func(n int64) { activity.RecordHeartbeat(ctx, n) })

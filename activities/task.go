@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -208,6 +209,13 @@ func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult
 		// worker dies with the manifests gone and their files still there.
 		a.log().Error("fault injection: worker exits in the middle of a prune", "env", FaultPruneExit)
 		os.Exit(3)
+	}
+	// Temporary files of writes a killed worker left: no run of this task
+	// writes now (the cluster lock), so none is in progress.
+	if partials, err := storage.ListPartial(ctx, b, in.TaskDir+"/"); err == nil {
+		files = append(files, partials...)
+	} else if !errors.Is(err, storage.ErrUnsupported) {
+		return res, fmt.Errorf("retention: list partial files: %w", err)
 	}
 	for _, f := range files {
 		if wanted[f.Name] {

@@ -198,8 +198,8 @@ func (t Target) String() string {
 
 // PartialMarker is in the name of every temporary file a write goes to
 // before it is published: "<name>.kbr-partial-<random>" (backends that
-// rename into place), or "<name>.kbr-partial" (older ones, and LocalDir and
-// HDFS, whose leftovers a retried write truncates). List never shows them.
+// rename into place), or "<name>.kbr-partial" (written by older kbr
+// versions). List never shows them.
 const PartialMarker = ".kbr-partial"
 
 // PartialName returns a temporary name for one write of name, unique to
@@ -339,18 +339,3 @@ func WriteFile(ctx context.Context, b Backend, name string, r io.Reader) (int64,
 	}
 	return n, w.Commit()
 }
-
-// PartialMarker is in the name of every unpublished write: "<name>.kbr-partial-<random>".
-// Each writer has its own, so two attempts writing the same file (a retried
-// activity whose first attempt still runs) never publish each other's data.
-const PartialMarker = ".kbr-partial"
-
-// PartialName is a fresh temporary name for a write of final.
-func PartialName(final string) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return final + PartialMarker + "-" + hex.EncodeToString(b[:])
-}
-
-// IsPartial reports whether a listed name is an unpublished write.
-func IsPartial(name string) bool { return strings.Contains(path.Base(name), PartialMarker) }

@@ -37,7 +37,6 @@ import (
 	"github.com/kbr-project/kbr/storage"
 )
 
-
 // Defaults of the knobs tests turn.
 const (
 	// defaultPoolSize is the most NameNode connections one backend opens.

@@ -19,7 +19,6 @@ import (
 	"github.com/kbr-project/kbr/storage"
 )
 
-
 func init() {
 	storage.Register("LocalDir", func(ctx context.Context, t storage.Target) (storage.Backend, error) {
 		return New(t.Path)
@@ -174,6 +173,16 @@ func (d *Dir) Stat(ctx context.Context, name string) (storage.FileInfo, error) {
 }
 
 func (d *Dir) List(ctx context.Context, prefix string) ([]storage.FileInfo, error) {
+	return d.list(ctx, prefix, false)
+}
+
+// ListPartial lists the temporary files of unfinished writes under prefix
+// (storage.PartialLister), for a prune to remove.
+func (d *Dir) ListPartial(ctx context.Context, prefix string) ([]storage.FileInfo, error) {
+	return d.list(ctx, prefix, true)
+}
+
+func (d *Dir) list(ctx context.Context, prefix string, partial bool) ([]storage.FileInfo, error) {
 	if prefix != "" {
 		if _, err := storage.CleanName(strings.TrimSuffix(prefix, "/")); err != nil {
 			return nil, err
@@ -195,7 +204,7 @@ func (d *Dir) List(ctx context.Context, prefix string) ([]storage.FileInfo, erro
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if e.IsDir() || storage.IsPartial(p) {
+		if e.IsDir() || storage.IsPartial(p) != partial {
 			return nil
 		}
 		rel, err := filepath.Rel(d.root, p)

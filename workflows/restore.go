@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -21,6 +22,9 @@ const (
 	StepCommitOffsets = "commit group offsets"
 	StepFinish        = "reset retention"
 )
+
+// MemoRestorePlan is the memo key under which a restore keeps its plan.
+const MemoRestorePlan = "kbr_restore_plan"
 
 // RestoreResult is what a successful restore returns.
 type RestoreResult struct {
@@ -91,10 +95,30 @@ func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracke
 
 	t.start(StepPrepare)
 	var prep activities.PrepareResult
-	if err := workflow.ExecuteActivity(shortOpts(ctx, 10*time.Minute, 5), a.PrepareRestore,
+	if r := cfg.Resume; r != nil {
+		// A retry: the failed run created the topics and fixed each
+		// partition's base; producing again skips what landed.
+		if r.Manifest != rp.Manifest {
+			err := temporal.NewNonRetryableApplicationError(fmt.Sprintf("resume: the failed run restored %s, this one resolves %s", r.Manifest, rp.Manifest), activities.ErrTypeBadInput, nil)
+			t.fail(StepPrepare, err)
+			return nil, err
+		}
+		if err := json.Unmarshal(r.Plan, &prep); err != nil {
+			err = temporal.NewNonRetryableApplicationError("resume: the failed run's plan: "+err.Error(), activities.ErrTypeBadInput, nil)
+			t.fail(StepPrepare, err)
+			return nil, err
+		}
+	} else if err := workflow.ExecuteActivity(shortOpts(ctx, 10*time.Minute, 5), a.PrepareRestore,
 		activities.PrepareInput{Config: cfg, Manifest: rp.Manifest}).Get(ctx, &prep); err != nil {
 		t.fail(StepPrepare, err)
 		return nil, err
+	}
+	if workflow.GetVersion(ctx, "restore-plan-memo", workflow.DefaultVersion, 1) == 1 {
+		// What `kbr restore retry` resumes from if this run fails.
+		if plan, err := json.Marshal(prep); err == nil {
+			_ = workflow.UpsertMemo(ctx, map[string]any{MemoRestorePlan: config.RestoreResume{
+				FromRunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Manifest: rp.Manifest, Plan: plan}})
+		}
 	}
 	res := &RestoreResult{RecoveryPoint: rp.Manifest, Warnings: prep.Warnings}
 	for _, tr := range prep.Topics {
@@ -105,7 +129,11 @@ func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracke
 			res.Warnings = append(res.Warnings, pl.Target+": "+pl.Note)
 		}
 	}
-	t.done(StepPrepare, fmt.Sprintf("%d topics, %d partitions", len(prep.Topics), len(prep.Partitions)))
+	if cfg.Resume != nil {
+		t.done(StepPrepare, fmt.Sprintf("resumed: %d topics, %d partitions as run %s prepared them", len(prep.Topics), len(prep.Partitions), cfg.Resume.FromRunID))
+	} else {
+		t.done(StepPrepare, fmt.Sprintf("%d topics, %d partitions", len(prep.Topics), len(prep.Partitions)))
+	}
 
 	t.start(StepRestoreData)
 	p.PartitionsTotal = len(prep.Partitions)

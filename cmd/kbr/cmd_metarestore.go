@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -113,7 +114,7 @@ func retryCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "retry RESTORE_ID",
-		Short: "Resume a failed metadata restore at the step that failed; completed steps are not repeated",
+		Short: "Resume a failed restore: a metadata restore at the step that failed (completed steps are not repeated), a data restore with the plan its failed run fixed (what landed is not produced again)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
@@ -124,6 +125,10 @@ func retryCmd() *cobra.Command {
 				return err
 			}
 			defer cl.Close()
+			if d, err := cl.DescribeWorkflowExecution(ctx, id, ""); err == nil &&
+				d.GetWorkflowExecutionInfo().GetType().GetName() == workflows.RestoreWorkflowName {
+				return retryDataRestore(ctx, cl, id, d, jsonOut, detach)
+			}
 			in, err := resumeInput(ctx, cl, id)
 			if err != nil {
 				return err
@@ -191,4 +196,84 @@ func resumeInput(ctx context.Context, cl client.Client, id string) (workflows.Me
 	}
 	in.Resume = resume
 	return in, nil
+}
+
+// zombieGrace is how long after a run ended its activities may still run.
+const zombieGrace = 30 * time.Second
+
+// retryDataRestore starts the next run of a failed (or terminated, timed
+// out, canceled) RestoreWorkflow under the same id, with the plan the failed
+// run fixed: the topics it created and each partition's base offset, so
+// the records that landed are skipped and none is written twice.
+func retryDataRestore(ctx context.Context, cl client.Client, id string, d *workflowservice.DescribeWorkflowExecutionResponse, jsonOut, detach bool) error {
+	info := d.GetWorkflowExecutionInfo()
+	switch info.GetStatus() {
+	case enums.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return withCode(exitBadInput, fmt.Errorf("restore %s is still running (kbr restore status %s)", id, id))
+	case enums.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		return withCode(exitBadInput, fmt.Errorf("restore %s succeeded: a restore runs once", id))
+	}
+	runID := info.GetExecution().GetRunId()
+	it := cl.GetWorkflowHistory(ctx, id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !it.HasNext() {
+		return withCode(exitFailed, fmt.Errorf("restore %s: no history", id))
+	}
+	ev, err := it.Next()
+	if err != nil {
+		return withCode(exitFailed, fmt.Errorf("restore %s: read history: %w", id, err))
+	}
+	attrs := ev.GetWorkflowExecutionStartedEventAttributes()
+	if attrs == nil || len(attrs.GetInput().GetPayloads()) == 0 {
+		return withCode(exitFailed, fmt.Errorf("restore %s: the first event holds no input", id))
+	}
+	dc := converter.GetDefaultDataConverter()
+	var cfg config.Restore
+	if err := dc.FromPayload(attrs.GetInput().GetPayloads()[0], &cfg); err != nil {
+		return withCode(exitFailed, fmt.Errorf("restore %s: decode its input: %w", id, err))
+	}
+	p, ok := info.GetMemo().GetFields()[workflows.MemoRestorePlan]
+	if !ok {
+		// It failed before fixing a plan: it keeps the one it was given (a
+		// retry's), or, a first run, starts afresh.
+	} else {
+		var r config.RestoreResume
+		if err := dc.FromPayload(p, &r); err != nil {
+			return withCode(exitFailed, fmt.Errorf("restore %s: decode its plan: %w", id, err))
+		}
+		cfg.Resume = &r
+	}
+	if !jsonOut {
+		from := "from the start (the failed run created nothing)"
+		if cfg.Resume != nil {
+			from = "with the plan of run " + cfg.Resume.FromRunID
+		}
+		fmt.Fprintf(os.Stderr, "retrying restore %s %s\n", id, from)
+	}
+	// An activity of the ended run can still be producing until its next
+	// heartbeat tells it the run is over (at most the 20 s heartbeat
+	// timeout): start producing only after that, or both would write.
+	if ct := info.GetCloseTime(); ct != nil {
+		if wait := time.Until(ct.AsTime().Add(zombieGrace)); wait > 0 {
+			if !jsonOut {
+				fmt.Fprintf(os.Stderr, "waiting %s for the ended run's activities to stop\n", wait.Round(time.Second))
+			}
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	opts := client.StartWorkflowOptions{ID: id,
+		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SACluster.ValueSet(cfg.Cluster.Name), workflows.SAKind.ValueSet("restore"),
+			workflows.SAStatus.ValueSet(workflows.StatusRunning))}
+	var res workflows.RestoreResult
+	if err := startAndWatch(ctx, cl, opts, workflows.RestoreWorkflowName, cfg, jsonOut, detach, &res); err != nil || detach {
+		return err
+	}
+	return printJSONOr(jsonOut, map[string]any{"workflow_id": id, "status": workflows.StatusSucceeded, "result": res}, func() {
+		fmt.Printf("restore succeeded: %d records from %s\n", res.Records, res.RecoveryPoint)
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -54,7 +55,8 @@ func restoreCmd() *cobra.Command {
 			if id == "" {
 				id = workflowID("restore", cfg.Cluster.Name, time.Now())
 			}
-			opts := client.StartWorkflowOptions{ID: id, TypedSearchAttributes: temporal.NewSearchAttributes(
+			// A restore id runs once: a failed one is resumed with `kbr restore retry`.
+			opts := client.StartWorkflowOptions{ID: id, WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, TypedSearchAttributes: temporal.NewSearchAttributes(
 				workflows.SACluster.ValueSet(cfg.Cluster.Name), workflows.SAKind.ValueSet("restore"),
 				workflows.SAStatus.ValueSet(workflows.StatusRunning))}
 			var res workflows.RestoreResult

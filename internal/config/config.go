@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -132,7 +133,11 @@ type Restore struct {
 	// ToTime restores each partition as it was at this time: its records
 	// before the first one stamped at or after it, and group offsets from the
 	// newest recovery point of the chain taken at or before it.
-	ToTime  *time.Time     `yaml:"to_time,omitempty" json:"to_time,omitempty"`
+	ToTime *time.Time `yaml:"to_time,omitempty" json:"to_time,omitempty"`
+	// Resume is set by `kbr restore retry`: the plan the failed run fixed
+	// (topics created, each partition's base offset), so the retry produces
+	// only what has not landed. Never read from a file.
+	Resume  *RestoreResume `yaml:"-" json:"resume,omitempty"`
 	Options RestoreOptions `yaml:"options,omitempty" json:"options,omitempty"`
 }
 
@@ -144,6 +149,14 @@ type Source struct {
 	RecoveryPoint string `yaml:"recovery_point" json:"recovery_point"`
 	// Task narrows "latest" to one task's recovery points.
 	Task string `yaml:"task,omitempty" json:"task,omitempty"`
+}
+
+// RestoreResume carries a failed restore's plan into its retry.
+type RestoreResume struct {
+	FromRunID string `json:"from_run_id"`
+	Manifest  string `json:"manifest"`
+	// Plan is the failed run's activities.PrepareResult, as JSON.
+	Plan json.RawMessage `json:"plan"`
 }
 
 // RestoreOptions tune a restore run.

@@ -236,3 +236,82 @@ func resumedActivity(t *testing.T, c sdkclient.Client, id, activityType string) 
 	}
 	return false
 }
+
+// A data restore stopped midway (terminated) is resumed by `kbr restore
+// retry` with the plan its run fixed: every record exactly once, the group
+// offsets translated; a succeeded restore is not run again.
+func TestRestoreRetryResumesData(t *testing.T) {
+	env := testenv.Load(t)
+	id := randID()
+	topic, group := "e2e-"+id+"-retry", "e2e-"+id+"-retry-g"
+	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(cl)
+	createTopic(t, adm, topic, 2, 3, map[string]*string{"retention.ms": sptr("-1")})
+	var rs []*kgo.Record
+	for i := 0; i < 4000; i++ {
+		v := make([]byte, 1000)
+		for j := range v {
+			v[j] = byte(i*7 + j)
+		}
+		rs = append(rs, &kgo.Record{Topic: topic, Partition: int32(i % 2), Key: []byte(fmt.Sprintf("k%05d", i)), Value: v})
+	}
+	produceSync(t, cl, rs...)
+	o := kadm.Offsets{}
+	o.AddOffset(topic, 1, 1500, -1)
+	if _, err := adm.CommitOffsets(context.Background(), group, o); err != nil {
+		t.Fatal(err)
+	}
+	want := readAll(t, env.ZKModeBootstrap, topic)
+	target := filepath.Join(t.TempDir(), "backups")
+	out := mustKbr(t, 3*time.Minute, "backup", "run", "--json", "-f", writeFile(t, "b-retry.yaml", `
+cluster: {name: zkmode, bootstrap_servers: `+quoteList(env.ZKModeBootstrap)+`}
+task: retry-`+id+`
+topics: {include: ["`+topic+`"]}
+target: {type: LocalDir, path: `+target+`}
+options: {min_free_bytes: 1GiB, compression: none}
+`))
+	var b struct {
+		Result workflows.BackupResult `json:"result"`
+	}
+	json.Unmarshal([]byte(out), &b)
+	dst := topic + "-r"
+	restoreID := "restore-retry-" + id
+	rcfg := writeFile(t, "r-retry.yaml", `
+cluster: {name: kraft, bootstrap_servers: `+quoteList(env.KRaftBootstrap)+`}
+source: {target: {type: LocalDir, path: `+target+`}, recovery_point: `+b.Result.RecoveryPoint+`}
+rename: ["`+topic+`:`+dst+`"]
+options: {throttle_bytes_per_second: 128KiB}
+`)
+	mustKbr(t, time.Minute, "restore", "run", "--detach", "--id", restoreID, "-f", rcfg)
+	// Stop it once records have landed.
+	kadmK := kadm.NewClient(client(t, env.KRaftBootstrap))
+	for dl := time.Now().Add(60 * time.Second); ; {
+		ends, err := kadmK.ListEndOffsets(context.Background(), dst)
+		if o, ok := ends.Lookup(dst, 0); err == nil && ok && o.Offset > 200 {
+			break
+		}
+		if time.Now().After(dl) {
+			t.Fatal("no records landed within 60s")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	c := temporalClient(t)
+	if err := c.TerminateWorkflow(context.Background(), restoreID, "", "e2e: stopped midway"); err != nil {
+		t.Fatal(err)
+	}
+	if r := kbr(t, time.Minute, "restore", "run", "--id", restoreID, "-f", rcfg); r.code == 0 {
+		t.Errorf("a fresh run over the half-restored topic was not refused")
+	}
+	mustKbr(t, 5*time.Minute, "restore", "retry", restoreID, "--json")
+	compareTopic(t, dst+" after retry", want, readAll(t, env.KRaftBootstrap, dst))
+	fetched, err := kadmK.FetchOffsets(context.Background(), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := fetched.Lookup(dst, 1); !ok || o.At != 1500 {
+		t.Errorf("group %s %s[1]: %v (found %v), want 1500", group, dst, o.At, ok)
+	}
+	if r := kbr(t, time.Minute, "restore", "retry", restoreID); r.code != 2 || !strings.Contains(r.stderr, "runs once") {
+		t.Errorf("retry of a succeeded restore: exit %d: %s", r.code, r.stderr)
+	}
+}

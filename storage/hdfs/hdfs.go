@@ -9,7 +9,7 @@
 // client uses whichever answers and is active: a NameNode that refuses the
 // connection or answers StandbyException is skipped for 5 s.
 //
-// Writes go to "<name>.kbr-partial-<random>"; Commit closes it (which waits until the
+// Writes go to "<name>.kbr-partial"; Commit closes it (which waits until the
 // DataNode pipeline has acknowledged every packet and the NameNode has
 // completed the file) and renames it over the name with rename2(OVERWRITE),
 // which replaces an existing file atomically. Authentication is the user name
@@ -379,7 +379,9 @@ func (b *Backend) Create(ctx context.Context, name string) (storage.Writer, erro
 		return nil, err
 	}
 	c := p.c
-	tmp := storage.PartialName(final)
+	// One fixed temporary name: a new attempt's create displaces an older
+	// writer (HDFS leases), whose commit then fails, so the newest wins.
+	tmp := final + storage.PartialMarker
 	var fw *gohdfs.FileWriter
 	create := func() error {
 		var err error

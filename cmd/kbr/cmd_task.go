@@ -41,6 +41,16 @@ func (f *taskFlags) manager(ctx context.Context) (*tasks.Manager, client.Client,
 	return &tasks.Manager{Client: cl, TaskQueue: workflows.TaskQueue, MaxTasks: f.maxTasks}, cl, nil
 }
 
+// do dials Temporal, runs fn with a task manager and hangs up.
+func (f *taskFlags) do(ctx context.Context, fn func(m *tasks.Manager, cl client.Client) error) error {
+	m, cl, err := f.manager(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return fn(m, cl)
+}
+
 // taskErr gives bad input its exit code.
 func taskErr(err error) error {
 	if errors.Is(err, tasks.ErrBadInput) {
@@ -77,21 +87,18 @@ func taskSaveCmd(verb string) *cobra.Command {
 				return withCode(exitBadInput, err)
 			}
 			ctx := context.Background()
-			m, cl, err := f.manager(ctx)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			var info *tasks.Info
-			if verb == "create" {
-				info, err = m.Create(ctx, *t)
-			} else {
-				info, err = m.Update(ctx, *t)
-			}
-			if err != nil {
-				return taskErr(fmt.Errorf("%s: %w", file, err))
-			}
-			return printJSONOr(f.jsonOut, info, func() { printTask(info) })
+			return f.do(ctx, func(m *tasks.Manager, cl client.Client) error {
+				var info *tasks.Info
+				if verb == "create" {
+					info, err = m.Create(ctx, *t)
+				} else {
+					info, err = m.Update(ctx, *t)
+				}
+				if err != nil {
+					return taskErr(fmt.Errorf("%s: %w", file, err))
+				}
+				return printJSONOr(f.jsonOut, info, func() { printTask(info) })
+			})
 		},
 	}
 	f.add(cmd)
@@ -114,16 +121,13 @@ func taskShowCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := context.Background()
-			m, cl, err := f.manager(ctx)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			info, err := m.Show(ctx, args[0])
-			if err != nil {
-				return taskErr(err)
-			}
-			return printJSONOr(f.jsonOut, info, func() { printTask(info) })
+			return f.do(ctx, func(m *tasks.Manager, cl client.Client) error {
+				info, err := m.Show(ctx, args[0])
+				if err != nil {
+					return taskErr(err)
+				}
+				return printJSONOr(f.jsonOut, info, func() { printTask(info) })
+			})
 		},
 	}
 	f.add(cmd)
@@ -198,31 +202,28 @@ func taskListCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := context.Background()
-			m, cl, err := f.manager(ctx)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			all, err := m.List(ctx)
-			if err != nil {
-				return taskErr(err)
-			}
-			return printJSONOr(f.jsonOut, all, func() {
-				w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(w, "TASK\tCLUSTER\tMODE\tPOLICY\tPATH TYPE\tMAX COPIES\tSTATE\tNEXT RUN")
-				for _, t := range all {
-					state, next := "unlocked", "-"
-					if t.Locked {
-						state = "locked"
-					} else if len(t.Next) > 0 {
-						next = t.Next[0].UTC().Format(time.RFC3339)
-					}
-					if len(t.Running) > 0 {
-						state += ", running"
-					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Name, t.Cluster.Name, schedText(t), t.Policy, t.Target.Type, t.MaxCopies, state, next)
+			return f.do(ctx, func(m *tasks.Manager, cl client.Client) error {
+				all, err := m.List(ctx)
+				if err != nil {
+					return taskErr(err)
 				}
-				w.Flush()
+				return printJSONOr(f.jsonOut, all, func() {
+					w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(w, "TASK\tCLUSTER\tMODE\tPOLICY\tPATH TYPE\tMAX COPIES\tSTATE\tNEXT RUN")
+					for _, t := range all {
+						state, next := "unlocked", "-"
+						if t.Locked {
+							state = "locked"
+						} else if len(t.Next) > 0 {
+							next = t.Next[0].UTC().Format(time.RFC3339)
+						}
+						if len(t.Running) > 0 {
+							state += ", running"
+						}
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Name, t.Cluster.Name, schedText(t), t.Policy, t.Target.Type, t.MaxCopies, state, next)
+					}
+					w.Flush()
+				})
 			})
 		},
 	}
@@ -241,25 +242,23 @@ func taskSimpleCmd(verb, short string) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := context.Background()
-			m, cl, err := f.manager(ctx)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			switch verb {
-			case "delete":
-				err = m.Delete(ctx, args[0])
-			case "lock":
-				err = m.Lock(ctx, args[0], note)
-			case "unlock":
-				err = m.Unlock(ctx, args[0])
-			}
-			if err != nil {
-				return taskErr(err)
-			}
-			past := map[string]string{"delete": "deleted", "lock": "locked", "unlock": "unlocked"}[verb]
-			return printJSONOr(f.jsonOut, map[string]string{"task": args[0], "status": past}, func() {
-				fmt.Printf("task %s %s\n", args[0], past)
+			return f.do(ctx, func(m *tasks.Manager, cl client.Client) error {
+				var err error
+				switch verb {
+				case "delete":
+					err = m.Delete(ctx, args[0])
+				case "lock":
+					err = m.Lock(ctx, args[0], note)
+				case "unlock":
+					err = m.Unlock(ctx, args[0])
+				}
+				if err != nil {
+					return taskErr(err)
+				}
+				past := map[string]string{"delete": "deleted", "lock": "locked", "unlock": "unlocked"}[verb]
+				return printJSONOr(f.jsonOut, map[string]string{"task": args[0], "status": past}, func() {
+					fmt.Printf("task %s %s\n", args[0], past)
+				})
 			})
 		},
 	}
@@ -282,40 +281,37 @@ func taskRunCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
-			m, cl, err := f.manager(ctx)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			run, err := m.Run(ctx, args[0])
-			if err != nil {
-				return taskErr(err)
-			}
-			if !f.jsonOut {
-				fmt.Fprintf(os.Stderr, "task %s started: workflow id %s, run id %s\n", args[0], run.GetID(), run.GetRunID())
-			}
-			if detach {
-				return printJSONOr(f.jsonOut, map[string]string{"workflow_id": run.GetID(), "run_id": run.GetRunID()}, func() {
-					fmt.Println(run.GetID())
+			return f.do(ctx, func(m *tasks.Manager, cl client.Client) error {
+				run, err := m.Run(ctx, args[0])
+				if err != nil {
+					return taskErr(err)
+				}
+				if !f.jsonOut {
+					fmt.Fprintf(os.Stderr, "task %s started: workflow id %s, run id %s\n", args[0], run.GetID(), run.GetRunID())
+				}
+				if detach {
+					return printJSONOr(f.jsonOut, map[string]string{"workflow_id": run.GetID(), "run_id": run.GetRunID()}, func() {
+						fmt.Println(run.GetID())
+					})
+				}
+				if err := watch(ctx, cl, run, f.jsonOut); err != nil {
+					msg := failureText(err)
+					if f.jsonOut {
+						_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": workflows.StatusFailed, "error": msg})
+					}
+					return withCode(exitFailed, fmt.Errorf("task %s run %s failed:\n%s", args[0], run.GetID(), msg))
+				}
+				var res workflows.BackupResult
+				if err := run.Get(ctx, &res); err != nil {
+					return withCode(exitFailed, err)
+				}
+				return printJSONOr(f.jsonOut, map[string]any{"workflow_id": run.GetID(), "status": workflows.StatusSucceeded, "result": res}, func() {
+					fmt.Printf("%s backup succeeded: %d records, %d files, %d bytes\n", res.Kind, res.Totals.Records, res.Totals.Files, res.Totals.Bytes)
+					fmt.Printf("recovery point: %s\n", res.RecoveryPoint)
+					if res.Retention != nil {
+						fmt.Printf("retention:      kept %d, deleted %d\n", len(res.Retention.Kept), len(res.Retention.DeletedManifests))
+					}
 				})
-			}
-			if err := watch(ctx, cl, run, f.jsonOut); err != nil {
-				msg := failureText(err)
-				if f.jsonOut {
-					_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": workflows.StatusFailed, "error": msg})
-				}
-				return withCode(exitFailed, fmt.Errorf("task %s run %s failed:\n%s", args[0], run.GetID(), msg))
-			}
-			var res workflows.BackupResult
-			if err := run.Get(ctx, &res); err != nil {
-				return withCode(exitFailed, err)
-			}
-			return printJSONOr(f.jsonOut, map[string]any{"workflow_id": run.GetID(), "status": workflows.StatusSucceeded, "result": res}, func() {
-				fmt.Printf("%s backup succeeded: %d records, %d files, %d bytes\n", res.Kind, res.Totals.Records, res.Totals.Files, res.Totals.Bytes)
-				fmt.Printf("recovery point: %s\n", res.RecoveryPoint)
-				if res.Retention != nil {
-					fmt.Printf("retention:      kept %d, deleted %d\n", len(res.Retention.Kept), len(res.Retention.DeletedManifests))
-				}
 			})
 		},
 	}
@@ -335,31 +331,28 @@ func taskHistoryCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := context.Background()
-			m, cl, err := f.manager(ctx)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			hist, err := m.History(ctx, args[0], limit)
-			if err != nil {
-				return taskErr(err)
-			}
-			return printJSONOr(f.jsonOut, hist, func() {
-				w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(w, "START\tEND\tSTATUS\tKIND\tSIZE\tRECORDS\tDURATION\tBACKUP PATH")
-				for _, x := range hist {
-					end := "-"
-					if x.End != nil {
-						end = x.End.UTC().Format(time.RFC3339)
-					}
-					path := x.Path
-					if x.Error != "" {
-						path = "error: " + firstLine(x.Error)
-					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", x.Start.UTC().Format(time.RFC3339), end, x.Status,
-						orDash(x.Kind), config.ByteSize(x.Bytes), x.Records, x.Duration.Round(time.Second), orDash(path))
+			return f.do(ctx, func(m *tasks.Manager, cl client.Client) error {
+				hist, err := m.History(ctx, args[0], limit)
+				if err != nil {
+					return taskErr(err)
 				}
-				w.Flush()
+				return printJSONOr(f.jsonOut, hist, func() {
+					w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(w, "START\tEND\tSTATUS\tKIND\tSIZE\tRECORDS\tDURATION\tBACKUP PATH")
+					for _, x := range hist {
+						end := "-"
+						if x.End != nil {
+							end = x.End.UTC().Format(time.RFC3339)
+						}
+						path := x.Path
+						if x.Error != "" {
+							path = "error: " + firstLine(x.Error)
+						}
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", x.Start.UTC().Format(time.RFC3339), end, x.Status,
+							orDash(x.Kind), config.ByteSize(x.Bytes), x.Records, x.Duration.Round(time.Second), orDash(path))
+					}
+					w.Flush()
+				})
 			})
 		},
 	}
@@ -399,23 +392,20 @@ func clusterCmd() *cobra.Command {
 				return withCode(exitBadInput, fmt.Errorf("--local-dir: %w", err))
 			}
 			ctx := context.Background()
-			m, cl, err := f.manager(ctx)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			info, err := m.Register(ctx, *c, dir)
-			if err != nil {
-				return taskErr(fmt.Errorf("%s: %w", file, err))
-			}
-			if info == nil {
-				return printJSONOr(f.jsonOut, map[string]string{"cluster": c.Name, "default_task": ""}, func() {
-					fmt.Printf("cluster %s already has tasks: no default task created\n", c.Name)
+			return f.do(ctx, func(m *tasks.Manager, cl client.Client) error {
+				info, err := m.Register(ctx, *c, dir)
+				if err != nil {
+					return taskErr(fmt.Errorf("%s: %w", file, err))
+				}
+				if info == nil {
+					return printJSONOr(f.jsonOut, map[string]string{"cluster": c.Name, "default_task": ""}, func() {
+						fmt.Printf("cluster %s already has tasks: no default task created\n", c.Name)
+					})
+				}
+				return printJSONOr(f.jsonOut, info, func() {
+					fmt.Printf("cluster %s registered; default task created:\n", c.Name)
+					printTask(info)
 				})
-			}
-			return printJSONOr(f.jsonOut, info, func() {
-				fmt.Printf("cluster %s registered; default task created:\n", c.Name)
-				printTask(info)
 			})
 		},
 	}

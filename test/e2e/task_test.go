@@ -216,7 +216,8 @@ options: {min_free_bytes: 1GiB, segment_bytes: 1MiB}
 		time.Sleep(500 * time.Millisecond)
 	}
 	waitLeaders(t, adm, recrT, 2)
-	produceN(t, cl, recrT, 2, 20, "r2")
+	// A fresh producer: the old one may still hold the deleted topic's ID.
+	produceN(t, client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner())), recrT, 2, 20, "r2")
 	r3 := runTask(t, name)
 	m3 := readManifest(t, target, r3.RecoveryPoint)
 	if r3.Kind != backupset.KindIncremental {

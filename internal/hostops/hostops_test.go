@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -142,12 +141,29 @@ func TestRunCommand(t *testing.T) {
 	}
 }
 
+// listenerEnv makes the test binary itself a stand-in broker process: it
+// listens on the port given and sleeps (see TestListenerProcess).
+const listenerEnv = "KBR_HOSTOPS_TEST_LISTEN"
+
+// TestListenerProcess is not a test: run with listenerEnv set, it is the
+// process TestServiceStopStart starts and stops.
+func TestListenerProcess(t *testing.T) {
+	port := os.Getenv(listenerEnv)
+	if port == "" {
+		return
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		os.Exit(1)
+	}
+	defer l.Close()
+	time.Sleep(10 * time.Minute)
+	os.Exit(0)
+}
+
 // TestServiceStopStart drives Stop and Start against a real listener
 // started and stopped by shell commands, as a broker's would be.
 func TestServiceStopStart(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 not installed")
-	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -155,12 +171,14 @@ func TestServiceStopStart(t *testing.T) {
 	addr := l.Addr().String()
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	pidf := filepath.Join(dir, "pid")
-	script := "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('127.0.0.1'," + strconv.Itoa(port) + "))\ns.listen()\ntime.sleep(600)\n"
-	write(t, filepath.Join(dir, "srv.py"), script)
 	svc := Service{
-		StartCommand: "setsid python3 " + dir + "/srv.py >/dev/null 2>&1 & echo $! > " + pidf,
+		StartCommand: listenerEnv + "=" + strconv.Itoa(port) + " setsid " + self + " -test.run=^TestListenerProcess$ >/dev/null 2>&1 & echo $! > " + pidf,
 		StopCommand:  "kill $(cat " + pidf + ")",
 		Addr:         addr, StopTimeout: 10 * time.Second, StartTimeout: 10 * time.Second,
 	}

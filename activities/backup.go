@@ -191,20 +191,18 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 		} else {
 			_ = w.Abort()
 		}
-		if len(problems) == 0 && cfg.TaskCreated != nil {
-			rep.TaskDir = backupset.TaskDir(cfg.Task, *cfg.TaskCreated)
-		} else if len(problems) == 0 {
-			dir, err := findTaskDir(ctx, b, cfg.Task)
+		if len(problems) == 0 {
+			dirs, err := taskFolders(ctx, b, cfg.Task)
 			if err != nil {
 				fail("target %s: %v", cfg.Target, err)
 			}
-			rep.TaskDir = dir
-		}
-		if rep.TaskDir != "" && len(problems) == 0 {
-			latest, err := latestExecution(ctx, b, rep.TaskDir)
-			if err != nil {
-				fail("target %s: %v", cfg.Target, err)
-			} else if !latest.Before(in.ExecutedAt) {
+			if cfg.TaskCreated != nil {
+				rep.TaskDir = backupset.TaskDir(cfg.Task, *cfg.TaskCreated)
+			} else if len(dirs.names) > 0 {
+				rep.TaskDir = dirs.names[len(dirs.names)-1]
+			}
+			// An earlier run of the task in this same second: names must not collide.
+			if latest := dirs.latest[rep.TaskDir]; !latest.IsZero() && !latest.Before(in.ExecutedAt) {
 				rep.ExecutedAt = latest.Add(time.Second)
 			}
 		}
@@ -340,48 +338,45 @@ func topicsSet(topics []TopicRef) kadm.TopicsSet {
 	return s
 }
 
-// findTaskDir returns the task's existing folder, so every run of a task
-// lands in the same "<task>_<creation time>" folder, or "" for a new task.
-func findTaskDir(ctx context.Context, b storage.Backend, task string) (string, error) {
-	files, err := b.List(ctx, task+"_")
-	if err != nil {
-		return "", err
-	}
-	var found []string
-	seen := map[string]bool{}
-	for _, f := range files {
-		dir, _, _ := strings.Cut(f.Name, "/")
-		if name, _, ok := backupset.ParseTaskDir(dir); ok && name == task && !seen[dir] {
-			seen[dir] = true
-			found = append(found, dir)
-		}
-	}
-	sort.Strings(found)
-	if len(found) == 0 {
-		return "", nil
-	}
-	return found[len(found)-1], nil
+// folders are a task's folders on a target, oldest first, with the newest
+// execution time named in each.
+type folders struct {
+	names  []string
+	latest map[string]time.Time
 }
 
-// latestExecution is the newest execution time named in a task folder.
-func latestExecution(ctx context.Context, b storage.Backend, taskDir string) (time.Time, error) {
-	files, err := b.List(ctx, taskDir+"/")
+// taskFolders lists a task's "<task>_<creation time>" folders in one listing
+// (task names hold no '_', so the prefix matches only this task's).
+func taskFolders(ctx context.Context, b storage.Backend, task string) (folders, error) {
+	out := folders{latest: map[string]time.Time{}}
+	files, err := b.List(ctx, task+"_")
 	if err != nil {
-		return time.Time{}, err
+		return out, err
 	}
-	var latest time.Time
 	for _, f := range files {
-		first, _, _ := strings.Cut(strings.TrimPrefix(f.Name, taskDir+"/"), "/")
-		parts := strings.Split(first, "_")
-		if len(parts) != 3 {
+		dir, _, _, executed, ok := backupset.ParseEntry(f.Name)
+		if name, _, isTask := backupset.ParseTaskDir(dir); !ok || !isTask || name != task {
 			continue
 		}
-		stamp, _, _ := strings.Cut(parts[2], ".")
-		if t, err := time.Parse(backupset.TimeFormat, stamp); err == nil && t.After(latest) {
-			latest = t
+		if _, seen := out.latest[dir]; !seen {
+			out.names = append(out.names, dir)
+		}
+		if executed.After(out.latest[dir]) {
+			out.latest[dir] = executed
 		}
 	}
-	return latest, nil
+	sort.Strings(out.names)
+	return out, nil
+}
+
+// findTaskDir returns the task's newest folder, so every run of a task lands
+// in the same "<task>_<creation time>" folder, or "" for a new task.
+func findTaskDir(ctx context.Context, b storage.Backend, task string) (string, error) {
+	f, err := taskFolders(ctx, b, task)
+	if err != nil || len(f.names) == 0 {
+		return "", err
+	}
+	return f.names[len(f.names)-1], nil
 }
 
 // SnapshotInput names a run's metadata or offsets file.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"go.temporal.io/sdk/activity"
@@ -221,7 +220,7 @@ func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult
 		if wanted[f.Name] {
 			continue
 		}
-		if _, _, _, ok := backupset.ParseManifestName(f.Name); !ok && !isKbrFile(in.TaskDir, f.Name) {
+		if dir, _, _, _, ok := backupset.ParseEntry(f.Name); !ok || dir != in.TaskDir {
 			res.Foreign = append(res.Foreign, f.Name)
 			continue
 		}
@@ -233,22 +232,6 @@ func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult
 		activity.RecordHeartbeat(ctx, res) // the SDK throttles these
 	}
 	return res, nil
-}
-
-// isKbrFile recognises the files a run writes in a task folder:
-// "<version>_<source>_<time>" with its extension or sub-path.
-func isKbrFile(taskDir, name string) bool {
-	rest, ok := strings.CutPrefix(name, taskDir+"/")
-	if !ok {
-		return false
-	}
-	first, _, _ := strings.Cut(rest, "/")
-	for _, src := range []string{backupset.SourceMetadata, backupset.SourceOffsets, backupset.SourceTopicData, backupset.SourceManifest} {
-		if strings.Contains(first, "_"+src+"_") {
-			return true
-		}
-	}
-	return false
 }
 
 // CheckTopics is the read-only check a task gets before it is stored: the

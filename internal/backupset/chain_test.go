@@ -72,3 +72,22 @@ func TestFlattenRefusesBrokenChains(t *testing.T) {
 		t.Errorf("incremental on another topic id: %v", err)
 	}
 }
+
+func TestParseEntry(t *testing.T) {
+	for _, c := range []struct {
+		name, dir, source string
+		ok                bool
+	}{
+		{"t_20260101T000000Z/3.9.1_metadata_20260102T030405Z.tar.gz", "t_20260101T000000Z", SourceMetadata, true},
+		{"t_20260101T000000Z/3.9.1_topicdata_20260102T030405Z/orders/0/00000000000000000000.seg.zst", "t_20260101T000000Z", SourceTopicData, true},
+		{"t_20260101T000000Z/3.9.1_manifest_20260102T030405Z.json.kbr-partial-0a1b", "t_20260101T000000Z", SourceManifest, true},
+		{"t_20260101T000000Z/notes.txt", "", "", false},
+		{"t_20260101T000000Z/3.9.1_other_20260102T030405Z.json", "", "", false},
+		{"nodir.json", "", "", false},
+	} {
+		dir, _, source, at, ok := ParseEntry(c.name)
+		if ok != c.ok || dir != c.dir || source != c.source || (ok && at.Day() != 2) {
+			t.Errorf("ParseEntry(%q) = %q %q %s %v", c.name, dir, source, at, ok)
+		}
+	}
+}

@@ -83,6 +83,35 @@ func ManifestName(taskDir, kafkaVersion string, executed time.Time) string {
 	return taskDir + "/" + Name(kafkaVersion, SourceManifest, executed) + ".json"
 }
 
+// ParseEntry recognises a file of a task folder, relative to the target
+// root: "<taskdir>/<version>_<source>_<time>" followed by its extension or
+// sub-path (".tar.gz", ".json", "/<topic>/<partition>/<offset>.seg", and
+// the partial-write suffix of an unfinished one).
+func ParseEntry(p string) (taskDir, version, source string, executed time.Time, ok bool) {
+	taskDir, rest, found := strings.Cut(p, "/")
+	if !found || taskDir == "" {
+		return "", "", "", time.Time{}, false
+	}
+	if _, _, isTask := ParseTaskDir(taskDir); !isTask {
+		return "", "", "", time.Time{}, false
+	}
+	first, _, _ := strings.Cut(rest, "/")
+	parts := strings.SplitN(first, "_", 3)
+	if len(parts) != 3 || len(parts[2]) < len(TimeFormat) {
+		return "", "", "", time.Time{}, false
+	}
+	switch parts[1] {
+	case SourceMetadata, SourceOffsets, SourceTopicData, SourceManifest:
+	default:
+		return "", "", "", time.Time{}, false
+	}
+	t, err := time.Parse(TimeFormat, parts[2][:len(TimeFormat)])
+	if err != nil {
+		return "", "", "", time.Time{}, false
+	}
+	return taskDir, parts[0], parts[1], t, true
+}
+
 // ParseManifestName recognises "<taskdir>/<version>_manifest_<time>.json".
 func ParseManifestName(p string) (taskDir, version string, executed time.Time, ok bool) {
 	slash := strings.LastIndex(p, "/")

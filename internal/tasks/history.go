@@ -3,6 +3,7 @@ package tasks
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -60,11 +61,7 @@ func (m *Manager) History(ctx context.Context, name string, limit int) ([]Execut
 		}
 	}
 	// Newest first, whatever order the visibility store returns.
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j].Start.After(out[j-1].Start); j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.After(out[j].Start) })
 	if len(out) > limit {
 		out = out[:limit]
 	}

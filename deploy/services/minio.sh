@@ -113,12 +113,28 @@ start() {
   ensure_binary
   ensure_keys
   if pid_of >/dev/null; then
-    wait_ready
+    wait_ready || die "our MinIO (pid $(<"$DIR/pid")) exited"
     return 0
   fi
   port_open "$PORT" && die "port $ADDR:$PORT is taken by a process that is not this stack's MinIO"
   port_open "$CONSOLE_PORT" && die "port $ADDR:$CONSOLE_PORT is taken by a process that is not this stack's MinIO"
   mkdir -p "$DIR/data"
+  # A MinIO that exits at once (seen once right after another stack's MinIO on the same ports had
+  # stopped, with nothing in its log) is launched again, up to three times.
+  local attempt
+  for attempt in 1 2 3; do
+    launch
+    if wait_ready; then
+      return 0
+    fi
+    ((attempt < 3)) || break
+    log "MinIO exited while starting; launching it again in 2 s (attempt $((attempt + 1)) of 3)"
+    sleep 2
+  done
+  die "MinIO exited while starting, three times (log: $DIR/minio.log)"
+}
+
+launch() {
   rm -f "$DIR/pid"
   printf '===== %s starting MinIO %s\n' "$(date -Is)" "$MINIO_VERSION" >>"$DIR/minio.log"
   # 9>&- : stack.sh holds its lock on fd 9; MinIO must not inherit it. Trailing "--quiet" keeps
@@ -132,7 +148,6 @@ start() {
   for i in $(seq 50); do [[ -s $DIR/pid ]] && break; sleep 0.1; done
   [[ -s $DIR/pid ]] || die "no pid file after launch"
   log "MinIO started (pid $(<"$DIR/pid"))"
-  wait_ready
 }
 
 wait_ready() {
@@ -140,7 +155,8 @@ wait_ready() {
   until healthy; do
     if ! pid_of >/dev/null; then
       tail -n 40 "$DIR/minio.log" >&2
-      die "MinIO exited while starting (log: $DIR/minio.log)"
+      log "MinIO exited while starting (log: $DIR/minio.log)"
+      return 1
     fi
     ((SECONDS < deadline)) || { tail -n 40 "$DIR/minio.log" >&2; die "MinIO did not answer within ${TIMEOUT}s"; }
     sleep 0.3

@@ -95,8 +95,19 @@ func seedRF(t *testing.T, ctx context.Context, cl *kgo.Client, rf int16, topic, 
 	os := make(kadm.Offsets)
 	os.Add(kadm.Offset{Topic: topic, Partition: 0, At: 5, LeaderEpoch: -1, Metadata: "m0"})
 	os.Add(kadm.Offset{Topic: topic, Partition: 2, At: 7, LeaderEpoch: -1})
-	if err := adm.CommitAllOffsets(ctx, group, os); err != nil {
-		t.Fatalf("commit offsets of group %s: %v", group, err)
+	// On a fresh cluster the first commit also creates __consumer_offsets,
+	// and the coordinator may learn of the new topic after the leaders do:
+	// both answer with retriable errors for a moment (some come as shard
+	// errors, which kerr.IsRetriable does not see through): try for a while.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		err := adm.CommitAllOffsets(ctx, group, os)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("commit offsets of group %s: %v", group, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -73,83 +74,28 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 		return nil, badInput("%v", err)
 	}
 	rep := &PreflightReport{StagingFree: -1, TargetFree: -1, Mode: "kraft"}
-	var problems []string
-	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	timeout := cfg.Cluster.ConnectTimeout.D()
-
-	// Kafka: reachable, and what it holds.
 	cl, err := kclient.New(cfg.Cluster)
 	if err != nil {
 		return nil, badInput("%v", err)
 	}
 	defer cl.Close()
-	if _, err := kclient.Ping(ctx, cfg.Cluster, cl); err != nil {
-		fail("%v", err)
-	} else {
-		filter, _ := cfg.Topics.Compile()
-		snapCtx, cancel := context.WithTimeout(ctx, 4*timeout)
-		snap, err := kmeta.Take(snapCtx, cl, kmeta.Options{Topics: filter, IncludeInternal: cfg.Topics.IncludeInternal})
-		cancel()
-		if err != nil {
-			fail("cluster %s: read metadata: %v", cfg.Cluster.Name, err)
-		} else {
-			rep.ClusterID, rep.Brokers = snap.ClusterID, len(snap.Brokers)
-			rep.KafkaVersion = snap.KafkaVersion
-			if cfg.Cluster.KafkaVersion != "" {
-				rep.KafkaVersion = cfg.Cluster.KafkaVersion
-			}
-			for _, t := range snap.Topics {
-				rep.Topics = append(rep.Topics, TopicRef{Name: t.Name, ID: t.ID, Partitions: int32(len(t.Partitions))})
-				rep.Partitions += len(t.Partitions)
-			}
-			sort.Slice(rep.Topics, func(i, j int) bool { return rep.Topics[i].Name < rep.Topics[j].Name })
-			for i, p := range cfg.Topics.Include {
-				if !anyMatch(p, rep.Topics) {
-					fail("topics.include[%d]: %q matches no topic of cluster %s", i, p, cfg.Cluster.Name)
-				}
-			}
-			if cfg.Has(config.SourceTopicData) {
-				size, err := estimateSize(ctx, cl, rep.Topics)
-				if err != nil {
-					rep.Warnings = append(rep.Warnings, "size estimate unavailable: "+err.Error())
-				}
-				rep.EstimatedBytes = size
-			}
-		}
-	}
 
-	// ZooKeeper: reachable, and the znode count within the open-file limits.
+	// Kafka, ZooKeeper and the target are checked at once: each section
+	// fills its own fields of rep and lists its own findings, which are
+	// joined in this order below.
+	var kafka, zk, target checks
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); checkKafka(ctx, cfg, cl, rep, &kafka) }()
+	go func() { defer wg.Done(); a.checkTarget(ctx, in, rep, &target) }()
 	if z := cfg.Cluster.ZooKeeper; z != nil {
 		rep.Mode = "zookeeper"
-		conn, err := zkmeta.Connect(ctx, z.Connect, timeout)
-		if err != nil {
-			fail("cluster.zookeeper.connect: %v", err)
-		} else {
-			n, err := zkmeta.Count(ctx, conn, z.Chroot)
-			conn.Close()
-			if err != nil {
-				fail("cluster.zookeeper.chroot %s: %v", z.Chroot, err)
-			}
-			rep.ZnodeCount = n
-			var lim syscall.Rlimit
-			if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
-				rep.OpenFileLimit = lim.Cur
-				if uint64(n) >= lim.Cur {
-					fail("cluster.zookeeper.chroot %s holds %d znodes, at or above this worker's open-file limit (ulimit -n = %d): raise the limit or split the scope into smaller chroots", z.Chroot, n, lim.Cur)
-				}
-			}
-			if b, err := os.ReadFile("/proc/sys/fs/file-max"); err == nil {
-				if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
-					rep.FileMax = v
-					if uint64(n) >= v {
-						fail("cluster.zookeeper.chroot %s holds %d znodes, at or above /proc/sys/fs/file-max = %d: split the scope", z.Chroot, n, v)
-					}
-				}
-			}
-		}
+		checkZooKeeper(ctx, cfg, rep, &zk)
 	}
+	wg.Wait()
 
-	// Staging dir and target: writable, and room enough.
+	// Staging dir and target: room enough for the estimate.
+	var space checks
 	minFree := int64(*cfg.Options.MinFreeBytes)
 	need := max(minFree, rep.EstimatedBytes*3/2)
 	staging := cfg.Options.StagingDir
@@ -157,55 +103,21 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 		staging = os.TempDir()
 	}
 	if free, err := dirFree(staging); err != nil {
-		fail("options.staging_dir %s: %v", staging, err)
+		space.fail("options.staging_dir %s: %v", staging, err)
 	} else {
 		rep.StagingFree = int64(free)
 		if rep.StagingFree < minFree {
-			fail("options.staging_dir %s: %s free, below the minimum %s (options.min_free_bytes)", staging, config.ByteSize(free), config.ByteSize(minFree))
+			space.fail("options.staging_dir %s: %s free, below the minimum %s (options.min_free_bytes)", staging, config.ByteSize(free), config.ByteSize(minFree))
 		}
 	}
-	if err := checkTargetWritable(cfg.Target); err != nil {
-		fail("target %s: %v", cfg.Target, err)
-	} else if parent, missing := missingLocalDir(cfg.Target); missing {
-		// Nothing is created before the checks pass: measure the parent.
-		if free, err := dirFree(parent); err == nil {
-			rep.TargetFree = int64(free)
-			if rep.TargetFree < need {
-				fail("target %s: %s free, below the %s needed (max of options.min_free_bytes and 1.5 x the estimated %s)", cfg.Target, config.ByteSize(free), config.ByteSize(need), config.ByteSize(rep.EstimatedBytes))
-			}
-		}
-	} else if b, err := a.openTarget(ctx, cfg.Target); err != nil {
-		fail("target %s: %v", cfg.Target, err)
-	} else {
-		defer b.Close()
-		if free, err := b.FreeSpace(ctx); err == nil {
-			rep.TargetFree = int64(free)
-			if rep.TargetFree < need {
-				fail("target %s: %s free, below the %s needed (max of options.min_free_bytes and 1.5 x the estimated %s)", cfg.Target, config.ByteSize(free), config.ByteSize(need), config.ByteSize(rep.EstimatedBytes))
-			}
-		} else {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("target %s does not report free space", cfg.Target))
-		}
-		if w, err := b.Create(ctx, ".kbr-preflight"); err != nil {
-			fail("target %s: not writable: %v", cfg.Target, err)
-		} else {
-			_ = w.Abort()
-		}
-		if len(problems) == 0 {
-			dirs, err := taskFolders(ctx, b, cfg.Task)
-			if err != nil {
-				fail("target %s: %v", cfg.Target, err)
-			}
-			if cfg.TaskCreated != nil {
-				rep.TaskDir = backupset.TaskDir(cfg.Task, *cfg.TaskCreated)
-			} else if len(dirs.names) > 0 {
-				rep.TaskDir = dirs.names[len(dirs.names)-1]
-			}
-			// An earlier run of the task in this same second: names must not collide.
-			if latest := dirs.latest[rep.TaskDir]; !latest.IsZero() && !latest.Before(in.ExecutedAt) {
-				rep.ExecutedAt = latest.Add(time.Second)
-			}
-		}
+	if rep.TargetFree >= 0 && rep.TargetFree < need {
+		space.fail("target %s: %s free, below the %s needed (max of options.min_free_bytes and 1.5 x the estimated %s)", cfg.Target, config.ByteSize(rep.TargetFree), config.ByteSize(need), config.ByteSize(rep.EstimatedBytes))
+	}
+
+	var problems []string
+	for _, c := range []checks{kafka, zk, space, target} {
+		problems = append(problems, c.problems...)
+		rep.Warnings = append(rep.Warnings, c.warnings...)
 	}
 	if rep.TaskDir == "" && cfg.TaskCreated != nil {
 		rep.TaskDir = backupset.TaskDir(cfg.Task, *cfg.TaskCreated)
@@ -221,6 +133,134 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 		return rep, temporal.NewNonRetryableApplicationError("preflight failed:\n  - "+strings.Join(problems, "\n  - "), ErrTypePreflight, nil, rep)
 	}
 	return rep, nil
+}
+
+// checks is what one preflight section found.
+type checks struct{ problems, warnings []string }
+
+func (c *checks) fail(format string, args ...any) {
+	c.problems = append(c.problems, fmt.Sprintf(format, args...))
+}
+
+// checkKafka: the brokers answer, the include patterns match, and what the
+// chosen topics hold. It fills the cluster, topic and size fields of rep.
+func checkKafka(ctx context.Context, cfg config.Backup, cl *kgo.Client, rep *PreflightReport, c *checks) {
+	timeout := cfg.Cluster.ConnectTimeout.D()
+	if _, err := kclient.Ping(ctx, cfg.Cluster, cl); err != nil {
+		c.fail("%v", err)
+		return
+	}
+	filter, _ := cfg.Topics.Compile()
+	snapCtx, cancel := context.WithTimeout(ctx, 4*timeout)
+	snap, err := kmeta.Take(snapCtx, cl, kmeta.Options{Topics: filter, IncludeInternal: cfg.Topics.IncludeInternal, Layout: true})
+	cancel()
+	if err != nil {
+		c.fail("cluster %s: read metadata: %v", cfg.Cluster.Name, err)
+		return
+	}
+	rep.ClusterID, rep.Brokers = snap.ClusterID, len(snap.Brokers)
+	rep.KafkaVersion = snap.KafkaVersion
+	if cfg.Cluster.KafkaVersion != "" {
+		rep.KafkaVersion = cfg.Cluster.KafkaVersion
+	}
+	for _, t := range snap.Topics {
+		rep.Topics = append(rep.Topics, TopicRef{Name: t.Name, ID: t.ID, Partitions: int32(len(t.Partitions))})
+		rep.Partitions += len(t.Partitions)
+	}
+	sort.Slice(rep.Topics, func(i, j int) bool { return rep.Topics[i].Name < rep.Topics[j].Name })
+	for i, p := range cfg.Topics.Include {
+		if !anyMatch(p, rep.Topics) {
+			c.fail("topics.include[%d]: %q matches no topic of cluster %s", i, p, cfg.Cluster.Name)
+		}
+	}
+	if cfg.Has(config.SourceTopicData) {
+		size, err := estimateSize(ctx, cl, rep.Topics)
+		if err != nil {
+			c.warnings = append(c.warnings, "size estimate unavailable: "+err.Error())
+		}
+		rep.EstimatedBytes = size
+	}
+}
+
+// checkZooKeeper: ZooKeeper answers, and the chroot's znode count is within
+// the open-file limits.
+func checkZooKeeper(ctx context.Context, cfg config.Backup, rep *PreflightReport, c *checks) {
+	z := cfg.Cluster.ZooKeeper
+	conn, err := zkmeta.Connect(ctx, z.Connect, cfg.Cluster.ConnectTimeout.D())
+	if err != nil {
+		c.fail("cluster.zookeeper.connect: %v", err)
+		return
+	}
+	n, err := zkmeta.Count(ctx, conn, z.Chroot)
+	conn.Close()
+	if err != nil {
+		c.fail("cluster.zookeeper.chroot %s: %v", z.Chroot, err)
+	}
+	rep.ZnodeCount = n
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
+		rep.OpenFileLimit = lim.Cur
+		if uint64(n) >= lim.Cur {
+			c.fail("cluster.zookeeper.chroot %s holds %d znodes, at or above this worker's open-file limit (ulimit -n = %d): raise the limit or split the scope into smaller chroots", z.Chroot, n, lim.Cur)
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/fs/file-max"); err == nil {
+		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			rep.FileMax = v
+			if uint64(n) >= v {
+				c.fail("cluster.zookeeper.chroot %s holds %d znodes, at or above /proc/sys/fs/file-max = %d: split the scope", z.Chroot, n, v)
+			}
+		}
+	}
+}
+
+// checkTarget: the target opens and takes a file, and what it already holds
+// of the task. It fills TargetFree, TaskDir and ExecutedAt of rep; the free
+// space is compared with the estimate once that is known.
+func (a *Activities) checkTarget(ctx context.Context, in PreflightInput, rep *PreflightReport, c *checks) {
+	cfg := in.Config
+	if err := checkTargetWritable(cfg.Target); err != nil {
+		c.fail("target %s: %v", cfg.Target, err)
+		return
+	}
+	if parent, missing := missingLocalDir(cfg.Target); missing {
+		// Nothing is created before the checks pass: measure the parent.
+		if free, err := dirFree(parent); err == nil {
+			rep.TargetFree = int64(free)
+		}
+		return
+	}
+	b, err := a.openTarget(ctx, cfg.Target)
+	if err != nil {
+		c.fail("target %s: %v", cfg.Target, err)
+		return
+	}
+	defer b.Close()
+	if free, err := b.FreeSpace(ctx); err == nil {
+		rep.TargetFree = int64(free)
+	} else {
+		c.warnings = append(c.warnings, fmt.Sprintf("target %s does not report free space", cfg.Target))
+	}
+	w, err := b.Create(ctx, ".kbr-preflight")
+	if err != nil {
+		c.fail("target %s: not writable: %v", cfg.Target, err)
+		return
+	}
+	_ = w.Abort()
+	dirs, err := taskFolders(ctx, b, cfg.Task)
+	if err != nil {
+		c.fail("target %s: %v", cfg.Target, err)
+		return
+	}
+	if cfg.TaskCreated != nil {
+		rep.TaskDir = backupset.TaskDir(cfg.Task, *cfg.TaskCreated)
+	} else if len(dirs.names) > 0 {
+		rep.TaskDir = dirs.names[len(dirs.names)-1]
+	}
+	// An earlier run of the task in this same second: names must not collide.
+	if latest := dirs.latest[rep.TaskDir]; !latest.IsZero() && !latest.Before(in.ExecutedAt) {
+		rep.ExecutedAt = latest.Add(time.Second)
+	}
 }
 
 func anyMatch(pattern string, topics []TopicRef) bool {
@@ -299,15 +339,31 @@ func estimateSize(ctx context.Context, cl *kgo.Client, topics []TopicRef) (int64
 	if err != nil {
 		return 0, err
 	}
-	// One broker at a time: a fresh client's DescribeAllLogDirs can miss
-	// brokers it has no metadata for yet.
-	sizes := map[string]map[int32]int64{}
+	// Broker by broker (a fresh client's DescribeAllLogDirs can miss
+	// brokers it has no metadata for yet), all at once.
+	type answer struct {
+		node int32
+		dirs kadm.DescribedLogDirs
+		err  error
+	}
+	answers := make(chan answer, len(brokers))
 	for _, b := range brokers {
-		dirs, err := adm.DescribeBrokerLogDirs(ctx, b.NodeID, topicsSet(topics))
-		if err != nil {
-			return 0, fmt.Errorf("log dirs of broker %d: %w", b.NodeID, err)
+		go func() {
+			dirs, err := adm.DescribeBrokerLogDirs(ctx, b.NodeID, topicsSet(topics))
+			answers <- answer{b.NodeID, dirs, err}
+		}()
+	}
+	sizes := map[string]map[int32]int64{}
+	var firstErr error
+	for range brokers {
+		ans := <-answers
+		if ans.err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("log dirs of broker %d: %w", ans.node, ans.err)
+			}
+			continue
 		}
-		for _, dir := range dirs {
+		for _, dir := range ans.dirs {
 			for topic, parts := range dir.Topics {
 				for _, p := range parts {
 					if sizes[topic] == nil {
@@ -317,6 +373,9 @@ func estimateSize(ctx context.Context, cl *kgo.Client, topics []TopicRef) (int64
 				}
 			}
 		}
+	}
+	if firstErr != nil {
+		return 0, firstErr
 	}
 	var total int64
 	for _, ps := range sizes {

@@ -183,6 +183,21 @@ func TestTakeFake(t *testing.T) {
 	if s2.Groups != nil || s2.Topic("other") == nil {
 		t.Errorf("second Take: groups %v, other %v", s2.Groups, s2.Topic("other"))
 	}
+
+	// Layout: the same cluster, brokers and topics, nothing else.
+	l, err := Take(ctx, cl, Options{Groups: true, Layout: true, Topics: func(n string) bool { return n != "other" }})
+	if err != nil {
+		t.Fatalf("Take (layout): %v", err)
+	}
+	if l.ClusterID != s.ClusterID || len(l.Brokers) != 3 || l.KafkaVersion != s.KafkaVersion {
+		t.Errorf("layout: cluster %q brokers %d version %q", l.ClusterID, len(l.Brokers), l.KafkaVersion)
+	}
+	if lo := l.Topic("orders"); lo == nil || lo.ID != o.ID || len(lo.Partitions) != 3 || len(lo.Configs) != 0 || l.Topic("other") != nil {
+		t.Errorf("layout topics = %+v", l.Topics)
+	}
+	if l.ACLs != nil || l.Quotas != nil || l.SCRAMUsers != nil || l.Groups != nil {
+		t.Errorf("layout read more than the layout: ACLs %v quotas %v SCRAM %v groups %v", l.ACLs, l.Quotas, l.SCRAMUsers, l.Groups)
+	}
 }
 
 func TestTakeSecurityDisabled(t *testing.T) {

@@ -27,6 +27,11 @@ type Options struct {
 	Topics func(string) bool
 	// Groups also reads consumer groups and their committed offsets.
 	Groups bool
+	// Layout reads only the cluster, its brokers and the chosen topics'
+	// names, IDs and partitions: no topic configs, ACLs, quotas or SCRAM
+	// users, and no groups even with Groups. It is what a preflight needs,
+	// in a few round trips.
+	Layout bool
 }
 
 func (o Options) keepTopic(name string, internal bool) bool {
@@ -67,8 +72,11 @@ func Take(ctx context.Context, cl *kgo.Client, opt Options) (*Snapshot, error) {
 	s.KafkaVersion = lowestVersion(s.Brokers)
 
 	adm := kadm.NewClient(cl) // never Close: that would close the caller's client
-	if s.Topics, err = topicsOf(ctx, adm, meta, opt.keepTopic); err != nil {
+	if s.Topics, err = topicsOf(ctx, adm, meta, opt.keepTopic, !opt.Layout); err != nil {
 		return nil, err
+	}
+	if opt.Layout {
+		return s, nil
 	}
 	if s.ACLs, s.ACLsNote, err = describeACLs(ctx, cl); err != nil {
 		return nil, err
@@ -138,7 +146,7 @@ func fetchMetadata(ctx context.Context, cl *kgo.Client, keep func(string, bool) 
 
 // topicsOf turns the metadata of the kept topics into Topics and adds their
 // dynamic configs.
-func topicsOf(ctx context.Context, adm *kadm.Client, meta *kmsg.MetadataResponse, keep func(string, bool) bool) ([]Topic, error) {
+func topicsOf(ctx context.Context, adm *kadm.Client, meta *kmsg.MetadataResponse, keep func(string, bool) bool, configs bool) ([]Topic, error) {
 	var topics []Topic
 	for _, mt := range meta.Topics {
 		name := derefString(mt.Topic)
@@ -160,6 +168,9 @@ func topicsOf(ctx context.Context, adm *kadm.Client, meta *kmsg.MetadataResponse
 		topics = append(topics, t)
 	}
 	sort.Slice(topics, func(i, j int) bool { return topics[i].Name < topics[j].Name })
+	if !configs {
+		return topics, nil
+	}
 	if err := addTopicConfigs(ctx, adm, topics); err != nil {
 		return nil, err
 	}

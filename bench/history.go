@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -91,6 +92,16 @@ func historyBreakdown(ctx context.Context, c client.Client, workflowID string) (
 			a := ev.GetActivityTaskScheduledEventAttributes()
 			acts[ev.GetEventId()] = &act{typ: a.GetActivityType().GetName(), scheduled: t}
 			order = append(order, ev.GetEventId())
+		case enumspb.EVENT_TYPE_MARKER_RECORDED:
+			// A local activity: recorded when the workflow task that ran it
+			// completed; its own run time is not in the history.
+			m := ev.GetMarkerRecordedEventAttributes()
+			var data struct{ ActivityType string }
+			if p := m.GetDetails()["data"].GetPayloads(); m.GetMarkerName() == "LocalActivity" && len(p) > 0 &&
+				json.Unmarshal(p[0].GetData(), &data) == nil && data.ActivityType != "" {
+				acts[ev.GetEventId()] = &act{typ: "local " + data.ActivityType, scheduled: t, closed: t}
+				order = append(order, ev.GetEventId())
+			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
 			a := ev.GetActivityTaskStartedEventAttributes()
 			if x := acts[a.GetScheduledEventId()]; x != nil {

@@ -101,6 +101,9 @@ func partitionBackup(r activities.PartitionRange) backupset.PartitionBackup {
 }
 
 type backupRun struct {
+	// local: the short steps run as local activities (runs started since
+	// the "local-short-steps" version).
+	local     bool
 	fullParts []string
 	kind      string
 	cfg       config.Backup
@@ -110,6 +113,7 @@ type backupRun struct {
 
 func (w *backupRun) setup(ctx workflow.Context) error {
 	w.cfg.ApplyDefaults()
+	w.local = workflow.GetVersion(ctx, "local-short-steps", workflow.DefaultVersion, 1) == 1
 	w.progress = Progress{Kind: "backup", Cluster: w.cfg.Cluster.Name, Task: w.cfg.Task, Status: StatusRunning}
 	w.track = newTracker(ctx, &w.progress, StepPreflight, StepMetadataSnapshot, StepConsumerOffsets, StepCut, StepExport, StepManifest, StepRetention)
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return w.progress, nil }); err != nil {
@@ -132,6 +136,25 @@ func shortOpts(ctx workflow.Context, timeout time.Duration, attempts int32) work
 			MaximumAttempts: attempts,
 		},
 	})
+}
+
+// short runs one of the backup's short steps that neither heartbeat nor
+// move data (preflight, plan, cut, manifest). As a local activity it runs in
+// the worker that runs the workflow, recorded in the same workflow task:
+// no server round trips to schedule and hand it over, which is most of an
+// unchanged incremental run's time. Histories from before keep normal
+// activities.
+func (w *backupRun) short(ctx workflow.Context, timeout time.Duration, attempts int32, fn, arg any) workflow.Future {
+	if !w.local {
+		return workflow.ExecuteActivity(shortOpts(ctx, timeout, attempts), fn, arg)
+	}
+	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: timeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
+			MaximumAttempts: attempts,
+		},
+	}), fn, arg)
 }
 
 // longOpts is for activities that heartbeat and resume from their last
@@ -168,7 +191,7 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 		defer release()
 	}
 	var pre activities.PreflightReport
-	if err := workflow.ExecuteActivity(shortOpts(ctx, 5*time.Minute, 3), a.Preflight,
+	if err := w.short(ctx, 5*time.Minute, 3, a.Preflight,
 		activities.PreflightInput{Config: cfg, ExecutedAt: executed}).Get(ctx, &pre); err != nil {
 		t.fail(StepPreflight, err)
 		return nil, err
@@ -184,7 +207,7 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 	policies := workflow.GetVersion(ctx, "task-policies", workflow.DefaultVersion, 1) == 1
 	plan := activities.RunPlan{Kind: backupset.KindFull, Reason: "policy: full every time"}
 	if policies && cfg.Policy != config.PolicyFull && cfg.Has(config.SourceTopicData) {
-		if err := workflow.ExecuteActivity(shortOpts(ctx, 10*time.Minute, 5), a.PlanRun, activities.PlanRunInput{
+		if err := w.short(ctx, 10*time.Minute, 5, a.PlanRun, activities.PlanRunInput{
 			Target: cfg.Target, TaskDir: pre.TaskDir, Policy: cfg.Policy, FullEvery: cfg.FullEvery, MaxCopies: cfg.MaxCopies,
 		}).Get(ctx, &plan); err != nil {
 			t.fail(StepPreflight, err)
@@ -235,7 +258,7 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 		if plan.Kind == backupset.KindIncremental {
 			cut.Target, cut.Base = cfg.Target, plan.Base
 		}
-		if err := workflow.ExecuteActivity(shortOpts(ctx, 5*time.Minute, 5), a.CutOffsets, cut).Get(ctx, &ranges); err != nil {
+		if err := w.short(ctx, 5*time.Minute, 5, a.CutOffsets, cut).Get(ctx, &ranges); err != nil {
 			t.fail(StepCut, err)
 			return nil, err
 		}
@@ -268,7 +291,7 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 
 	t.start(StepManifest)
 	var name string
-	if err := workflow.ExecuteActivity(shortOpts(ctx, 10*time.Minute, 5), a.WriteManifest,
+	if err := w.short(ctx, 10*time.Minute, 5, a.WriteManifest,
 		activities.ManifestInput{Target: cfg.Target, Manifest: m}).Get(ctx, &name); err != nil {
 		t.fail(StepManifest, err)
 		return nil, err

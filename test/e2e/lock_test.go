@@ -87,9 +87,9 @@ options: {min_free_bytes: 1GiB, throttle_bytes_per_second: 1MiB, segment_bytes: 
 	if firstRes.Totals.Records != 2000 || secondRes.Totals.Records != 2000 {
 		t.Errorf("records: first %d, second %d, want 2000 each", firstRes.Totals.Records, secondRes.Totals.Records)
 	}
-	// The second's first activity after the lock started after the first ended.
+	// The second's export (its preflight is a local activity, not scheduled) started after the first ended.
 	firstEnd := closeTime(t, c, first)
-	if s := firstActivity(t, c, second, "Preflight"); !s.After(firstEnd) {
+	if s := firstActivity(t, c, second, "ExportPartition"); !s.After(firstEnd) {
 		t.Errorf("second preflight at %s, first ended %s: the runs overlapped", s, firstEnd)
 	}
 }

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/config"
@@ -123,8 +126,10 @@ type PruneInput struct {
 
 // PruneResult names what retention deleted and kept.
 type PruneResult struct {
-	Kept             []string `json:"kept"`
-	KeptForChain     []string `json:"kept_for_chain,omitempty"` // beyond max copies: a kept incremental needs them
+	Kept         []string `json:"kept"`
+	KeptForChain []string `json:"kept_for_chain,omitempty"` // beyond max copies: a kept incremental needs them
+	// KeptInUse: beyond max copies, because a running restore reads them.
+	KeptInUse        []string `json:"kept_in_use,omitempty"`
 	DeletedManifests []string `json:"deleted_manifests,omitempty"`
 	DeletedFiles     int      `json:"deleted_files"`
 	DeletedBytes     int64    `json:"deleted_bytes"`
@@ -157,6 +162,17 @@ func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult
 	}
 	for i := len(manifests) - 1; i >= 0 && len(keep) < in.MaxCopies; i-- {
 		keep[manifests[i]] = true
+	}
+	// What running restores read stays, with its chain, until they end.
+	inUse, err := a.recoveryPointsInUse(ctx, in.TaskDir)
+	if err != nil {
+		return nil, fmt.Errorf("retention: which recovery points running restores read, nothing deleted: %w", err)
+	}
+	for _, n := range manifests {
+		if inUse[n] && !keep[n] {
+			keep[n] = true
+			res.KeptInUse = append(res.KeptInUse, n)
+		}
 	}
 	// The chains of the kept ones.
 	wanted := map[string]bool{}
@@ -232,6 +248,42 @@ func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult
 		activity.RecordHeartbeat(ctx, res) // the SDK throttles these
 	}
 	return res, nil
+}
+
+// Search attributes every kbr run carries (workflows.SA* are built from
+// these names): what a run is, and the recovery point it writes or reads.
+const (
+	SearchAttrKind          = "KbrKind"
+	SearchAttrRecoveryPoint = "KbrRecoveryPoint"
+)
+
+// recoveryPointsInUse names the recovery points of taskDir that running
+// restores (and any other running kbr run but a backup) read: their runs
+// carry the recovery point as a search attribute once they resolved it.
+// Without a Temporal client (tests driving activities alone) none is.
+func (a *Activities) recoveryPointsInUse(ctx context.Context, taskDir string) (map[string]bool, error) {
+	if a.Temporal == nil {
+		return nil, nil
+	}
+	q := fmt.Sprintf("ExecutionStatus = 'Running' AND %s != 'backup'", SearchAttrKind)
+	inUse := map[string]bool{}
+	var token []byte
+	for {
+		resp, err := a.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, PageSize: 1000, NextPageToken: token})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range resp.Executions {
+			p, ok := e.GetSearchAttributes().GetIndexedFields()[SearchAttrRecoveryPoint]
+			var rp string
+			if ok && converter.GetDefaultDataConverter().FromPayload(p, &rp) == nil && strings.HasPrefix(rp, taskDir+"/") {
+				inUse[rp] = true
+			}
+		}
+		if token = resp.NextPageToken; len(token) == 0 {
+			return inUse, nil
+		}
+	}
 }
 
 // CheckTopics is the read-only check a task gets before it is stored: the

@@ -325,6 +325,9 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 		if len(pr.KeptForChain) > 0 {
 			detail += fmt.Sprintf("; %d kept beyond max copies for a kept incremental", len(pr.KeptForChain))
 		}
+		if len(pr.KeptInUse) > 0 {
+			detail += fmt.Sprintf("; %d kept beyond max copies while a running restore reads them", len(pr.KeptInUse))
+		}
 		t.done(StepRetention, detail)
 	} else {
 		t.skip(StepRetention, "max copies not set: every recovery point kept")

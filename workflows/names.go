@@ -2,7 +2,11 @@
 // the MRS steps, with every bit of I/O in activities.
 package workflows
 
-import "go.temporal.io/sdk/temporal"
+import (
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/kbr-project/kbr/activities"
+)
 
 // TaskQueue is where kbr workers poll.
 const TaskQueue = "kbr"
@@ -25,9 +29,9 @@ const (
 var (
 	SACluster       = temporal.NewSearchAttributeKeyKeyword("KbrCluster")
 	SATask          = temporal.NewSearchAttributeKeyKeyword("KbrTask")
-	SAKind          = temporal.NewSearchAttributeKeyKeyword("KbrKind")
+	SAKind          = temporal.NewSearchAttributeKeyKeyword(activities.SearchAttrKind)
 	SAStatus        = temporal.NewSearchAttributeKeyKeyword("KbrStatus")
-	SARecoveryPoint = temporal.NewSearchAttributeKeyKeyword("KbrRecoveryPoint")
+	SARecoveryPoint = temporal.NewSearchAttributeKeyKeyword(activities.SearchAttrRecoveryPoint)
 )
 
 // Statuses.

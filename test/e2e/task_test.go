@@ -15,6 +15,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.temporal.io/api/workflowservice/v1"
+	sdkclient "go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/tasks"
@@ -391,6 +394,95 @@ options: {min_free_bytes: 1GiB, segment_bytes: 1MiB}
 	r := kbr(t, 3*time.Minute, "backups", "verify", filepath.Join(target, runs[3].RecoveryPoint))
 	if r.code != 1 || !strings.Contains(r.stderr, base.Partitions[0].Segments[0].Name) {
 		t.Errorf("verify of an incremental whose base is damaged: exit %d, want 1 naming %s:\n%s", r.code, base.Partitions[0].Segments[0].Name, r.stderr)
+	}
+}
+
+// Retention spares a recovery point a running restore reads, beyond max
+// copies, and prunes it once that run has ended. The running restore is a
+// stand-in: a RestoreWorkflow execution on a task queue no worker polls,
+// carrying the search attributes a real restore sets once it has resolved
+// its recovery point (kind restore, the manifest's name), so it stays
+// "running" as long as the test needs.
+func TestTaskRetentionSparesRecoveryPointInUse(t *testing.T) {
+	env := testenv.Load(t)
+	id := randID()
+	topic := "e2e-" + id + "-inuse"
+	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	createTopic(t, kadm.NewClient(cl), topic, 1, 3, nil)
+	target := filepath.Join(t.TempDir(), "backups")
+	name := "inuse-" + id
+	mustKbr(t, 3*time.Minute, "task", "create", "-f", taskFile(t, env, name, `
+topics: {include: ["`+topic+`"]}
+target: {type: LocalDir, path: `+target+`}
+max_copies: 1
+options: {min_free_bytes: 1GiB}
+`))
+	produceN(t, cl, topic, 1, 20, "a")
+	first := runTask(t, name)
+
+	c := temporalClient(t)
+	ctx := context.Background()
+	standIn, err := c.ExecuteWorkflow(ctx, sdkclient.StartWorkflowOptions{
+		ID: "e2e-restore-standin-" + id, TaskQueue: "e2e-nobody-polls-" + id,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SAKind.ValueSet("restore"), workflows.SARecoveryPoint.ValueSet(first.RecoveryPoint)),
+	}, workflows.RestoreWorkflowName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.TerminateWorkflow(ctx, standIn.GetID(), "", "test over")
+	// Visibility is eventually consistent: wait until a query sees it.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'Running' AND KbrRecoveryPoint = '%s'", standIn.GetID(), first.RecoveryPoint)})
+		if err == nil && len(resp.Executions) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stand-in restore never showed in visibility: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	produceN(t, cl, topic, 1, 20, "b")
+	second := runTask(t, name)
+	if second.Retention == nil || strings.Join(second.Retention.KeptInUse, ",") != first.RecoveryPoint ||
+		len(second.Retention.DeletedManifests) != 0 {
+		t.Fatalf("retention while a restore reads %s: %+v", first.RecoveryPoint, second.Retention)
+	}
+	mustKbr(t, 3*time.Minute, "backups", "verify", filepath.Join(target, first.RecoveryPoint))
+
+	if err := c.TerminateWorkflow(ctx, standIn.GetID(), "", "restore over"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'Running'", standIn.GetID())})
+		if err == nil && len(resp.Executions) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the terminated stand-in still shows as running: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	produceN(t, cl, topic, 1, 20, "c")
+	third := runTask(t, name)
+	if third.Retention == nil || len(third.Retention.KeptInUse) != 0 || len(third.Retention.DeletedManifests) != 2 {
+		t.Fatalf("retention after the restore ended: %+v", third.Retention)
+	}
+	want := map[string]bool{third.RecoveryPoint: true}
+	for _, f := range readManifest(t, target, third.RecoveryPoint).Files() {
+		want[f.Name] = true
+	}
+	got := targetFiles(t, target)
+	if len(got) != len(want) {
+		t.Errorf("left on the target: %v, want only the files of %s", got, third.RecoveryPoint)
+	}
+	for _, f := range got {
+		if !want[f] {
+			t.Errorf("left on the target: %s", f)
+		}
 	}
 }
 

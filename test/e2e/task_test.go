@@ -432,17 +432,7 @@ options: {min_free_bytes: 1GiB}
 	}
 	defer c.TerminateWorkflow(ctx, standIn.GetID(), "", "test over")
 	// Visibility is eventually consistent: wait until a query sees it.
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'Running' AND KbrRecoveryPoint = '%s'", standIn.GetID(), first.RecoveryPoint)})
-		if err == nil && len(resp.Executions) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the stand-in restore never showed in visibility: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitVisible(t, c, fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'Running' AND KbrRecoveryPoint = '%s'", standIn.GetID(), first.RecoveryPoint), 1)
 
 	produceN(t, cl, topic, 1, 20, "b")
 	second := runTask(t, name)
@@ -455,17 +445,7 @@ options: {min_free_bytes: 1GiB}
 	if err := c.TerminateWorkflow(ctx, standIn.GetID(), "", "restore over"); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'Running'", standIn.GetID())})
-		if err == nil && len(resp.Executions) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the terminated stand-in still shows as running: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitVisible(t, c, fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'Running'", standIn.GetID()), 0)
 	produceN(t, cl, topic, 1, 20, "c")
 	third := runTask(t, name)
 	if third.Retention == nil || len(third.Retention.KeptInUse) != 0 || len(third.Retention.DeletedManifests) != 2 {
@@ -483,6 +463,21 @@ options: {min_free_bytes: 1GiB}
 		if !want[f] {
 			t.Errorf("left on the target: %s", f)
 		}
+	}
+}
+
+// waitVisible waits until a visibility query lists n executions.
+func waitVisible(t *testing.T, c sdkclient.Client, query string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		if err == nil && len(resp.Executions) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("visibility never listed %d executions for %s (error %v)", n, query, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -133,6 +133,9 @@ type PruneResult struct {
 	DeletedManifests []string `json:"deleted_manifests,omitempty"`
 	DeletedFiles     int      `json:"deleted_files"`
 	DeletedBytes     int64    `json:"deleted_bytes"`
+	// RemovedDirs counts the directories the deleted files left empty and
+	// the prune removed.
+	RemovedDirs int `json:"removed_dirs,omitempty"`
 	Foreign          []string `json:"foreign,omitempty"` // files in the folder kbr did not write: left alone
 }
 
@@ -209,6 +212,7 @@ func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult
 		}
 	}
 	// Manifests first: once gone, their recovery points no longer exist.
+	var deleted []string
 	for _, n := range manifests {
 		if wanted[n] {
 			continue
@@ -216,6 +220,7 @@ func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult
 		if err := b.Delete(ctx, n); err != nil {
 			return res, fmt.Errorf("retention: delete %s: %w", n, err)
 		}
+		deleted = append(deleted, n)
 		res.DeletedManifests = append(res.DeletedManifests, n)
 		activity.RecordHeartbeat(ctx, res)
 	}
@@ -243,9 +248,17 @@ func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult
 		if err := b.Delete(ctx, f.Name); err != nil {
 			return res, fmt.Errorf("retention: delete %s: %w", f.Name, err)
 		}
+		deleted = append(deleted, f.Name)
 		res.DeletedFiles++
 		res.DeletedBytes += f.Size
 		activity.RecordHeartbeat(ctx, res) // the SDK throttles these
+	}
+	// The directories the deleted files leave empty (a recovery point's
+	// data folder), up to the task folder, which holds the kept ones.
+	removed, _, err := storage.RemoveEmptyDirs(ctx, b, deleted, in.TaskDir)
+	res.RemovedDirs = removed
+	if err != nil {
+		return res, fmt.Errorf("retention: remove empty directories: %w", err)
 	}
 	return res, nil
 }

@@ -259,6 +259,69 @@ func ListPartial(ctx context.Context, b Backend, prefix string) ([]FileInfo, err
 	return pl.ListPartial(ctx, prefix)
 }
 
+// DirRemover is implemented by backends with real directories, which
+// writes create and deleting the files leaves behind.
+type DirRemover interface {
+	// RemoveDir removes the directory name if it is empty. A missing
+	// directory is not an error; a non-empty one is (and stays).
+	RemoveDir(ctx context.Context, name string) error
+}
+
+// RemoveDir removes the empty directory name on b; it fails with a
+// permanent error wrapping ErrUnsupported when b has no directories (does
+// not implement DirRemover). Decorators (storage/decorate) pass it through.
+func RemoveDir(ctx context.Context, b Backend, name string) error {
+	dr, ok := b.(DirRemover)
+	if !ok {
+		return Permanent(fmt.Errorf("%s: remove directory: %w", b, ErrUnsupported))
+	}
+	return dr.RemoveDir(ctx, name)
+}
+
+// RemoveEmptyDirs removes the directories that held the files named (just
+// deleted), deepest first, up to but not including the directory stop (""
+// for the target's root). A directory that still holds anything stays:
+// its removal fails and is counted in left, never reported as an error.
+// Backends without directories (object stores) have nothing to remove.
+func RemoveEmptyDirs(ctx context.Context, b Backend, files []string, stop string) (removed, left int, err error) {
+	if _, ok := b.(DirRemover); !ok {
+		return 0, 0, nil
+	}
+	stop = strings.TrimSuffix(stop, "/")
+	dirs := map[string]bool{}
+	for _, f := range files {
+		for d := path.Dir(f); d != "." && d != "/" && (stop == "" || strings.HasPrefix(d, stop+"/")); d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	ordered := make([]string, 0, len(dirs))
+	for d := range dirs {
+		ordered = append(ordered, d)
+	}
+	// Deepest first, so a parent is tried after its children.
+	sort.Slice(ordered, func(i, j int) bool {
+		if di, dj := strings.Count(ordered[i], "/"), strings.Count(ordered[j], "/"); di != dj {
+			return di > dj
+		}
+		return ordered[i] < ordered[j]
+	})
+	for _, d := range ordered {
+		if err := ctx.Err(); err != nil {
+			return removed, left, err
+		}
+		switch err := RemoveDir(ctx, b, d); {
+		case err == nil:
+			removed++
+		case errors.Is(err, ErrUnsupported):
+			// A decorated backend without directories.
+			return removed, left, nil
+		default:
+			left++
+		}
+	}
+	return removed, left, nil
+}
+
 // Factory opens a backend for a target.
 type Factory func(ctx context.Context, t Target) (Backend, error)
 

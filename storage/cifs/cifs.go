@@ -1078,6 +1078,27 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// RemoveDir removes an empty directory (storage.DirRemover); the server
+// refuses one that is not empty (STATUS_DIRECTORY_NOT_EMPTY).
+func (b *Backend) RemoveDir(ctx context.Context, name string) error {
+	clean, remote, err := b.full(name)
+	if err != nil {
+		return err
+	}
+	s, err := b.get(ctx)
+	if err != nil {
+		return err
+	}
+	sh, cancel := s.op()
+	defer cancel()
+	if err := shared(func() error { return sh.Remove(remote) }); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return b.classify(s, "remove directory", clean, err)
+	}
+	return nil
+}
+
+var _ storage.DirRemover = (*Backend)(nil)
+
 // FreeSpace asks the share for the space available to this user.
 func (b *Backend) FreeSpace(ctx context.Context) (uint64, error) {
 	s, err := b.get(ctx)

@@ -127,6 +127,13 @@ func (r *retrying) ListPartial(ctx context.Context, prefix string) (fs []storage
 	return fs, err
 }
 
+// RemoveDir is tried once: a directory that is not empty fails it, which
+// is an answer and not a fault, and removing empty directories is only
+// tidying up (a failure leaves an empty directory, nothing else).
+func (r *retrying) RemoveDir(ctx context.Context, name string) error {
+	return storage.RemoveDir(ctx, r.Backend, name)
+}
+
 func (r *retrying) FreeSpace(ctx context.Context) (n uint64, err error) {
 	err = r.do(ctx, "free space", func() error { n, err = r.Backend.FreeSpace(ctx); return err })
 	return n, err
@@ -230,6 +237,14 @@ func (l *limited) Delete(ctx context.Context, name string) error {
 	}
 	defer l.release()
 	return l.Backend.Delete(ctx, name)
+}
+
+func (l *limited) RemoveDir(ctx context.Context, name string) error {
+	if err := l.acquire(ctx); err != nil {
+		return err
+	}
+	defer l.release()
+	return storage.RemoveDir(ctx, l.Backend, name)
 }
 
 func (l *limited) ListPartial(ctx context.Context, prefix string) ([]storage.FileInfo, error) {
@@ -395,6 +410,13 @@ func (l *logged) ListPartial(ctx context.Context, prefix string) ([]storage.File
 	fs, err := storage.ListPartial(ctx, l.Backend, prefix)
 	l.done(ctx, "list partial", "", start, err, "prefix", prefix, "files", len(fs))
 	return fs, err
+}
+
+func (l *logged) RemoveDir(ctx context.Context, name string) error {
+	start := time.Now()
+	err := storage.RemoveDir(ctx, l.Backend, name)
+	l.done(ctx, "remove directory", name, start, err)
+	return err
 }
 
 func (l *logged) FreeSpace(ctx context.Context) (uint64, error) {

@@ -404,3 +404,35 @@ type partialLister struct{ noPartials }
 func (*partialLister) ListPartial(_ context.Context, prefix string) ([]storage.FileInfo, error) {
 	return []storage.FileInfo{{Name: prefix + "a.kbr-partial-00"}}, nil
 }
+
+// TestRemoveDirPassesThrough: decorators hand RemoveDir to a backend with
+// directories (once: a directory that is not empty is an answer, not a
+// fault) and say ErrUnsupported for one without.
+func TestRemoveDirPassesThrough(t *testing.T) {
+	inner := &dirRemover{}
+	b := Log(Limit(Retry(inner, Policy{Attempts: 3}), 2), nil)
+	if err := storage.RemoveDir(t.Context(), b, "x/full"); err == nil || len(inner.calls) != 1 {
+		t.Errorf("RemoveDir of a non-empty directory through decorators = %v after %d calls; want its error after 1", err, len(inner.calls))
+	}
+	removed, left, err := storage.RemoveEmptyDirs(t.Context(), b, []string{"x/empty/f", "x/full/g"}, "x")
+	if err != nil || removed != 1 || left != 1 {
+		t.Errorf("RemoveEmptyDirs through decorators = %d, %d, %v; want 1 removed, 1 left", removed, left, err)
+	}
+	removed, left, err = storage.RemoveEmptyDirs(t.Context(), Log(Retry(noPartials{}, Policy{Attempts: 3}), nil), []string{"x/empty/f"}, "x")
+	if err != nil || removed != 0 || left != 0 {
+		t.Errorf("RemoveEmptyDirs on a backend without directories = %d, %d, %v; want 0, 0, nil", removed, left, err)
+	}
+}
+
+type dirRemover struct {
+	noPartials
+	calls []string
+}
+
+func (d *dirRemover) RemoveDir(_ context.Context, name string) error {
+	d.calls = append(d.calls, name)
+	if strings.HasSuffix(name, "full") {
+		return errors.New("directory not empty")
+	}
+	return nil
+}

@@ -23,5 +23,6 @@ func TestConformance(t *testing.T) {
 		StopServer:       func(t *testing.T) { run(t, e.Stop) },
 		StartServer:      func(t *testing.T) { run(t, e.Start) },
 		FreeSpace:        true,
+		Dirs:             true,
 	})
 }

@@ -737,6 +737,27 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 	return b.classify("delete", clean, b.retry(ctx, func() error { return removeFile(c, full) }))
 }
 
+// RemoveDir removes an empty directory (storage.DirRemover); the NameNode
+// refuses a non-recursive delete of one that is not empty.
+func (b *Backend) RemoveDir(ctx context.Context, name string) error {
+	clean, full, err := b.abs(name)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: remove directory %s: %w", b.desc, clean, err)
+	}
+	p, err := b.acquire()
+	if err != nil {
+		return err
+	}
+	defer p.release()
+	c := p.c
+	return b.classify("remove directory", clean, b.retry(ctx, func() error { return removeFile(c, full) }))
+}
+
+var _ storage.DirRemover = (*Backend)(nil)
+
 // FreeSpace is what the DataNodes have left divided by the replication new
 // files get, and no more than the space quota of the target directory leaves.
 func (b *Backend) FreeSpace(ctx context.Context) (uint64, error) {

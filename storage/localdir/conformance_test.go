@@ -20,5 +20,6 @@ func TestConformance(t *testing.T) {
 			return d
 		},
 		FreeSpace: true,
+		Dirs:      true,
 	})
 }

@@ -243,6 +243,21 @@ func (d *Dir) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// RemoveDir removes an empty directory (storage.DirRemover); rmdir(2)
+// refuses a file and a directory that is not empty.
+func (d *Dir) RemoveDir(ctx context.Context, name string) error {
+	p, err := d.path(name)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Rmdir(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return classify(fmt.Errorf("remove directory %s: %w", name, err))
+	}
+	return nil
+}
+
+var _ storage.DirRemover = (*Dir)(nil)
+
 func (d *Dir) FreeSpace(ctx context.Context) (uint64, error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(d.root, &st); err != nil {

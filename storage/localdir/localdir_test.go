@@ -79,3 +79,51 @@ func TestContract(t *testing.T) {
 		t.Errorf("Open(nope) = %v", err)
 	}
 }
+
+// The directories RemoveEmptyDirs reports removed are gone from the disk,
+// the stop directory and a directory with a foreign file stay, and RemoveDir
+// never removes a file.
+func TestRemoveEmptyDirsOnDisk(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	d, err := New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"task/rp1/t/p0.seg", "task/rp1/t/p1.seg", "task/rp2/p0.seg"} {
+		w, err := d.Create(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "task/rp2/operator-notes.txt"), []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gone := []string{"task/rp1/t/p0.seg", "task/rp1/t/p1.seg", "task/rp2/p0.seg"}
+	for _, n := range gone {
+		if err := d.Delete(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, left, err := storage.RemoveEmptyDirs(ctx, d, gone, "task/")
+	if err != nil || removed != 2 || left != 1 {
+		t.Fatalf("RemoveEmptyDirs = %d, %d, %v; want 2 removed (rp1/t, rp1), 1 left (rp2)", removed, left, err)
+	}
+	for p, want := range map[string]bool{"task": true, "task/rp1": false, "task/rp1/t": false, "task/rp2/operator-notes.txt": true} {
+		if _, err := os.Stat(filepath.Join(root, p)); (err == nil) != want {
+			t.Errorf("%s exists: %v, want %v", p, err == nil, want)
+		}
+	}
+	if err := d.RemoveDir(ctx, "task/rp2/operator-notes.txt"); err == nil {
+		t.Errorf("RemoveDir of a file succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(root, "task/rp2/operator-notes.txt")); err != nil {
+		t.Errorf("RemoveDir of a file removed it: %v", err)
+	}
+}

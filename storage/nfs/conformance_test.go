@@ -36,6 +36,7 @@ func TestConformance(t *testing.T) {
 			return b
 		},
 		FreeSpace: true,
+		Dirs:      true,
 	}
 	if e.Mode == "server" {
 		h.StopServer = func(t *testing.T) { runCmd(t, e.Stop) }

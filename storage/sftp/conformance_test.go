@@ -207,5 +207,6 @@ func TestConformance(t *testing.T) {
 		StopServer:  func(t *testing.T) { run(t, s.stopCmd) },
 		StartServer: func(t *testing.T) { run(t, s.startCmd) },
 		FreeSpace:   true,
+		Dirs:        true,
 	})
 }

@@ -802,6 +802,25 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// RemoveDir removes an empty directory (storage.DirRemover); the server
+// refuses a directory that is not empty.
+func (b *Backend) RemoveDir(ctx context.Context, name string) error {
+	clean, remote, err := b.full(name)
+	if err != nil {
+		return err
+	}
+	c, err := b.get(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.sftp.RemoveDirectory(remote); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return b.classify(c, "remove directory", clean, err)
+	}
+	return nil
+}
+
+var _ storage.DirRemover = (*Backend)(nil)
+
 // FreeSpace asks the server's statvfs@openssh.com extension.
 func (b *Backend) FreeSpace(ctx context.Context) (uint64, error) {
 	c, err := b.get(ctx)

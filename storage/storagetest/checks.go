@@ -502,6 +502,63 @@ func testDelete(t *testing.T, h Harness) {
 	}
 }
 
+// testRemoveEmptyDirs: the directories deleted files leave empty go, up to
+// the stop directory; one that still holds a file stays, with the file; a
+// write into a removed directory works again.
+func testRemoveEmptyDirs(t *testing.T, h Harness) {
+	b := newBackend(t, h)
+	ctx := opCtx(t)
+	gone := []string{"r/a/b/f1", "r/a/b/f2", "r/c/f3"}
+	for _, n := range append([]string{"r/a/keep"}, gone...) {
+		write(t, b, n, []byte(n))
+	}
+	for _, n := range gone {
+		if err := b.Delete(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, left, err := storage.RemoveEmptyDirs(ctx, b, gone, "r")
+	if err != nil {
+		t.Fatalf("RemoveEmptyDirs: %v", err)
+	}
+	if _, isDirs := b.(storage.DirRemover); isDirs != h.Dirs {
+		t.Fatalf("Harness.Dirs is %v, the backend implements storage.DirRemover: %v", h.Dirs, isDirs)
+	}
+	if h.Dirs {
+		// r/a/b and r/c removed; r/a holds keep; r itself is the stop.
+		if removed != 2 || left != 1 {
+			t.Errorf("RemoveEmptyDirs = %d removed, %d left; want 2 and 1 (r/a holds a file)", removed, left)
+		}
+		if err := storage.RemoveDir(ctx, b, "r/a"); err == nil {
+			t.Errorf("RemoveDir(r/a) of a directory holding r/a/keep: nil error")
+		}
+		if err := storage.RemoveDir(ctx, b, "r/no-such-dir"); err != nil {
+			t.Errorf("RemoveDir of a missing directory: %v, want nil", err)
+		}
+	} else {
+		if removed != 0 || left != 0 {
+			t.Errorf("RemoveEmptyDirs on a target without directories = %d removed, %d left", removed, left)
+		}
+		if err := storage.RemoveDir(ctx, b, "r/a"); !errors.Is(err, storage.ErrUnsupported) {
+			t.Errorf("RemoveDir on a target without directories: %v, want storage.ErrUnsupported", err)
+		}
+	}
+	fs, err := b.List(ctx, "r/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(fs); !slices.Equal(got, []string{"r/a/keep"}) {
+		t.Errorf("after RemoveEmptyDirs, List(r/) = %v, want [r/a/keep]", got)
+	}
+	if got := read(t, b, "r/a/keep"); string(got) != "r/a/keep" {
+		t.Errorf("r/a/keep reads %q", got)
+	}
+	write(t, b, "r/a/b/again", []byte("again"))
+	if got := read(t, b, "r/a/b/again"); string(got) != "again" {
+		t.Errorf("a write into a removed directory reads back %q", got)
+	}
+}
+
 // testBadNames guards against path traversal: a name from a manifest or a
 // topic must never reach outside the root, whatever the server would allow.
 // Names climbing out are aimed at a sibling root, which must stay empty.

@@ -59,6 +59,10 @@ type Harness struct {
 	// FreeSpace says the target reports free space; otherwise FreeSpace
 	// must fail with an error wrapping storage.ErrUnsupported.
 	FreeSpace bool
+	// Dirs says the target has real directories: it implements
+	// storage.DirRemover. Otherwise storage.RemoveDir must fail with an
+	// error wrapping storage.ErrUnsupported.
+	Dirs bool
 	// BigFileBytes is the size of the big-file check (default 2 GiB);
 	// KBR_STORAGETEST_BIG overrides it.
 	BigFileBytes int64
@@ -85,6 +89,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("OverwriteReplaces", func(t *testing.T) { testOverwrite(t, h) })
 	t.Run("ListPrefix10k", func(t *testing.T) { testListPrefix(t, h) })
 	t.Run("DeleteIdempotent", func(t *testing.T) { testDelete(t, h) })
+	t.Run("RemoveEmptyDirs", func(t *testing.T) { testRemoveEmptyDirs(t, h) })
 	t.Run("BadNames", func(t *testing.T) { testBadNames(t, h) })
 	t.Run("WrongCredentials", func(t *testing.T) { testWrongCredentials(t, h) })
 	t.Run("FreeSpace", func(t *testing.T) { testFreeSpace(t, h) })

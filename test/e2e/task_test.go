@@ -378,6 +378,15 @@ options: {min_free_bytes: 1GiB, segment_bytes: 1MiB}
 	for f := range wantFiles {
 		t.Errorf("missing from the target: %s", f)
 	}
+	// Nor the pruned recovery points' directories.
+	filepath.WalkDir(target, func(p string, e os.DirEntry, err error) error {
+		if err == nil && e.IsDir() {
+			if entries, _ := os.ReadDir(p); len(entries) == 0 {
+				t.Errorf("empty directory left on the target: %s", p)
+			}
+		}
+		return nil
+	})
 	for _, i := range keptRuns {
 		mustKbr(t, 3*time.Minute, "backups", "verify", filepath.Join(target, runs[i].RecoveryPoint))
 	}

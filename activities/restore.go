@@ -52,21 +52,9 @@ func (a *Activities) ResolveRecoveryPoint(ctx context.Context, in VerifyInput) (
 		return nil, permanent(err)
 	}
 	defer b.Close()
-	name := in.Source.RecoveryPoint
-	if name == "latest" {
-		all, err := ListRecoveryPoints(ctx, b)
-		if err != nil {
-			return nil, permanent(err)
-		}
-		for i := len(all) - 1; i >= 0; i-- {
-			if in.Source.Task == "" || all[i].Task == in.Source.Task {
-				name = all[i].Manifest
-				break
-			}
-		}
-		if name == "latest" {
-			return nil, badInput("source.recovery_point: no recovery point on %s%s", in.Source.Target, forTask(in.Source.Task))
-		}
+	name, err := resolveName(ctx, b, in)
+	if err != nil {
+		return nil, err
 	}
 	m, err := a.loadView(ctx, b, name)
 	if err != nil {
@@ -86,6 +74,38 @@ func (a *Activities) ResolveRecoveryPoint(ctx context.Context, in VerifyInput) (
 		return nil, temporal.NewNonRetryableApplicationError(msg, ErrTypeChecksum, nil, damaged)
 	}
 	return summarize(name, m), nil
+}
+
+// ResolveName is the manifest a source names: "latest" (of its task, if it
+// names one) resolved, or the name it gives. Nothing is read but the
+// listing, so a restore can announce what it reads before verifying it.
+func (a *Activities) ResolveName(ctx context.Context, in VerifyInput) (string, error) {
+	if in.Source.RecoveryPoint != "latest" {
+		return in.Source.RecoveryPoint, nil
+	}
+	b, err := a.openTarget(ctx, in.Source.Target)
+	if err != nil {
+		return "", permanent(err)
+	}
+	defer b.Close()
+	return resolveName(ctx, b, in)
+}
+
+func resolveName(ctx context.Context, b storage.Backend, in VerifyInput) (string, error) {
+	name := in.Source.RecoveryPoint
+	if name != "latest" {
+		return name, nil
+	}
+	all, err := ListRecoveryPoints(ctx, b)
+	if err != nil {
+		return "", permanent(err)
+	}
+	for i := len(all) - 1; i >= 0; i-- {
+		if in.Source.Task == "" || all[i].Task == in.Source.Task {
+			return all[i].Manifest, nil
+		}
+	}
+	return "", badInput("source.recovery_point: no recovery point on %s%s", in.Source.Target, forTask(in.Source.Task))
 }
 
 func joinLines(s []string) string {

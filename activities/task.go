@@ -135,8 +135,8 @@ type PruneResult struct {
 	DeletedBytes     int64    `json:"deleted_bytes"`
 	// RemovedDirs counts the directories the deleted files left empty and
 	// the prune removed.
-	RemovedDirs int `json:"removed_dirs,omitempty"`
-	Foreign          []string `json:"foreign,omitempty"` // files in the folder kbr did not write: left alone
+	RemovedDirs int      `json:"removed_dirs,omitempty"`
+	Foreign     []string `json:"foreign,omitempty"` // files in the folder kbr did not write: left alone
 }
 
 // PruneTask keeps the newest MaxCopies recovery points of a task and every

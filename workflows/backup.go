@@ -148,13 +148,18 @@ func (w *backupRun) short(ctx workflow.Context, timeout time.Duration, attempts 
 	if !w.local {
 		return workflow.ExecuteActivity(shortOpts(ctx, timeout, attempts), fn, arg)
 	}
-	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+	return workflow.ExecuteLocalActivity(localOpts(ctx, timeout, attempts), fn, arg)
+}
+
+// localOpts is shortOpts for local activities.
+func localOpts(ctx workflow.Context, timeout time.Duration, attempts int32) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: timeout,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
 			MaximumAttempts: attempts,
 		},
-	}), fn, arg)
+	})
 }
 
 // longOpts is for activities that heartbeat and resume from their last

@@ -71,6 +71,10 @@ func logicalRun(ctx workflow.Context, cfg config.LogicalRestore, p *Progress, t 
 		}
 		defer release()
 	}
+	if err := announceRecoveryPoint(ctx, &cfg.Source); err != nil {
+		t.fail(StepVerify, err)
+		return nil, err
+	}
 	var rp activities.RecoveryPoint
 	if err := workflow.ExecuteActivity(longOpts(ctx), a.ResolveRecoveryPoint, activities.VerifyInput{Source: cfg.Source}).Get(ctx, &rp); err != nil {
 		t.fail(StepVerify, err)

@@ -138,8 +138,17 @@ func (w *metaRestore) setup(ctx workflow.Context) error {
 	}); err != nil {
 		return err
 	}
-	return workflow.UpsertTypedSearchAttributes(ctx, SACluster.ValueSet(w.cfg.Cluster.Name),
-		SAKind.ValueSet("metadata-restore"), SAStatus.ValueSet(StatusRunning))
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SACluster.ValueSet(w.cfg.Cluster.Name),
+		SAKind.ValueSet("metadata-restore"), SAStatus.ValueSet(StatusRunning)); err != nil {
+		return err
+	}
+	// A retry skips the preflight that announced the recovery point: say
+	// it again, so its task's prune keeps it while the retry may read it.
+	if rp := w.rep.RecoveryPoint; w.in.Resume != nil && rp != nil &&
+		workflow.GetVersion(ctx, "announce-recovery-point-on-retry", workflow.DefaultVersion, 1) == 1 {
+		return workflow.UpsertTypedSearchAttributes(ctx, SATask.ValueSet(rp.Task), SARecoveryPoint.ValueSet(rp.Manifest))
+	}
+	return nil
 }
 
 // step runs one step unless a previous run completed it, and records it
@@ -388,6 +397,9 @@ func errText(err error) string {
 // listing every problem, when the restore cannot run.
 func (w *metaRestore) preflight(ctx workflow.Context) (string, error) {
 	cfg := w.cfg
+	if err := announceRecoveryPoint(ctx, &cfg.Source); err != nil {
+		return "", err
+	}
 	var rp activities.RecoveryPoint
 	if err := workflow.ExecuteActivity(longOpts(ctx), a.ResolveRecoveryPoint, activities.VerifyInput{Source: cfg.Source}).Get(ctx, &rp); err != nil {
 		return "", err

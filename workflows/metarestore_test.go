@@ -60,6 +60,7 @@ func metaEnv(t *testing.T, c *calls, pingVersion string, pingErr error) *testsui
 	env.OnActivity(a.RequestClusterLock, mock.Anything, mock.Anything).Return(nil)
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalLockReply, lock.Reply{Granted: true}) }, time.Millisecond)
 	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, mock.Anything, SignalLockRelease, mock.Anything).Return(nil)
+	env.OnActivity(a.ResolveName, mock.Anything, mock.Anything).Return("t_1/3.9_manifest_1.json", nil)
 	env.OnActivity(a.ResolveRecoveryPoint, mock.Anything, mock.Anything).Return(&activities.RecoveryPoint{Manifest: "t_1/3.9_manifest_1.json", KafkaVersion: "3.9"}, nil)
 	env.OnActivity(a.MetadataPreflight, mock.Anything, mock.Anything).Return(&activities.MetaPreflight{BackupVersion: "3.9", BackupClusterID: "CID", LiveError: "down"}, nil)
 	env.OnActivity(ag.Ping, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.AgentRequest) (*activities.AgentPing, error) {
@@ -194,6 +195,7 @@ func TestLogicalRestoreDryRun(t *testing.T) {
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(LogicalRestoreWorkflow, workflow.RegisterOptions{Name: LogicalRestoreWorkflowName})
 	env.RegisterActivity(&activities.Activities{})
+	env.OnActivity(a.ResolveName, mock.Anything, mock.Anything).Return("m", nil)
 	env.OnActivity(a.ResolveRecoveryPoint, mock.Anything, mock.Anything).Return(&activities.RecoveryPoint{Manifest: "m"}, nil)
 	env.OnActivity(a.PlanLogicalRestore, mock.Anything, mock.Anything).Return(&activities.LogicalPlan{
 		Topics: []activities.PlannedTopic{{Action: "create"}}}, nil)

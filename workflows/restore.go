@@ -69,6 +69,21 @@ func RestoreWorkflow(ctx workflow.Context, cfg config.Restore) (*RestoreResult, 
 	return res, err
 }
 
+// announceRecoveryPoint resolves "latest" in src to the manifest it names
+// and sets KbrRecoveryPoint to it, before anything reads it: a prune of the
+// task keeps what running restores carry there, and verifying a recovery
+// point can take minutes. Histories from before keep resolving it in the
+// verify.
+func announceRecoveryPoint(ctx workflow.Context, src *config.Source) error {
+	if workflow.GetVersion(ctx, "announce-recovery-point", workflow.DefaultVersion, 1) != 1 {
+		return nil
+	}
+	if err := workflow.ExecuteLocalActivity(localOpts(ctx, time.Minute, 5), a.ResolveName, activities.VerifyInput{Source: *src}).Get(ctx, &src.RecoveryPoint); err != nil {
+		return err
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx, SARecoveryPoint.ValueSet(src.RecoveryPoint))
+}
+
 func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracker) (*RestoreResult, error) {
 	t.start(StepVerify)
 	if err := cfg.Validate(); err != nil {
@@ -82,6 +97,10 @@ func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracke
 			return nil, err
 		}
 		defer release()
+	}
+	if err := announceRecoveryPoint(ctx, &cfg.Source); err != nil {
+		t.fail(StepVerify, err)
+		return nil, err
 	}
 	var rp activities.RecoveryPoint
 	if err := workflow.ExecuteActivity(longOpts(ctx), a.ResolveRecoveryPoint, activities.VerifyInput{Source: cfg.Source}).Get(ctx, &rp); err != nil {

@@ -195,6 +195,14 @@ func resumeInput(ctx context.Context, cl client.Client, id string) (workflows.Me
 		resume = in.Resume
 	}
 	in.Resume = resume
+	// The recovery point the failed run resolved, not what "latest" names
+	// now: steps it completed must not be mixed with another backup's.
+	if p, ok := info.GetSearchAttributes().GetIndexedFields()[workflows.SARecoveryPoint.GetName()]; ok {
+		var rp string
+		if err := dc.FromPayload(p, &rp); err == nil && rp != "" {
+			in.Source.RecoveryPoint = rp
+		}
+	}
 	return in, nil
 }
 
@@ -241,6 +249,9 @@ func retryDataRestore(ctx context.Context, cl client.Client, id string, d *workf
 			return withCode(exitFailed, fmt.Errorf("restore %s: decode its plan: %w", id, err))
 		}
 		cfg.Resume = &r
+		// The recovery point the failed run restored, not what "latest"
+		// names now (a backup may have landed since).
+		cfg.Source.RecoveryPoint = r.Manifest
 	}
 	if !jsonOut {
 		from := "from the start (the failed run created nothing)"

@@ -263,22 +263,19 @@ func TestRestoreRetryResumesData(t *testing.T) {
 	}
 	want := readAll(t, env.ZKModeBootstrap, topic)
 	target := filepath.Join(t.TempDir(), "backups")
-	out := mustKbr(t, 3*time.Minute, "backup", "run", "--json", "-f", writeFile(t, "b-retry.yaml", `
+	bcfg := writeFile(t, "b-retry.yaml", `
 cluster: {name: zkmode, bootstrap_servers: `+quoteList(env.ZKModeBootstrap)+`}
 task: retry-`+id+`
 topics: {include: ["`+topic+`"]}
 target: {type: LocalDir, path: `+target+`}
 options: {min_free_bytes: 1GiB, compression: none}
-`))
-	var b struct {
-		Result workflows.BackupResult `json:"result"`
-	}
-	json.Unmarshal([]byte(out), &b)
+`)
+	mustKbr(t, 3*time.Minute, "backup", "run", "--json", "-f", bcfg)
 	dst := topic + "-r"
 	restoreID := "restore-retry-" + id
 	rcfg := writeFile(t, "r-retry.yaml", `
 cluster: {name: kraft, bootstrap_servers: `+quoteList(env.KRaftBootstrap)+`}
-source: {target: {type: LocalDir, path: `+target+`}, recovery_point: `+b.Result.RecoveryPoint+`}
+source: {target: {type: LocalDir, path: `+target+`}, recovery_point: latest, task: retry-`+id+`}
 rename: ["`+topic+`:`+dst+`"]
 options: {throttle_bytes_per_second: 128KiB}
 `)
@@ -302,6 +299,10 @@ options: {throttle_bytes_per_second: 128KiB}
 	if r := kbr(t, time.Minute, "restore", "run", "--id", restoreID, "-f", rcfg); r.code == 0 {
 		t.Errorf("a fresh run over the half-restored topic was not refused")
 	}
+	// A newer backup lands before the retry: "latest" now names it, but the
+	// retry finishes the recovery point the failed run started.
+	produceSync(t, cl, &kgo.Record{Topic: topic, Partition: 0, Key: []byte("after"), Value: []byte("the first restore")})
+	mustKbr(t, 3*time.Minute, "backup", "run", "--json", "-f", bcfg)
 	mustKbr(t, 5*time.Minute, "restore", "retry", restoreID, "--json")
 	compareTopic(t, dst+" after retry", want, readAll(t, env.KRaftBootstrap, dst))
 	fetched, err := kadmK.FetchOffsets(context.Background(), group)

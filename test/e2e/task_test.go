@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	sdkclient "go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -73,8 +74,8 @@ func readManifest(t *testing.T, target, name string) *backupset.Manifest {
 }
 
 // restoreInto restores a recovery point into the KRaft cluster with every
-// topic renamed topic+suffix.
-func restoreInto(t *testing.T, env testenv.Env, target, rp string, topics []string, suffix string) {
+// topic renamed topic+suffix, and returns the restore's workflow id.
+func restoreInto(t *testing.T, env testenv.Env, target, rp string, topics []string, suffix string) string {
 	t.Helper()
 	var rename []string
 	for _, topic := range topics {
@@ -86,7 +87,14 @@ source: {target: {type: LocalDir, path: `+target+`}, recovery_point: `+rp+`}
 topics: `+quoteList(topics)+`
 rename: `+quoteList(rename)+`
 `)
-	mustKbr(t, 5*time.Minute, "restore", "run", "-f", cfg, "--json")
+	out := mustKbr(t, 5*time.Minute, "restore", "run", "-f", cfg, "--json")
+	var res struct {
+		WorkflowID string `json:"workflow_id"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.WorkflowID == "" {
+		t.Fatalf("restore run --json: %v\n%s", err, out)
+	}
+	return res.WorkflowID
 }
 
 func deleteRecords(t *testing.T, adm *kadm.Client, topic string, partition int32, before int64) {
@@ -460,6 +468,28 @@ options: {min_free_bytes: 1GiB}
 	if third.Retention == nil || len(third.Retention.KeptInUse) != 0 || len(third.Retention.DeletedManifests) != 2 {
 		t.Fatalf("retention after the restore ended: %+v", third.Retention)
 	}
+	// A real restore says which recovery point it reads before it verifies it.
+	rid := restoreInto(t, env, target, "latest", []string{topic}, "-inuse")
+	var announced, verifyAt int64
+	it := c.GetWorkflowHistory(ctx, rid, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := ev.GetUpsertWorkflowSearchAttributesEventAttributes(); a != nil && announced == 0 {
+			if p, ok := a.GetSearchAttributes().GetIndexedFields()["KbrRecoveryPoint"]; ok && strings.Contains(string(p.GetData()), third.RecoveryPoint) {
+				announced = ev.GetEventId()
+			}
+		}
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == "ResolveRecoveryPoint" && verifyAt == 0 {
+			verifyAt = ev.GetEventId()
+		}
+	}
+	if announced == 0 || verifyAt == 0 || announced > verifyAt {
+		t.Errorf("restore %s: KbrRecoveryPoint=%s set at event %d, verify scheduled at event %d; want it set first", rid, third.RecoveryPoint, announced, verifyAt)
+	}
+
 	want := map[string]bool{third.RecoveryPoint: true}
 	for _, f := range readManifest(t, target, third.RecoveryPoint).Files() {
 		want[f.Name] = true

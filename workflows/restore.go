@@ -84,6 +84,10 @@ func announceRecoveryPoint(ctx workflow.Context, src *config.Source) error {
 	return workflow.UpsertTypedSearchAttributes(ctx, SARecoveryPoint.ValueSet(src.RecoveryPoint))
 }
 
+// MaxPlanMemoBytes bounds the compressed restore plan kept in a memo
+// (Temporal refuses memos over 2 MiB by default).
+const MaxPlanMemoBytes = 1 << 20
+
 func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracker) (*RestoreResult, error) {
 	t.start(StepVerify)
 	if err := cfg.Validate(); err != nil {
@@ -122,7 +126,7 @@ func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracke
 			t.fail(StepPrepare, err)
 			return nil, err
 		}
-		if err := json.Unmarshal(r.Plan, &prep); err != nil {
+		if err := r.DecodePlan(&prep); err != nil {
 			err = temporal.NewNonRetryableApplicationError("resume: the failed run's plan: "+err.Error(), activities.ErrTypeBadInput, nil)
 			t.fail(StepPrepare, err)
 			return nil, err
@@ -132,14 +136,34 @@ func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracke
 		t.fail(StepPrepare, err)
 		return nil, err
 	}
-	if workflow.GetVersion(ctx, "restore-plan-memo", workflow.DefaultVersion, 1) == 1 {
+	var planWarning string
+	switch workflow.GetVersion(ctx, "restore-plan-memo", workflow.DefaultVersion, 2) {
+	case 1:
 		// What `kbr restore retry` resumes from if this run fails.
 		if plan, err := json.Marshal(prep); err == nil {
 			_ = workflow.UpsertMemo(ctx, map[string]any{MemoRestorePlan: config.RestoreResume{
 				FromRunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Manifest: rp.Manifest, Plan: plan}})
 		}
+	case 2:
+		// The same, compressed, and only when it fits a memo: a memo over
+		// Temporal's limit would fail the workflow task, not just the memo.
+		resume := config.RestoreResume{FromRunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Manifest: rp.Manifest}
+		err := resume.SetPlan(prep)
+		if err == nil && len(resume.PlanGzip) > MaxPlanMemoBytes {
+			err = fmt.Errorf("%d bytes compressed, over the %d kept", len(resume.PlanGzip), MaxPlanMemoBytes)
+		}
+		if err == nil {
+			err = workflow.UpsertMemo(ctx, map[string]any{MemoRestorePlan: resume})
+		}
+		if err != nil {
+			planWarning = "the restore plan is not kept for `kbr restore retry` (" + err.Error() + "): if this run fails, restore again into empty topics"
+			workflow.GetLogger(ctx).Warn(planWarning)
+		}
 	}
 	res := &RestoreResult{RecoveryPoint: rp.Manifest, Warnings: prep.Warnings}
+	if planWarning != "" {
+		res.Warnings = append(res.Warnings, planWarning)
+	}
 	for _, tr := range prep.Topics {
 		res.Topics = append(res.Topics, TopicMapping{Source: tr.Source, Target: tr.Target, Created: tr.Created, Note: tr.Note})
 	}

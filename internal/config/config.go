@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -155,8 +156,48 @@ type Source struct {
 type RestoreResume struct {
 	FromRunID string `json:"from_run_id"`
 	Manifest  string `json:"manifest"`
-	// Plan is the failed run's activities.PrepareResult, as JSON.
-	Plan json.RawMessage `json:"plan"`
+	// Plan is the failed run's activities.PrepareResult, as JSON (runs
+	// from before PlanGzip).
+	Plan json.RawMessage `json:"plan,omitempty"`
+	// PlanGzip is the same JSON, gzip-compressed: a plan names every
+	// partition, and Temporal bounds a memo's size.
+	PlanGzip []byte `json:"plan_gzip,omitempty"`
+}
+
+// SetPlan stores v as gzip-compressed JSON in PlanGzip.
+func (r *RestoreResume) SetPlan(v any) error {
+	js, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(js); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	r.Plan, r.PlanGzip = nil, buf.Bytes()
+	return nil
+}
+
+// DecodePlan reads the plan into v, from PlanGzip or else Plan.
+func (r RestoreResume) DecodePlan(v any) error {
+	js := []byte(r.Plan)
+	if len(r.PlanGzip) > 0 {
+		zr, err := gzip.NewReader(bytes.NewReader(r.PlanGzip))
+		if err != nil {
+			return fmt.Errorf("plan_gzip: %w", err)
+		}
+		if js, err = io.ReadAll(zr); err != nil {
+			return fmt.Errorf("plan_gzip: %w", err)
+		}
+	}
+	if len(js) == 0 {
+		return errors.New("no plan")
+	}
+	return json.Unmarshal(js, v)
 }
 
 // RestoreOptions tune a restore run.

@@ -138,14 +138,19 @@ func shortOpts(ctx workflow.Context, timeout time.Duration, attempts int32) work
 	})
 }
 
-// short runs one of the backup's short steps that neither heartbeat nor
-// move data (preflight, plan, cut, manifest). As a local activity it runs in
-// the worker that runs the workflow, recorded in the same workflow task:
-// no server round trips to schedule and hand it over, which is most of an
-// unchanged incremental run's time. Histories from before keep normal
-// activities.
+// short runs one of the backup's short steps (preflight, plan, cut,
+// manifest); see shortStep.
 func (w *backupRun) short(ctx workflow.Context, timeout time.Duration, attempts int32, fn, arg any) workflow.Future {
-	if !w.local {
+	return shortStep(ctx, w.local, timeout, attempts, fn, arg)
+}
+
+// shortStep runs a step that neither heartbeats nor moves data. As a local
+// activity it runs in the worker that runs the workflow, recorded in the
+// same workflow task: no server round trips to schedule and hand it over,
+// which is most of a small run's time. Histories from before local steps
+// keep normal activities.
+func shortStep(ctx workflow.Context, local bool, timeout time.Duration, attempts int32, fn, arg any) workflow.Future {
+	if !local {
 		return workflow.ExecuteActivity(shortOpts(ctx, timeout, attempts), fn, arg)
 	}
 	return workflow.ExecuteLocalActivity(localOpts(ctx, timeout, attempts), fn, arg)

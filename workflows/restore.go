@@ -102,6 +102,9 @@ func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracke
 		}
 		defer release()
 	}
+	// Prepare, commit offsets and finish are short local steps in runs
+	// since this version.
+	local := workflow.GetVersion(ctx, "restore-local-short-steps", workflow.DefaultVersion, 1) == 1
 	if err := announceRecoveryPoint(ctx, &cfg.Source); err != nil {
 		t.fail(StepVerify, err)
 		return nil, err
@@ -131,7 +134,7 @@ func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracke
 			t.fail(StepPrepare, err)
 			return nil, err
 		}
-	} else if err := workflow.ExecuteActivity(shortOpts(ctx, 10*time.Minute, 5), a.PrepareRestore,
+	} else if err := shortStep(ctx, local, 10*time.Minute, 5, a.PrepareRestore,
 		activities.PrepareInput{Config: cfg, Manifest: rp.Manifest}).Get(ctx, &prep); err != nil {
 		t.fail(StepPrepare, err)
 		return nil, err
@@ -228,7 +231,7 @@ func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracke
 	} else {
 		in := activities.GroupCommitInput{Config: cfg, Manifest: rp.Manifest, Offsets: offsets}
 		var gr activities.GroupCommitResult
-		if err := workflow.ExecuteActivity(shortOpts(ctx, 10*time.Minute, 5), a.CommitGroupOffsets, in).Get(ctx, &gr); err != nil {
+		if err := shortStep(ctx, local, 10*time.Minute, 5, a.CommitGroupOffsets, in).Get(ctx, &gr); err != nil {
 			t.fail(StepCommitOffsets, err)
 			return nil, err
 		}
@@ -237,7 +240,7 @@ func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracke
 	}
 
 	t.start(StepFinish)
-	if err := workflow.ExecuteActivity(shortOpts(ctx, 5*time.Minute, 10), a.FinishRestore,
+	if err := shortStep(ctx, local, 5*time.Minute, 10, a.FinishRestore,
 		activities.FinishInput{Config: cfg, Retention: prep.Retention}).Get(ctx, nil); err != nil {
 		t.fail(StepFinish, err)
 		return nil, err

@@ -19,8 +19,13 @@ func VerifyWorkflow(ctx workflow.Context, in activities.VerifyInput) (*activitie
 	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx, SAKind.ValueSet("verify"), SAStatus.ValueSet(StatusRunning))
 	t.start(StepVerify)
+	// Announced like a restore's, so a prune does not delete what is being
+	// verified and make it look damaged.
+	err := announceRecoveryPoint(ctx, &in.Source)
 	var rp activities.RecoveryPoint
-	err := workflow.ExecuteActivity(longOpts(ctx), a.ResolveRecoveryPoint, in).Get(ctx, &rp)
+	if err == nil {
+		err = workflow.ExecuteActivity(longOpts(ctx), a.ResolveRecoveryPoint, in).Get(ctx, &rp)
+	}
 	p.Status = StatusSucceeded
 	if err != nil {
 		p.Status = StatusFailed

@@ -1062,6 +1062,12 @@ func (b *Backend) list(ctx context.Context, prefix string, partial bool) ([]stor
 }
 
 func (b *Backend) Delete(ctx context.Context, name string) error {
+	return b.remove(ctx, "delete", name)
+}
+
+// remove removes a file, or an empty directory: SMB deletes either the
+// same way, and refuses a directory that is not empty.
+func (b *Backend) remove(ctx context.Context, op, name string) error {
 	clean, remote, err := b.full(name)
 	if err != nil {
 		return err
@@ -1073,7 +1079,7 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 	sh, cancel := s.op()
 	defer cancel()
 	if err := shared(func() error { return sh.Remove(remote) }); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return b.classify(s, "delete", clean, err)
+		return b.classify(s, op, clean, err)
 	}
 	return nil
 }
@@ -1081,20 +1087,7 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 // RemoveDir removes an empty directory (storage.DirRemover); the server
 // refuses one that is not empty (STATUS_DIRECTORY_NOT_EMPTY).
 func (b *Backend) RemoveDir(ctx context.Context, name string) error {
-	clean, remote, err := b.full(name)
-	if err != nil {
-		return err
-	}
-	s, err := b.get(ctx)
-	if err != nil {
-		return err
-	}
-	sh, cancel := s.op()
-	defer cancel()
-	if err := shared(func() error { return sh.Remove(remote) }); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return b.classify(s, "remove directory", clean, err)
-	}
-	return nil
+	return b.remove(ctx, "remove directory", name)
 }
 
 var _ storage.DirRemover = (*Backend)(nil)

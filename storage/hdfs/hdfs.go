@@ -721,12 +721,18 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]storage.FileInfo, 
 }
 
 func (b *Backend) Delete(ctx context.Context, name string) error {
+	return b.remove(ctx, "delete", name)
+}
+
+// remove deletes a file or an empty directory (a non-recursive delete,
+// which the NameNode refuses for a directory that is not empty).
+func (b *Backend) remove(ctx context.Context, op, name string) error {
 	clean, full, err := b.abs(name)
 	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: delete %s: %w", b.desc, clean, err)
+		return fmt.Errorf("%s: %s %s: %w", b.desc, op, clean, err)
 	}
 	p, err := b.acquire()
 	if err != nil {
@@ -734,26 +740,13 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 	}
 	defer p.release()
 	c := p.c
-	return b.classify("delete", clean, b.retry(ctx, func() error { return removeFile(c, full) }))
+	return b.classify(op, clean, b.retry(ctx, func() error { return removeFile(c, full) }))
 }
 
 // RemoveDir removes an empty directory (storage.DirRemover); the NameNode
 // refuses a non-recursive delete of one that is not empty.
 func (b *Backend) RemoveDir(ctx context.Context, name string) error {
-	clean, full, err := b.abs(name)
-	if err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: remove directory %s: %w", b.desc, clean, err)
-	}
-	p, err := b.acquire()
-	if err != nil {
-		return err
-	}
-	defer p.release()
-	c := p.c
-	return b.classify("remove directory", clean, b.retry(ctx, func() error { return removeFile(c, full) }))
+	return b.remove(ctx, "remove directory", name)
 }
 
 var _ storage.DirRemover = (*Backend)(nil)

@@ -233,12 +233,17 @@ func (d *Dir) list(ctx context.Context, prefix string, partial bool) ([]storage.
 }
 
 func (d *Dir) Delete(ctx context.Context, name string) error {
+	return d.remove("delete", name, os.Remove)
+}
+
+// remove runs rm (unlink or rmdir) on name; a missing one is not an error.
+func (d *Dir) remove(op, name string, rm func(string) error) error {
 	p, err := d.path(name)
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return classify(fmt.Errorf("delete %s: %w", name, err))
+	if err := rm(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return classify(fmt.Errorf("%s %s: %w", op, name, err))
 	}
 	return nil
 }
@@ -246,14 +251,7 @@ func (d *Dir) Delete(ctx context.Context, name string) error {
 // RemoveDir removes an empty directory (storage.DirRemover); rmdir(2)
 // refuses a file and a directory that is not empty.
 func (d *Dir) RemoveDir(ctx context.Context, name string) error {
-	p, err := d.path(name)
-	if err != nil {
-		return err
-	}
-	if err := syscall.Rmdir(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return classify(fmt.Errorf("remove directory %s: %w", name, err))
-	}
-	return nil
+	return d.remove("remove directory", name, syscall.Rmdir)
 }
 
 var _ storage.DirRemover = (*Dir)(nil)

@@ -788,6 +788,11 @@ func (b *Backend) list(ctx context.Context, prefix string, partial bool) ([]stor
 }
 
 func (b *Backend) Delete(ctx context.Context, name string) error {
+	return b.remove(ctx, "delete", name, (*pkgsftp.Client).Remove)
+}
+
+// remove runs rm (REMOVE or RMDIR) on name; a missing one is not an error.
+func (b *Backend) remove(ctx context.Context, op, name string, rm func(*pkgsftp.Client, string) error) error {
 	clean, remote, err := b.full(name)
 	if err != nil {
 		return err
@@ -796,8 +801,8 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.sftp.Remove(remote); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return b.classify(c, "delete", clean, err)
+	if err := rm(c.sftp, remote); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return b.classify(c, op, clean, err)
 	}
 	return nil
 }
@@ -805,18 +810,7 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 // RemoveDir removes an empty directory (storage.DirRemover); the server
 // refuses a directory that is not empty.
 func (b *Backend) RemoveDir(ctx context.Context, name string) error {
-	clean, remote, err := b.full(name)
-	if err != nil {
-		return err
-	}
-	c, err := b.get(ctx)
-	if err != nil {
-		return err
-	}
-	if err := c.sftp.RemoveDirectory(remote); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return b.classify(c, "remove directory", clean, err)
-	}
-	return nil
+	return b.remove(ctx, "remove directory", name, (*pkgsftp.Client).RemoveDirectory)
 }
 
 var _ storage.DirRemover = (*Backend)(nil)

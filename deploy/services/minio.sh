@@ -55,7 +55,14 @@ pid_of() {
   [[ -s $DIR/pid ]] || return 1
   pid=$(<"$DIR/pid")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
-  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  local i
+  for i in $(seq 20); do
+    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    [[ -n $cmdline ]] && break
+    # Empty for a zombie (gone), and for a moment while the launcher execs MinIO (read it again).
+    [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && return 1
+    sleep 0.05
+  done
   [[ $cmdline == *" $DIR/data "* ]] || return 1
   echo "$pid"
 }
@@ -119,8 +126,8 @@ start() {
   port_open "$PORT" && die "port $ADDR:$PORT is taken by a process that is not this stack's MinIO"
   port_open "$CONSOLE_PORT" && die "port $ADDR:$CONSOLE_PORT is taken by a process that is not this stack's MinIO"
   mkdir -p "$DIR/data"
-  # A MinIO that exits at once (seen once right after another stack's MinIO on the same ports had
-  # stopped, with nothing in its log) is launched again, up to three times.
+  # A MinIO that exits at once (its port still held by one that is stopping) is launched again,
+  # up to three times.
   local attempt
   for attempt in 1 2 3; do
     launch
@@ -130,6 +137,7 @@ start() {
     ((attempt < 3)) || break
     log "MinIO exited while starting; launching it again in 2 s (attempt $((attempt + 1)) of 3)"
     sleep 2
+    port_open "$PORT" && die "port $ADDR:$PORT is taken by a process that is not this stack's MinIO"
   done
   die "MinIO exited while starting, three times (log: $DIR/minio.log)"
 }
@@ -152,8 +160,16 @@ launch() {
 
 wait_ready() {
   local deadline=$((SECONDS + TIMEOUT))
+  local p
   until healthy; do
     if ! pid_of >/dev/null; then
+      # While the launcher execs MinIO, /proc/PID/cmdline reads empty for a moment: only a pid
+      # that is gone has exited.
+      p=$(cat "$DIR/pid" 2>/dev/null || true)
+      if [[ $p =~ ^[0-9]+$ ]] && kill -0 "$p" 2>/dev/null; then
+        sleep 0.1
+        continue
+      fi
       tail -n 40 "$DIR/minio.log" >&2
       log "MinIO exited while starting (log: $DIR/minio.log)"
       return 1

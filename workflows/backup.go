@@ -131,10 +131,7 @@ func shortOpts(ctx workflow.Context, timeout time.Duration, attempts int32) work
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: timeout,
 		HeartbeatTimeout:    timeout,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
-			MaximumAttempts: attempts,
-		},
+		RetryPolicy:         shortRetry(attempts),
 	})
 }
 
@@ -159,12 +156,16 @@ func shortStep(ctx workflow.Context, local bool, timeout time.Duration, attempts
 // localOpts is shortOpts for local activities.
 func localOpts(ctx workflow.Context, timeout time.Duration, attempts int32) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: timeout,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
-			MaximumAttempts: attempts,
-		},
+		StartToCloseTimeout: timeout, RetryPolicy: shortRetry(attempts),
 	})
+}
+
+// shortRetry is the retry policy of short steps.
+func shortRetry(attempts int32) *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{
+		InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
+		MaximumAttempts: attempts,
+	}
 }
 
 // longOpts is for activities that heartbeat and resume from their last

@@ -114,7 +114,7 @@ func retryCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "retry RESTORE_ID",
-		Short: "Resume a failed restore: a metadata restore at the step that failed (completed steps are not repeated), a data restore with the plan its failed run fixed (what landed is not produced again)",
+		Short: "Resume a failed restore, on the recovery point its failed run started: a metadata restore at the step that failed (completed steps are not repeated), a data restore with the plan its failed run fixed (what landed is not produced again)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
@@ -197,11 +197,8 @@ func resumeInput(ctx context.Context, cl client.Client, id string) (workflows.Me
 	in.Resume = resume
 	// The recovery point the failed run resolved, not what "latest" names
 	// now: steps it completed must not be mixed with another backup's.
-	if p, ok := info.GetSearchAttributes().GetIndexedFields()[workflows.SARecoveryPoint.GetName()]; ok {
-		var rp string
-		if err := dc.FromPayload(p, &rp); err == nil && rp != "" {
-			in.Source.RecoveryPoint = rp
-		}
+	if rp := resume.State.RecoveryPoint; rp != nil {
+		in.Source.RecoveryPoint = rp.Manifest
 	}
 	return in, nil
 }

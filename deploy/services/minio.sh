@@ -120,29 +120,12 @@ start() {
   ensure_binary
   ensure_keys
   if pid_of >/dev/null; then
-    wait_ready || die "our MinIO (pid $(<"$DIR/pid")) exited"
+    wait_ready
     return 0
   fi
   port_open "$PORT" && die "port $ADDR:$PORT is taken by a process that is not this stack's MinIO"
   port_open "$CONSOLE_PORT" && die "port $ADDR:$CONSOLE_PORT is taken by a process that is not this stack's MinIO"
   mkdir -p "$DIR/data"
-  # A MinIO that exits at once (its port still held by one that is stopping) is launched again,
-  # up to three times.
-  local attempt
-  for attempt in 1 2 3; do
-    launch
-    if wait_ready; then
-      return 0
-    fi
-    ((attempt < 3)) || break
-    log "MinIO exited while starting; launching it again in 2 s (attempt $((attempt + 1)) of 3)"
-    sleep 2
-    port_open "$PORT" && die "port $ADDR:$PORT is taken by a process that is not this stack's MinIO"
-  done
-  die "MinIO exited while starting, three times (log: $DIR/minio.log)"
-}
-
-launch() {
   rm -f "$DIR/pid"
   printf '===== %s starting MinIO %s\n' "$(date -Is)" "$MINIO_VERSION" >>"$DIR/minio.log"
   # 9>&- : stack.sh holds its lock on fd 9; MinIO must not inherit it. Trailing "--quiet" keeps
@@ -156,23 +139,15 @@ launch() {
   for i in $(seq 50); do [[ -s $DIR/pid ]] && break; sleep 0.1; done
   [[ -s $DIR/pid ]] || die "no pid file after launch"
   log "MinIO started (pid $(<"$DIR/pid"))"
+  wait_ready
 }
 
 wait_ready() {
   local deadline=$((SECONDS + TIMEOUT))
-  local p
   until healthy; do
     if ! pid_of >/dev/null; then
-      # While the launcher execs MinIO, /proc/PID/cmdline reads empty for a moment: only a pid
-      # that is gone has exited.
-      p=$(cat "$DIR/pid" 2>/dev/null || true)
-      if [[ $p =~ ^[0-9]+$ ]] && kill -0 "$p" 2>/dev/null; then
-        sleep 0.1
-        continue
-      fi
       tail -n 40 "$DIR/minio.log" >&2
-      log "MinIO exited while starting (log: $DIR/minio.log)"
-      return 1
+      die "MinIO exited while starting (log: $DIR/minio.log)"
     fi
     ((SECONDS < deadline)) || { tail -n 40 "$DIR/minio.log" >&2; die "MinIO did not answer within ${TIMEOUT}s"; }
     sleep 0.3

@@ -21,6 +21,7 @@ import (
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/kdata"
 	"github.com/kbr-project/kbr/internal/lock"
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/storage"
 	_ "github.com/kbr-project/kbr/storage/all" // every path type
 	"github.com/kbr-project/kbr/storage/decorate"
@@ -37,17 +38,6 @@ type Activities struct {
 	manifests sync.Map // "<target>|<name>" -> *backupset.Manifest (immutable once written)
 }
 
-// Error types a workflow can tell apart.
-const (
-	ErrTypePreflight     = "PreflightFailed"
-	ErrTypeBadInput      = "BadInput"
-	ErrTypeStorage       = "StoragePermanent"
-	ErrTypeTopicGone     = "TopicGone"
-	ErrTypeChecksum      = "ChecksumMismatch"
-	ErrTypeForeignWrites = "ForeignWrites"
-	ErrTypeNonEmpty      = "TargetNotEmpty"
-)
-
 // permanent turns errors that retrying cannot fix into non-retryable
 // application errors, leaving the rest to the retry policy.
 func permanent(err error) error {
@@ -57,20 +47,20 @@ func permanent(err error) error {
 	var ce *backupset.ChecksumError
 	switch {
 	case errors.As(err, &ce), errors.Is(err, backupset.ErrCorrupt):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeChecksum, err)
+		return temporal.NewNonRetryableApplicationError(err.Error(), names.ErrChecksum, err)
 	case errors.Is(err, kdata.ErrTopicGone):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeTopicGone, err)
+		return temporal.NewNonRetryableApplicationError(err.Error(), names.ErrTopicGone, err)
 	case errors.Is(err, kdata.ErrForeignWrites):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeForeignWrites, err)
+		return temporal.NewNonRetryableApplicationError(err.Error(), names.ErrForeignWrites, err)
 	case storage.IsPermanent(err):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeStorage, err)
+		return temporal.NewNonRetryableApplicationError(err.Error(), names.ErrStorage, err)
 	}
 	return err
 }
 
 func badInput(format string, a ...any) error {
 	msg := fmt.Sprintf(format, a...)
-	return temporal.NewNonRetryableApplicationError(msg, ErrTypeBadInput, errors.New(msg))
+	return temporal.NewNonRetryableApplicationError(msg, names.ErrBadInput, errors.New(msg))
 }
 
 func (a *Activities) log() *slog.Logger {
@@ -180,12 +170,6 @@ func badInputTyped(msg, typ string) error {
 	return temporal.NewNonRetryableApplicationError(msg, typ, errors.New(msg))
 }
 
-// SignalLockAcquire is the signal a cluster's lock workflow takes requests on.
-const SignalLockAcquire = "kbr-lock-acquire"
-
-// LockWorkflowID is the id of a cluster's lock workflow.
-func LockWorkflowID(cluster string) string { return "kbr-lock-" + cluster }
-
 // LockRequestInput asks a cluster's lock workflow for the lock.
 type LockRequestInput struct {
 	Cluster string       `json:"cluster"`
@@ -199,9 +183,9 @@ func (a *Activities) RequestClusterLock(ctx context.Context, in LockRequestInput
 	if a.Temporal == nil {
 		return errors.New("this worker has no Temporal client for the cluster lock")
 	}
-	_, err := a.Temporal.SignalWithStartWorkflow(ctx, LockWorkflowID(in.Cluster), SignalLockAcquire, in.Request,
+	_, err := a.Temporal.SignalWithStartWorkflow(ctx, names.LockWorkflowID(in.Cluster), names.SignalLockAcquire, in.Request,
 		client.StartWorkflowOptions{TaskQueue: a.TaskQueue, WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING},
-		"ClusterLockWorkflow", lock.State{Cluster: in.Cluster})
+		names.ClusterLockWorkflow, lock.State{Cluster: in.Cluster})
 	return err
 }
 

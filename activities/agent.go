@@ -13,21 +13,11 @@ import (
 
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/hostops"
+	"github.com/kbr-project/kbr/internal/names"
 )
 
-// AgentTaskQueue is the task queue of the agent on a broker host.
-func AgentTaskQueue(host string) string { return "kbr-agent-" + host }
-
-// ErrTypeCommand marks a stop or start command that ran and failed: the
-// step fails at once (no retry) and shows the command's output, so the
-// operator fixes the cause and retries the restore.
-const ErrTypeCommand = "CommandFailed"
-
-// ErrTypeWrongHost marks a task that reached the agent of another host.
-const ErrTypeWrongHost = "WrongHost"
-
 // Agent holds the host-local activities of `kbr agent`: they run on a
-// broker's own machine, on its own task queue (AgentTaskQueue), and are
+// broker's own machine, on its own task queue (names.AgentTaskQueue), and are
 // registered on no other worker. The zero value is not usable: Config must
 // be set.
 type Agent struct {
@@ -69,7 +59,7 @@ func KbrVersion() string {
 func (g *Agent) check(in AgentRequest) error {
 	if in.Host != g.Config.Host {
 		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("this agent runs for host %q, the task is for %q: two agents share a task queue", g.Config.Host, in.Host), ErrTypeWrongHost, nil)
+			fmt.Sprintf("this agent runs for host %q, the task is for %q: two agents share a task queue", g.Config.Host, in.Host), names.ErrWrongHost, nil)
 	}
 	return nil
 }
@@ -90,7 +80,7 @@ func (g *Agent) Ping(ctx context.Context, in AgentRequest) (*AgentPing, error) {
 	}
 	dirs, err := hostops.LogDirs(c.ServerProperties)
 	if err != nil {
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("host %s: %v", c.Host, err), ErrTypePreflight, err)
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("host %s: %v", c.Host, err), names.ErrPreflight, err)
 	}
 	p.LogDirs = dirs
 	p.Disk = hostops.FreeDisk(dirs)
@@ -132,7 +122,7 @@ func heartbeatWhile(ctx context.Context, what string) func() {
 func commandErr(host string, err error) error {
 	var ce *hostops.CommandError
 	if errors.As(err, &ce) {
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("host %s: %v", host, err), ErrTypeCommand, nil)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("host %s: %v", host, err), names.ErrCommand, nil)
 	}
 	return fmt.Errorf("host %s: %w", host, err)
 }
@@ -188,11 +178,11 @@ func (g *Agent) FixClusterID(ctx context.Context, in FixClusterIDInput) (*FixClu
 	c := g.Config
 	if hostops.PortAnswers(c.Listener) {
 		return nil, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("host %s: the broker on %s is running; stop it before fixing cluster.id", c.Host, c.Listener), ErrTypePreflight, nil)
+			fmt.Sprintf("host %s: the broker on %s is running; stop it before fixing cluster.id", c.Host, c.Listener), names.ErrPreflight, nil)
 	}
 	dirs, err := hostops.LogDirs(c.ServerProperties)
 	if err != nil {
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("host %s: %v", c.Host, err), ErrTypePreflight, err)
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("host %s: %v", c.Host, err), names.ErrPreflight, err)
 	}
 	res := &FixClusterIDResult{Host: c.Host}
 	for _, d := range dirs {

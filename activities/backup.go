@@ -25,6 +25,7 @@ import (
 	"github.com/kbr-project/kbr/internal/kdata"
 	"github.com/kbr-project/kbr/internal/kmeta"
 	"github.com/kbr-project/kbr/internal/metaarchive"
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/internal/zkmeta"
 	"github.com/kbr-project/kbr/storage"
 )
@@ -130,7 +131,7 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 	bw := float64(cfg.Options.Bandwidth)
 	rep.EstimatedDuration = time.Duration(float64(rep.EstimatedBytes) / bw * 1.5 * float64(time.Second)).Round(time.Second)
 	if len(problems) > 0 {
-		return rep, temporal.NewNonRetryableApplicationError("preflight failed:\n  - "+strings.Join(problems, "\n  - "), ErrTypePreflight, nil, rep)
+		return rep, temporal.NewNonRetryableApplicationError("preflight failed:\n  - "+strings.Join(problems, "\n  - "), names.ErrPreflight, nil, rep)
 	}
 	return rep, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/kbr-project/kbr/internal/kclient"
 	"github.com/kbr-project/kbr/internal/kmeta"
 	"github.com/kbr-project/kbr/internal/metaarchive"
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/internal/zkmeta"
 	"github.com/kbr-project/kbr/storage"
 )
@@ -37,7 +38,7 @@ func (a *Activities) readMetaArchive(ctx context.Context, target storage.Target,
 		return nil, nil, nil, permanent(err)
 	}
 	if m.Metadata == nil {
-		return m, nil, nil, badInputTyped(fmt.Sprintf("recovery point %s holds no metadata (data sources %v): choose one with metadata", manifest, m.DataSources), ErrTypePreflight)
+		return m, nil, nil, badInputTyped(fmt.Sprintf("recovery point %s holds no metadata (data sources %v): choose one with metadata", manifest, m.DataSources), names.ErrPreflight)
 	}
 	var (
 		snap *kmeta.Snapshot
@@ -154,7 +155,7 @@ func (a *Activities) MetadataPreflight(ctx context.Context, in MetaPreflightInpu
 		rep.LiveError = err.Error()
 	}
 	if len(problems) > 0 {
-		return rep, temporal.NewNonRetryableApplicationError("preflight failed:\n  - "+strings.Join(problems, "\n  - "), ErrTypePreflight, nil, rep)
+		return rep, temporal.NewNonRetryableApplicationError("preflight failed:\n  - "+strings.Join(problems, "\n  - "), names.ErrPreflight, nil, rep)
 	}
 	return rep, nil
 }
@@ -305,7 +306,7 @@ func (a *Activities) RestoreZnodes(ctx context.Context, in RestoreZnodesInput) (
 		return nil, err
 	}
 	if tree == nil {
-		return nil, badInputTyped(fmt.Sprintf("recovery point %s holds no znodes", in.Manifest), ErrTypePreflight)
+		return nil, badInputTyped(fmt.Sprintf("recovery point %s holds no znodes", in.Manifest), names.ErrPreflight)
 	}
 	z := cfg.Cluster.ZooKeeper
 	conn, err := zkmeta.Connect(ctx, z.Connect, cfg.Cluster.ConnectTimeout.D())
@@ -332,7 +333,7 @@ func (a *Activities) RestoreZnodes(ctx context.Context, in RestoreZnodesInput) (
 	if err != nil {
 		var re *zkmeta.RedactedError
 		if errors.As(err, &re) {
-			return nil, badInputTyped(err.Error(), ErrTypePreflight)
+			return nil, badInputTyped(err.Error(), names.ErrPreflight)
 		}
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/kbr-project/kbr/internal/kdata"
 	"github.com/kbr-project/kbr/internal/kmeta"
 	"github.com/kbr-project/kbr/internal/metaarchive"
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/storage"
 )
 
@@ -71,7 +72,7 @@ func (a *Activities) ResolveRecoveryPoint(ctx context.Context, in VerifyInput) (
 	}
 	if len(damaged) > 0 {
 		msg := fmt.Sprintf("recovery point %s: %d of %d files damaged or missing:\n  - %s", name, len(damaged), len(files), joinLines(damaged))
-		return nil, temporal.NewNonRetryableApplicationError(msg, ErrTypeChecksum, nil, damaged)
+		return nil, temporal.NewNonRetryableApplicationError(msg, names.ErrChecksum, nil, damaged)
 	}
 	return summarize(name, m), nil
 }
@@ -468,7 +469,7 @@ func strPtr(s string) *string { return &s }
 
 func temporalNonEmpty(topic string, held int64) error {
 	msg := fmt.Sprintf("target topic %s already holds %d records: refusing to restore into it (set allow_nonempty: true to append)", topic, held)
-	return badInputTyped(msg, ErrTypeNonEmpty)
+	return badInputTyped(msg, names.ErrNonEmpty)
 }
 
 func setRetention(ctx context.Context, adm *kadm.Client, topic string, v *string) error {

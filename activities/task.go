@@ -16,6 +16,7 @@ import (
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/kclient"
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/storage"
 )
 
@@ -263,13 +264,6 @@ func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult
 	return res, nil
 }
 
-// Search attributes every kbr run carries (workflows.SA* are built from
-// these names): what a run is, and the recovery point it writes or reads.
-const (
-	SearchAttrKind          = "KbrKind"
-	SearchAttrRecoveryPoint = "KbrRecoveryPoint"
-)
-
 // recoveryPointsInUse names the recovery points of taskDir that running
 // restores (and any other running kbr run but a backup) read: their runs
 // carry the recovery point as a search attribute once they resolved it.
@@ -278,7 +272,7 @@ func (a *Activities) recoveryPointsInUse(ctx context.Context, taskDir string) (m
 	if a.Temporal == nil {
 		return nil, nil
 	}
-	q := fmt.Sprintf("ExecutionStatus = 'Running' AND %s != 'backup'", SearchAttrKind)
+	q := fmt.Sprintf("ExecutionStatus = 'Running' AND %s != '%s'", names.AttrKind, names.KindBackup)
 	inUse := map[string]bool{}
 	var token []byte
 	for {
@@ -287,7 +281,7 @@ func (a *Activities) recoveryPointsInUse(ctx context.Context, taskDir string) (m
 			return nil, err
 		}
 		for _, e := range resp.Executions {
-			p, ok := e.GetSearchAttributes().GetIndexedFields()[SearchAttrRecoveryPoint]
+			p, ok := e.GetSearchAttributes().GetIndexedFields()[names.AttrRecoveryPoint]
 			var rp string
 			if ok && converter.GetDefaultDataConverter().FromPayload(p, &rp) == nil && strings.HasPrefix(rp, taskDir+"/") {
 				inUse[rp] = true

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/workflows"
 )
 
@@ -24,13 +25,13 @@ type Options struct {
 
 // Register adds every kbr workflow and activity to w.
 func Register(w worker.Registry, acts *activities.Activities) {
-	w.RegisterWorkflowWithOptions(workflows.BackupWorkflow, workflow.RegisterOptions{Name: workflows.BackupWorkflowName})
-	w.RegisterWorkflowWithOptions(workflows.RestoreWorkflow, workflow.RegisterOptions{Name: workflows.RestoreWorkflowName})
-	w.RegisterWorkflowWithOptions(workflows.ClusterLockWorkflow, workflow.RegisterOptions{Name: workflows.ClusterLockWorkflowName})
-	w.RegisterWorkflowWithOptions(workflows.VerifyWorkflow, workflow.RegisterOptions{Name: workflows.VerifyWorkflowName})
-	w.RegisterWorkflowWithOptions(workflows.CheckTaskWorkflow, workflow.RegisterOptions{Name: workflows.CheckTaskWorkflowName})
-	w.RegisterWorkflowWithOptions(workflows.MetadataRestoreWorkflow, workflow.RegisterOptions{Name: workflows.MetadataRestoreWorkflowName})
-	w.RegisterWorkflowWithOptions(workflows.LogicalRestoreWorkflow, workflow.RegisterOptions{Name: workflows.LogicalRestoreWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.BackupWorkflow, workflow.RegisterOptions{Name: names.BackupWorkflow})
+	w.RegisterWorkflowWithOptions(workflows.RestoreWorkflow, workflow.RegisterOptions{Name: names.RestoreWorkflow})
+	w.RegisterWorkflowWithOptions(workflows.ClusterLockWorkflow, workflow.RegisterOptions{Name: names.ClusterLockWorkflow})
+	w.RegisterWorkflowWithOptions(workflows.VerifyWorkflow, workflow.RegisterOptions{Name: names.VerifyWorkflow})
+	w.RegisterWorkflowWithOptions(workflows.CheckTaskWorkflow, workflow.RegisterOptions{Name: names.CheckTaskWorkflow})
+	w.RegisterWorkflowWithOptions(workflows.MetadataRestoreWorkflow, workflow.RegisterOptions{Name: names.MetadataRestoreWorkflow})
+	w.RegisterWorkflowWithOptions(workflows.LogicalRestoreWorkflow, workflow.RegisterOptions{Name: names.LogicalRestoreWorkflow})
 	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 }
 
@@ -39,10 +40,10 @@ func New(c client.Client, o Options) worker.Worker {
 	if o.MaxConcurrentActivities == 0 {
 		o.MaxConcurrentActivities = 32
 	}
-	w := worker.New(c, workflows.TaskQueue, worker.Options{
+	w := worker.New(c, names.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: o.MaxConcurrentActivities,
 	})
-	Register(w, &activities.Activities{Logger: o.Logger, Temporal: c, TaskQueue: workflows.TaskQueue})
+	Register(w, &activities.Activities{Logger: o.Logger, Temporal: c, TaskQueue: names.TaskQueue})
 	return w
 }
 
@@ -50,7 +51,7 @@ func New(c client.Client, o Options) worker.Worker {
 // host-local activities only (stop/start Kafka, fix cluster.id, ping), on
 // the host's own task queue, so no other worker ever runs them.
 func NewAgent(c client.Client, cfg config.Agent) worker.Worker {
-	w := worker.New(c, activities.AgentTaskQueue(cfg.Host), worker.Options{
+	w := worker.New(c, names.AgentTaskQueue(cfg.Host), worker.Options{
 		// A host runs its steps one at a time; the workflow sends one per step.
 		MaxConcurrentActivityExecutionSize: 4,
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/internal/names"
 )
 
 // Backup step names, as MRS calls them.
@@ -52,9 +53,6 @@ type HistoryMemo struct {
 	Note    string `json:"note,omitempty"`
 }
 
-// MemoHistory is the memo key of HistoryMemo.
-const MemoHistory = "kbr_history"
-
 var a *activities.Activities
 
 // BackupWorkflow backs one cluster up: preflight, metadata snapshot,
@@ -66,12 +64,12 @@ func BackupWorkflow(ctx workflow.Context, cfg config.Backup) (*BackupResult, err
 		return nil, err
 	}
 	res, err := w.run(ctx)
-	status := StatusSucceeded
+	status := names.StatusSucceeded
 	if err != nil {
-		status = StatusFailed
+		status = names.StatusFailed
 	}
 	w.progress.Status = status
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SAStatus.ValueSet(status))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SAStatus.ValueSet(status))
 	if workflow.GetVersion(ctx, "history-memo", workflow.DefaultVersion, 1) == 1 {
 		memo := HistoryMemo{Kind: w.kind}
 		if res != nil {
@@ -84,7 +82,7 @@ func BackupWorkflow(ctx workflow.Context, cfg config.Backup) (*BackupResult, err
 		if err != nil {
 			memo.Error = err.Error()
 		}
-		_ = workflow.UpsertMemo(ctx, map[string]any{MemoHistory: memo})
+		_ = workflow.UpsertMemo(ctx, map[string]any{names.MemoHistory: memo})
 	}
 	w.track.details()
 	return res, err
@@ -114,14 +112,14 @@ type backupRun struct {
 func (w *backupRun) setup(ctx workflow.Context) error {
 	w.cfg.ApplyDefaults()
 	w.local = workflow.GetVersion(ctx, "local-short-steps", workflow.DefaultVersion, 1) == 1
-	w.progress = Progress{Kind: "backup", Cluster: w.cfg.Cluster.Name, Task: w.cfg.Task, Status: StatusRunning}
+	w.progress = Progress{Kind: names.KindBackup, Cluster: w.cfg.Cluster.Name, Task: w.cfg.Task, Status: names.StatusRunning}
 	w.track = newTracker(ctx, &w.progress, StepPreflight, StepMetadataSnapshot, StepConsumerOffsets, StepCut, StepExport, StepManifest, StepRetention)
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return w.progress, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, names.QueryProgress, func() (Progress, error) { return w.progress, nil }); err != nil {
 		return err
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
-		SACluster.ValueSet(w.cfg.Cluster.Name), SATask.ValueSet(w.cfg.Task),
-		SAKind.ValueSet("backup"), SAStatus.ValueSet(StatusRunning)); err != nil {
+		names.SACluster.ValueSet(w.cfg.Cluster.Name), names.SATask.ValueSet(w.cfg.Task),
+		names.SAKind.ValueSet(names.KindBackup), names.SAStatus.ValueSet(names.StatusRunning)); err != nil {
 		return err
 	}
 	return nil
@@ -189,12 +187,12 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 	t.start(StepPreflight)
 	if err := cfg.Validate(); err != nil {
 		t.fail(StepPreflight, err)
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeBadInput, nil)
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), names.ErrBadInput, nil)
 	}
 	// One run per cluster at a time, whoever started it (histories recorded
 	// before the lock existed replay without it).
 	if workflow.GetVersion(ctx, "cluster-lock", workflow.DefaultVersion, 1) == 1 {
-		release, err := clusterLock(ctx, cfg.Cluster.Name, cfg.Task, "backup", cfg.Cluster.LockQueue, &w.progress, t)
+		release, err := clusterLock(ctx, cfg.Cluster.Name, cfg.Task, names.KindBackup, cfg.Cluster.LockQueue, &w.progress, t)
 		if err != nil {
 			t.fail(StepPreflight, err)
 			return nil, err
@@ -309,7 +307,7 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 	}
 	m.ComputeTotals()
 	w.progress.RecoveryPoint = name
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SARecoveryPoint.ValueSet(name))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SARecoveryPoint.ValueSet(name))
 	t.done(StepManifest, name)
 	res := &BackupResult{RecoveryPoint: name, TaskDir: pre.TaskDir, Target: cfg.Target.String(), Totals: m.Totals,
 		Kind: plan.Kind, Base: plan.Base, PolicyReason: plan.Reason, FullPartitions: w.fullParts}

@@ -17,6 +17,7 @@ import (
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/lock"
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/storage"
 	_ "github.com/kbr-project/kbr/storage/localdir"
 )
@@ -33,13 +34,13 @@ func testConfig() config.Backup {
 func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	env.RegisterWorkflowWithOptions(BackupWorkflow, workflow.RegisterOptions{Name: BackupWorkflowName})
-	env.RegisterWorkflowWithOptions(RestoreWorkflow, workflow.RegisterOptions{Name: RestoreWorkflowName})
+	env.RegisterWorkflowWithOptions(BackupWorkflow, workflow.RegisterOptions{Name: names.BackupWorkflow})
+	env.RegisterWorkflowWithOptions(RestoreWorkflow, workflow.RegisterOptions{Name: names.RestoreWorkflow})
 	env.RegisterActivity(&activities.Activities{})
 	// The cluster lock: the request goes out and the grant comes back.
 	env.OnActivity(a.RequestClusterLock, mock.Anything, mock.Anything).Return(nil)
-	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalLockReply, lock.Reply{Granted: true}) }, time.Millisecond)
-	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, mock.Anything, SignalLockRelease, mock.Anything).Return(nil)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(names.SignalLockReply, lock.Reply{Granted: true}) }, time.Millisecond)
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, mock.Anything, names.SignalLockRelease, mock.Anything).Return(nil)
 	return env
 }
 
@@ -48,27 +49,27 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 func TestBackupWorkflowRefusedByLock(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	env.RegisterWorkflowWithOptions(BackupWorkflow, workflow.RegisterOptions{Name: BackupWorkflowName})
+	env.RegisterWorkflowWithOptions(BackupWorkflow, workflow.RegisterOptions{Name: names.BackupWorkflow})
 	env.RegisterActivity(&activities.Activities{})
 	env.OnActivity(a.RequestClusterLock, mock.Anything, mock.Anything).Return(nil)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalLockReply, lock.Reply{Position: 1, Holder: "backup of task other"})
+		env.SignalWorkflow(names.SignalLockReply, lock.Reply{Position: 1, Holder: "backup of task other"})
 	}, time.Millisecond)
 	env.RegisterDelayedCallback(func() {
-		v, _ := env.QueryWorkflow(QueryProgress)
+		v, _ := env.QueryWorkflow(names.QueryProgress)
 		var p Progress
 		v.Get(&p)
 		if !strings.Contains(p.Waiting, "backup of task other") {
 			t.Errorf("while queued, progress says %q", p.Waiting)
 		}
-		env.SignalWorkflow(SignalLockReply, lock.Reply{Refused: "task c1 is already running (x)"})
+		env.SignalWorkflow(names.SignalLockReply, lock.Reply{Refused: "task c1 is already running (x)"})
 	}, time.Second)
 	preflight := false
 	env.OnActivity(a.Preflight, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.PreflightInput) (*activities.PreflightReport, error) {
 		preflight = true
 		return nil, errors.New("unexpected")
 	})
-	env.ExecuteWorkflow(BackupWorkflowName, testConfig())
+	env.ExecuteWorkflow(names.BackupWorkflow, testConfig())
 	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "already running") {
 		t.Fatalf("got %v, want the lock's refusal", err)
 	}
@@ -122,7 +123,7 @@ func TestBackupWorkflowWritesManifestLast(t *testing.T) {
 		return "c1_20260101T000000Z/3.9_manifest_x.json", nil
 	})
 
-	env.ExecuteWorkflow(BackupWorkflowName, testConfig())
+	env.ExecuteWorkflow(names.BackupWorkflow, testConfig())
 	if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
 		t.Fatalf("workflow: completed=%v err=%v", env.IsWorkflowCompleted(), env.GetWorkflowError())
 	}
@@ -142,12 +143,12 @@ func TestBackupWorkflowWritesManifestLast(t *testing.T) {
 	if err := env.GetWorkflowResult(&res); err != nil || res.Totals.Records != 15 || res.Totals.Files != 5 {
 		t.Errorf("result %+v (%v), want 15 records in 5 files", res, err)
 	}
-	v, err := env.QueryWorkflow(QueryProgress)
+	v, err := env.QueryWorkflow(names.QueryProgress)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var p Progress
-	if err := v.Get(&p); err != nil || p.Status != StatusSucceeded || p.PartitionsDone != 4 {
+	if err := v.Get(&p); err != nil || p.Status != names.StatusSucceeded || p.PartitionsDone != 4 {
 		t.Errorf("progress %+v (%v)", p, err)
 	}
 }
@@ -168,7 +169,7 @@ func TestBackupWorkflowNoManifestAfterFailedExport(t *testing.T) {
 		manifest = true
 		return "", nil
 	})
-	env.ExecuteWorkflow(BackupWorkflowName, testConfig())
+	env.ExecuteWorkflow(names.BackupWorkflow, testConfig())
 	if env.GetWorkflowError() == nil {
 		t.Fatal("backup succeeded with a failed export")
 	}
@@ -182,7 +183,7 @@ func TestBackupWorkflowRefusesBadConfig(t *testing.T) {
 	env := newEnv(t)
 	cfg := testConfig()
 	cfg.Cluster.BootstrapServers = nil
-	env.ExecuteWorkflow(BackupWorkflowName, cfg)
+	env.ExecuteWorkflow(names.BackupWorkflow, cfg)
 	err := env.GetWorkflowError()
 	if err == nil || !strings.Contains(err.Error(), "cluster.bootstrap_servers") {
 		t.Fatalf("got %v, want an error naming cluster.bootstrap_servers", err)
@@ -213,7 +214,7 @@ func TestTranslateGroups(t *testing.T) {
 func TestReplayBackupHistory(t *testing.T) {
 	for _, f := range []string{"testdata/backup_history.json", "testdata/backup_history_remote_steps.json"} {
 		r := worker.NewWorkflowReplayer()
-		r.RegisterWorkflowWithOptions(BackupWorkflow, workflow.RegisterOptions{Name: BackupWorkflowName})
+		r.RegisterWorkflowWithOptions(BackupWorkflow, workflow.RegisterOptions{Name: names.BackupWorkflow})
 		if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 			t.Errorf("replay %s: %v", f, err)
 		}

@@ -9,21 +9,8 @@ import (
 
 	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/internal/lock"
+	"github.com/kbr-project/kbr/internal/names"
 )
-
-// ClusterLockWorkflowName is the type of the per-cluster lock workflow.
-const ClusterLockWorkflowName = "ClusterLockWorkflow"
-
-// Signals of the cluster lock.
-const (
-	SignalLockAcquire = activities.SignalLockAcquire
-	SignalLockRelease = "kbr-lock-release"
-	SignalLockReply   = "kbr-lock-reply"
-	QueryLockState    = "lock-state"
-)
-
-// LockWorkflowID is the id of a cluster's lock workflow.
-func LockWorkflowID(cluster string) string { return activities.LockWorkflowID(cluster) }
 
 // LockRelease names the run that lets go.
 type LockRelease struct {
@@ -36,15 +23,15 @@ type LockRelease struct {
 // after many requests, so its history stays short. A holder that ended
 // without releasing (terminated) is detected and the lock passed on.
 func ClusterLockWorkflow(ctx workflow.Context, st lock.State) error {
-	if err := workflow.SetQueryHandler(ctx, QueryLockState, func() (lock.State, error) { return st, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, names.QueryLockState, func() (lock.State, error) { return st, nil }); err != nil {
 		return err
 	}
-	acquire := workflow.GetSignalChannel(ctx, SignalLockAcquire)
-	release := workflow.GetSignalChannel(ctx, SignalLockRelease)
+	acquire := workflow.GetSignalChannel(ctx, names.SignalLockAcquire)
+	release := workflow.GetSignalChannel(ctx, names.SignalLockRelease)
 	send := func(msgs []lock.Message) {
 		for _, m := range msgs {
 			// A requester that is gone cannot be told; that is not an error here.
-			_ = workflow.SignalExternalWorkflow(ctx, m.To.WorkflowID, m.To.RunID, SignalLockReply, m.Reply).Get(ctx, nil)
+			_ = workflow.SignalExternalWorkflow(ctx, m.To.WorkflowID, m.To.RunID, names.SignalLockReply, m.Reply).Get(ctx, nil)
 		}
 	}
 	checkCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -80,7 +67,7 @@ func ClusterLockWorkflow(ctx workflow.Context, st lock.State) error {
 			return nil
 		}
 		if handled >= 500 && acquire.Len() == 0 && release.Len() == 0 {
-			return workflow.NewContinueAsNewError(ctx, ClusterLockWorkflowName, st)
+			return workflow.NewContinueAsNewError(ctx, names.ClusterLockWorkflow, st)
 		}
 	}
 }
@@ -92,7 +79,7 @@ func clusterLock(ctx workflow.Context, cluster, task, kind string, queueLimit in
 	info := workflow.GetInfo(ctx)
 	req := lock.Request{WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, Task: task, Kind: kind,
 		QueueLimit: queueLimit, At: workflow.Now(ctx)}
-	replies := workflow.GetSignalChannel(ctx, SignalLockReply)
+	replies := workflow.GetSignalChannel(ctx, names.SignalLockReply)
 	if err := workflow.ExecuteActivity(shortOpts(ctx, time.Minute, 10), a.RequestClusterLock, activities.LockRequestInput{Cluster: cluster, Request: req}).Get(ctx, nil); err != nil {
 		return nil, err
 	}
@@ -101,13 +88,13 @@ func clusterLock(ctx workflow.Context, cluster, task, kind string, queueLimit in
 		replies.Receive(ctx, &r)
 		switch {
 		case r.Refused != "":
-			return nil, temporal.NewNonRetryableApplicationError(r.Refused, "ClusterBusy", nil)
+			return nil, temporal.NewNonRetryableApplicationError(r.Refused, names.ErrClusterBusy, nil)
 		case r.Granted:
 			p.Waiting = ""
 			release := func() {
 				dctx, cancel := workflow.NewDisconnectedContext(ctx)
 				defer cancel()
-				_ = workflow.SignalExternalWorkflow(dctx, LockWorkflowID(cluster), "", SignalLockRelease, LockRelease{WorkflowID: req.WorkflowID}).Get(dctx, nil)
+				_ = workflow.SignalExternalWorkflow(dctx, names.LockWorkflowID(cluster), "", names.SignalLockRelease, LockRelease{WorkflowID: req.WorkflowID}).Get(dctx, nil)
 			}
 			return release, nil
 		default:

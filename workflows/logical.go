@@ -11,6 +11,7 @@ import (
 	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/kmeta"
+	"github.com/kbr-project/kbr/internal/names"
 )
 
 // Logical restore step names.
@@ -38,21 +39,21 @@ type LogicalRestoreResult struct {
 // is idempotent, so a retried step does no harm.
 func LogicalRestoreWorkflow(ctx workflow.Context, cfg config.LogicalRestore) (*LogicalRestoreResult, error) {
 	cfg.ApplyDefaults()
-	p := Progress{Kind: "logical restore", Cluster: cfg.Cluster.Name, Status: StatusRunning}
+	p := Progress{Kind: "logical restore", Cluster: cfg.Cluster.Name, Status: names.StatusRunning}
 	t := newTracker(ctx, &p, StepVerify, StepPlan, StepPrepare, StepApplyACLs, StepQuotas, StepSCRAMUsers)
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return p, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, names.QueryProgress, func() (Progress, error) { return p, nil }); err != nil {
 		return nil, err
 	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, SACluster.ValueSet(cfg.Cluster.Name),
-		SAKind.ValueSet("logical-restore"), SAStatus.ValueSet(StatusRunning)); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, names.SACluster.ValueSet(cfg.Cluster.Name),
+		names.SAKind.ValueSet(names.KindLogicalRestore), names.SAStatus.ValueSet(names.StatusRunning)); err != nil {
 		return nil, err
 	}
 	res, err := logicalRun(ctx, cfg, &p, t)
-	p.Status = StatusSucceeded
+	p.Status = names.StatusSucceeded
 	if err != nil {
-		p.Status = StatusFailed
+		p.Status = names.StatusFailed
 	}
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SAStatus.ValueSet(p.Status))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SAStatus.ValueSet(p.Status))
 	t.details()
 	return res, err
 }
@@ -61,10 +62,10 @@ func logicalRun(ctx workflow.Context, cfg config.LogicalRestore, p *Progress, t 
 	t.start(StepVerify)
 	if err := cfg.Validate(); err != nil {
 		t.fail(StepVerify, err)
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeBadInput, nil)
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), names.ErrBadInput, nil)
 	}
 	if !cfg.DryRun {
-		release, err := clusterLock(ctx, cfg.Cluster.Name, "", "logical-restore", cfg.Cluster.LockQueue, p, t)
+		release, err := clusterLock(ctx, cfg.Cluster.Name, "", names.KindLogicalRestore, cfg.Cluster.LockQueue, p, t)
 		if err != nil {
 			t.fail(StepVerify, err)
 			return nil, err
@@ -100,7 +101,7 @@ func logicalRun(ctx workflow.Context, cfg config.LogicalRestore, p *Progress, t 
 	t.done(StepPlan, fmt.Sprintf("%d topics (%d to create), %d ACLs, %d quotas, %d SCRAM users", len(res.Plan.Topics), create,
 		len(res.Plan.ACLs), len(res.Plan.Quotas), len(res.Plan.SCRAMUsers)))
 	if len(res.Plan.Conflicts) > 0 {
-		err := temporal.NewNonRetryableApplicationError("refused, nothing changed:\n  - "+strings.Join(res.Plan.Conflicts, "\n  - "), activities.ErrTypePreflight, nil)
+		err := temporal.NewNonRetryableApplicationError("refused, nothing changed:\n  - "+strings.Join(res.Plan.Conflicts, "\n  - "), names.ErrPreflight, nil)
 		t.fail(StepPlan, err)
 		return res, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/hostops"
 	"github.com/kbr-project/kbr/internal/kmeta"
+	"github.com/kbr-project/kbr/internal/names"
 )
 
 // Metadata restore step names, in the order of the MRS procedure.
@@ -31,10 +32,6 @@ const (
 // MetaRestoreSteps lists the steps of a metadata restore in order.
 var MetaRestoreSteps = []string{StepPreflight, StepSafetyBackup, StepStopKafka, StepRestoreZnodes,
 	StepFixClusterID, StepStartKafka, StepWaitHealthy, StepReport}
-
-// MemoResume is the memo key under which a metadata restore keeps what its
-// completed steps did; `kbr restore retry` passes it to the next run.
-const MemoResume = "kbr-resume"
 
 // MetadataRestoreInput is the input of MetadataRestoreWorkflow: the
 // document of `kbr restore metadata -f` (its fields at the top level) and,
@@ -98,11 +95,11 @@ func MetadataRestoreWorkflow(ctx workflow.Context, in MetadataRestoreInput) (*Me
 		return nil, err
 	}
 	rep, err := w.run(ctx)
-	w.p.Status = StatusSucceeded
+	w.p.Status = names.StatusSucceeded
 	if err != nil {
-		w.p.Status = StatusFailed
+		w.p.Status = names.StatusFailed
 	}
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SAStatus.ValueSet(w.p.Status))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SAStatus.ValueSet(w.p.Status))
 	w.t.details()
 	return rep, err
 }
@@ -120,7 +117,7 @@ type metaRestore struct {
 func (w *metaRestore) setup(ctx workflow.Context) error {
 	w.cfg = w.in.MetadataRestore
 	w.cfg.ApplyDefaults()
-	w.p = Progress{Kind: "metadata restore", Cluster: w.cfg.Cluster.Name, Status: StatusRunning}
+	w.p = Progress{Kind: "metadata restore", Cluster: w.cfg.Cluster.Name, Status: names.StatusRunning}
 	w.t = newTracker(ctx, &w.p, MetaRestoreSteps...)
 	w.done = map[string]bool{}
 	if r := w.in.Resume; r != nil {
@@ -131,22 +128,22 @@ func (w *metaRestore) setup(ctx workflow.Context) error {
 			w.done[s] = true
 		}
 	}
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) {
+	if err := workflow.SetQueryHandler(ctx, names.QueryProgress, func() (Progress, error) {
 		p := w.p
 		p.Report = w.rep
 		return p, nil
 	}); err != nil {
 		return err
 	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, SACluster.ValueSet(w.cfg.Cluster.Name),
-		SAKind.ValueSet("metadata-restore"), SAStatus.ValueSet(StatusRunning)); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, names.SACluster.ValueSet(w.cfg.Cluster.Name),
+		names.SAKind.ValueSet(names.KindMetadataRestore), names.SAStatus.ValueSet(names.StatusRunning)); err != nil {
 		return err
 	}
 	// A retry skips the preflight that announced the recovery point: say
 	// it again, so its task's prune keeps it while the retry may read it.
 	if rp := w.rep.RecoveryPoint; w.in.Resume != nil && rp != nil &&
 		workflow.GetVersion(ctx, "announce-recovery-point-on-retry", workflow.DefaultVersion, 1) == 1 {
-		return workflow.UpsertTypedSearchAttributes(ctx, SATask.ValueSet(rp.Task), SARecoveryPoint.ValueSet(rp.Manifest))
+		return workflow.UpsertTypedSearchAttributes(ctx, names.SATask.ValueSet(rp.Task), names.SARecoveryPoint.ValueSet(rp.Manifest))
 	}
 	return nil
 }
@@ -163,7 +160,7 @@ func (w *metaRestore) step(ctx workflow.Context, name string, fn func() (string,
 	if err != nil {
 		w.t.fail(name, err)
 		// The run's failure names the step, with the innermost cause.
-		typ := "StepFailed"
+		typ := names.ErrStepFailed
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) && appErr.Type() != "" {
 			typ = appErr.Type()
@@ -187,7 +184,7 @@ func (w *metaRestore) step(ctx workflow.Context, name string, fn func() (string,
 		z.Skipped = nil
 		st.Znodes = &z
 	}
-	return workflow.UpsertMemo(ctx, map[string]any{MemoResume: MetaResume{
+	return workflow.UpsertMemo(ctx, map[string]any{names.MemoResume: MetaResume{
 		FromRunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Done: done, State: st}})
 }
 
@@ -196,7 +193,7 @@ func (w *metaRestore) run(ctx workflow.Context) (*MetaRestoreReport, error) {
 	if err := cfg.Validate(); err != nil {
 		w.t.start(StepPreflight)
 		w.t.fail(StepPreflight, err)
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeBadInput, nil)
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), names.ErrBadInput, nil)
 	}
 	if w.rep.ExecutedAt.IsZero() {
 		w.rep.ExecutedAt = workflow.Now(ctx).UTC().Truncate(time.Second)
@@ -204,7 +201,7 @@ func (w *metaRestore) run(ctx workflow.Context) (*MetaRestoreReport, error) {
 	// The lock is taken by every run, resumed or not: no backup or other
 	// restore of this cluster runs while its brokers are down.
 	w.t.start(StepPreflight)
-	release, err := clusterLock(ctx, cfg.Cluster.Name, "", "metadata-restore", cfg.Cluster.LockQueue, &w.p, w.t)
+	release, err := clusterLock(ctx, cfg.Cluster.Name, "", names.KindMetadataRestore, cfg.Cluster.LockQueue, &w.p, w.t)
 	if err != nil {
 		w.t.fail(StepPreflight, err)
 		return nil, err
@@ -218,7 +215,7 @@ func (w *metaRestore) run(ctx workflow.Context) (*MetaRestoreReport, error) {
 		// Only a hand-written resume can get here.
 		err := fmt.Errorf("resume: the state says preflight completed but holds no recovery point or cluster id")
 		w.t.fail(StepPreflight, err)
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeBadInput, nil)
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), names.ErrBadInput, nil)
 	}
 	w.p.RecoveryPoint = w.rep.RecoveryPoint.Manifest
 	w.p.Task = w.rep.RecoveryPoint.Task
@@ -342,12 +339,12 @@ var ag *activities.Agent
 // retried, so a missing agent is reported within it.
 func agentOpts(ctx workflow.Context, host string, scheduleToStart, run time.Duration, attempts int32) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              activities.AgentTaskQueue(host),
+		TaskQueue:              names.AgentTaskQueue(host),
 		ScheduleToStartTimeout: scheduleToStart,
 		StartToCloseTimeout:    run,
 		HeartbeatTimeout:       time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
-			MaximumAttempts: attempts, NonRetryableErrorTypes: []string{activities.ErrTypeCommand, activities.ErrTypeWrongHost}},
+			MaximumAttempts: attempts, NonRetryableErrorTypes: []string{names.ErrCommand, names.ErrWrongHost}},
 	})
 }
 
@@ -377,7 +374,7 @@ func agentError(b config.BrokerHost, err error, sts time.Duration) string {
 	var te *temporal.TimeoutError
 	if errors.As(err, &te) && te.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START {
 		return fmt.Sprintf("broker %d: no agent answered for host %s within %s (task queue %s): run `kbr agent --host %s` on that broker's machine",
-			b.ID, b.Host, sts, activities.AgentTaskQueue(b.Host), b.Host)
+			b.ID, b.Host, sts, names.AgentTaskQueue(b.Host), b.Host)
 	}
 	return fmt.Sprintf("broker %d (host %s): %s", b.ID, b.Host, errText(err))
 }
@@ -405,7 +402,7 @@ func (w *metaRestore) preflight(ctx workflow.Context) (string, error) {
 		return "", err
 	}
 	w.rep.RecoveryPoint = &rp
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SATask.ValueSet(rp.Task), SARecoveryPoint.ValueSet(rp.Manifest))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SATask.ValueSet(rp.Task), names.SARecoveryPoint.ValueSet(rp.Manifest))
 
 	var problems []string
 	// Pings go out first: they wait for the agents while the main
@@ -465,7 +462,7 @@ func (w *metaRestore) preflight(ctx workflow.Context) (string, error) {
 	w.rep.KafkaVersion = version
 	if len(problems) > 0 {
 		sort.Strings(problems)
-		return "", temporal.NewNonRetryableApplicationError("refused before anything was stopped:\n  - "+strings.Join(problems, "\n  - "), activities.ErrTypePreflight, nil)
+		return "", temporal.NewNonRetryableApplicationError("refused before anything was stopped:\n  - "+strings.Join(problems, "\n  - "), names.ErrPreflight, nil)
 	}
 	return fmt.Sprintf("%s verified (Kafka %s, cluster id %s, %d znodes); %d agents answer; ZooKeeper reachable", rp.Manifest, backupV, pre.BackupClusterID, pre.BackupZnodes, len(w.rep.Agents)), nil
 }

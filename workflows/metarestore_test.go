@@ -19,6 +19,7 @@ import (
 	"github.com/kbr-project/kbr/internal/hostops"
 	"github.com/kbr-project/kbr/internal/kmeta"
 	"github.com/kbr-project/kbr/internal/lock"
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/storage"
 )
 
@@ -54,12 +55,12 @@ func (c *calls) has(s string) bool {
 func metaEnv(t *testing.T, c *calls, pingVersion string, pingErr error) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	env.RegisterWorkflowWithOptions(MetadataRestoreWorkflow, workflow.RegisterOptions{Name: MetadataRestoreWorkflowName})
+	env.RegisterWorkflowWithOptions(MetadataRestoreWorkflow, workflow.RegisterOptions{Name: names.MetadataRestoreWorkflow})
 	env.RegisterActivity(&activities.Activities{})
 	env.RegisterActivity(&activities.Agent{})
 	env.OnActivity(a.RequestClusterLock, mock.Anything, mock.Anything).Return(nil)
-	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalLockReply, lock.Reply{Granted: true}) }, time.Millisecond)
-	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, mock.Anything, SignalLockRelease, mock.Anything).Return(nil)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(names.SignalLockReply, lock.Reply{Granted: true}) }, time.Millisecond)
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, mock.Anything, names.SignalLockRelease, mock.Anything).Return(nil)
 	env.OnActivity(a.ResolveName, mock.Anything, mock.Anything).Return("t_1/3.9_manifest_1.json", nil)
 	env.OnActivity(a.ResolveRecoveryPoint, mock.Anything, mock.Anything).Return(&activities.RecoveryPoint{Manifest: "t_1/3.9_manifest_1.json", KafkaVersion: "3.9"}, nil)
 	env.OnActivity(a.MetadataPreflight, mock.Anything, mock.Anything).Return(&activities.MetaPreflight{BackupVersion: "3.9", BackupClusterID: "CID", LiveError: "down"}, nil)
@@ -100,7 +101,7 @@ func metaEnv(t *testing.T, c *calls, pingVersion string, pingErr error) *testsui
 func TestMetadataRestoreSteps(t *testing.T) {
 	c := &calls{}
 	env := metaEnv(t, c, "3.9.1", nil)
-	env.ExecuteWorkflow(MetadataRestoreWorkflowName, metaInput())
+	env.ExecuteWorkflow(names.MetadataRestoreWorkflow, metaInput())
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func TestMetadataRestoreResume(t *testing.T) {
 		Done: []string{StepPreflight, StepSafetyBackup, StepStopKafka, StepRestoreZnodes, StepFixClusterID},
 		State: MetaRestoreReport{RecoveryPoint: &activities.RecoveryPoint{Manifest: "m"}, ClusterID: "CID",
 			SafetyBackup: &activities.SafetyBackupResult{RecoveryPoint: "safe"}}}
-	env.ExecuteWorkflow(MetadataRestoreWorkflowName, in)
+	env.ExecuteWorkflow(names.MetadataRestoreWorkflow, in)
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestMetadataRestoreResume(t *testing.T) {
 	if !c.has("start h1") || !c.has("healthy") {
 		t.Errorf("the remaining steps did not run: %v", c.l)
 	}
-	v, _ := env.QueryWorkflow(QueryProgress)
+	v, _ := env.QueryWorkflow(names.QueryProgress)
 	var p Progress
 	_ = v.Get(&p)
 	for _, s := range p.Steps {
@@ -163,7 +164,7 @@ func TestMetadataRestoreRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &calls{}
 			env := metaEnv(t, c, tc.version, tc.pingErr)
-			env.ExecuteWorkflow(MetadataRestoreWorkflowName, metaInput())
+			env.ExecuteWorkflow(names.MetadataRestoreWorkflow, metaInput())
 			err := env.GetWorkflowError()
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want %q", err, tc.want)
@@ -181,7 +182,7 @@ func TestMetadataRestoreRefusals(t *testing.T) {
 // breaks running restores fails here.
 func TestReplayMetadataRestoreHistory(t *testing.T) {
 	r := worker.NewWorkflowReplayer()
-	r.RegisterWorkflowWithOptions(MetadataRestoreWorkflow, workflow.RegisterOptions{Name: MetadataRestoreWorkflowName})
+	r.RegisterWorkflowWithOptions(MetadataRestoreWorkflow, workflow.RegisterOptions{Name: names.MetadataRestoreWorkflow})
 	for _, f := range []string{"testdata/metarestore_failed_history.json", "testdata/metarestore_retry_history.json"} {
 		if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 			t.Fatalf("replay %s: %v", f, err)
@@ -193,7 +194,7 @@ func TestReplayMetadataRestoreHistory(t *testing.T) {
 func TestLogicalRestoreDryRun(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	env.RegisterWorkflowWithOptions(LogicalRestoreWorkflow, workflow.RegisterOptions{Name: LogicalRestoreWorkflowName})
+	env.RegisterWorkflowWithOptions(LogicalRestoreWorkflow, workflow.RegisterOptions{Name: names.LogicalRestoreWorkflow})
 	env.RegisterActivity(&activities.Activities{})
 	env.OnActivity(a.ResolveName, mock.Anything, mock.Anything).Return("m", nil)
 	env.OnActivity(a.ResolveRecoveryPoint, mock.Anything, mock.Anything).Return(&activities.RecoveryPoint{Manifest: "m"}, nil)
@@ -206,7 +207,7 @@ func TestLogicalRestoreDryRun(t *testing.T) {
 	})
 	cfg := config.LogicalRestore{Cluster: config.Cluster{Name: "k", BootstrapServers: []string{"127.0.0.1:9092"}},
 		Source: config.Source{Target: storage.Target{Type: "LocalDir", Path: "/b"}, RecoveryPoint: "latest"}, DryRun: true}
-	env.ExecuteWorkflow(LogicalRestoreWorkflowName, cfg)
+	env.ExecuteWorkflow(names.LogicalRestoreWorkflow, cfg)
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +227,7 @@ func TestMetadataRestoreBadResume(t *testing.T) {
 	env := metaEnv(t, c, "3.9.1", nil)
 	in := metaInput()
 	in.Resume = &MetaResume{Done: []string{StepPreflight}}
-	env.ExecuteWorkflow(MetadataRestoreWorkflowName, in)
+	env.ExecuteWorkflow(names.MetadataRestoreWorkflow, in)
 	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "holds no recovery point") {
 		t.Fatalf("got %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/internal/names"
 )
 
 // Restore step names.
@@ -22,9 +23,6 @@ const (
 	StepCommitOffsets = "commit group offsets"
 	StepFinish        = "reset retention"
 )
-
-// MemoRestorePlan is the memo key under which a restore keeps its plan.
-const MemoRestorePlan = "kbr_restore_plan"
 
 // RestoreResult is what a successful restore returns.
 type RestoreResult struct {
@@ -50,21 +48,21 @@ type TopicMapping struct {
 // put retention back. Its input is the document `kbr restore run -f` reads.
 func RestoreWorkflow(ctx workflow.Context, cfg config.Restore) (*RestoreResult, error) {
 	cfg.ApplyDefaults()
-	p := Progress{Kind: "restore", Cluster: cfg.Cluster.Name, Status: StatusRunning}
+	p := Progress{Kind: names.KindRestore, Cluster: cfg.Cluster.Name, Status: names.StatusRunning}
 	t := newTracker(ctx, &p, StepVerify, StepPrepare, StepRestoreData, StepCommitOffsets, StepFinish)
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return p, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, names.QueryProgress, func() (Progress, error) { return p, nil }); err != nil {
 		return nil, err
 	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, SACluster.ValueSet(cfg.Cluster.Name),
-		SAKind.ValueSet("restore"), SAStatus.ValueSet(StatusRunning)); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, names.SACluster.ValueSet(cfg.Cluster.Name),
+		names.SAKind.ValueSet(names.KindRestore), names.SAStatus.ValueSet(names.StatusRunning)); err != nil {
 		return nil, err
 	}
 	res, err := restoreRun(ctx, cfg, &p, t)
-	p.Status = StatusSucceeded
+	p.Status = names.StatusSucceeded
 	if err != nil {
-		p.Status = StatusFailed
+		p.Status = names.StatusFailed
 	}
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SAStatus.ValueSet(p.Status))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SAStatus.ValueSet(p.Status))
 	t.details()
 	return res, err
 }
@@ -81,7 +79,7 @@ func announceRecoveryPoint(ctx workflow.Context, src *config.Source) error {
 	if err := workflow.ExecuteLocalActivity(localOpts(ctx, time.Minute, 5), a.ResolveName, activities.VerifyInput{Source: *src}).Get(ctx, &src.RecoveryPoint); err != nil {
 		return err
 	}
-	return workflow.UpsertTypedSearchAttributes(ctx, SARecoveryPoint.ValueSet(src.RecoveryPoint))
+	return workflow.UpsertTypedSearchAttributes(ctx, names.SARecoveryPoint.ValueSet(src.RecoveryPoint))
 }
 
 // MaxPlanMemoBytes bounds the compressed restore plan kept in a memo
@@ -92,10 +90,10 @@ func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracke
 	t.start(StepVerify)
 	if err := cfg.Validate(); err != nil {
 		t.fail(StepVerify, err)
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeBadInput, nil)
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), names.ErrBadInput, nil)
 	}
 	if workflow.GetVersion(ctx, "cluster-lock", workflow.DefaultVersion, 1) == 1 {
-		release, err := clusterLock(ctx, cfg.Cluster.Name, "", "restore", cfg.Cluster.LockQueue, p, t)
+		release, err := clusterLock(ctx, cfg.Cluster.Name, "", names.KindRestore, cfg.Cluster.LockQueue, p, t)
 		if err != nil {
 			t.fail(StepVerify, err)
 			return nil, err
@@ -116,7 +114,7 @@ func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracke
 	}
 	p.RecoveryPoint = rp.Manifest
 	p.Task = rp.Task
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SATask.ValueSet(rp.Task), SARecoveryPoint.ValueSet(rp.Manifest))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SATask.ValueSet(rp.Task), names.SARecoveryPoint.ValueSet(rp.Manifest))
 	t.done(StepVerify, fmt.Sprintf("%s: %d files, %d records, checksums match", rp.Manifest, rp.Files, rp.Records))
 
 	t.start(StepPrepare)
@@ -125,12 +123,12 @@ func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracke
 		// A retry: the failed run created the topics and fixed each
 		// partition's base; producing again skips what landed.
 		if r.Manifest != rp.Manifest {
-			err := temporal.NewNonRetryableApplicationError(fmt.Sprintf("resume: the failed run restored %s, this one resolves %s", r.Manifest, rp.Manifest), activities.ErrTypeBadInput, nil)
+			err := temporal.NewNonRetryableApplicationError(fmt.Sprintf("resume: the failed run restored %s, this one resolves %s", r.Manifest, rp.Manifest), names.ErrBadInput, nil)
 			t.fail(StepPrepare, err)
 			return nil, err
 		}
 		if err := r.DecodePlan(&prep); err != nil {
-			err = temporal.NewNonRetryableApplicationError("resume: the failed run's plan: "+err.Error(), activities.ErrTypeBadInput, nil)
+			err = temporal.NewNonRetryableApplicationError("resume: the failed run's plan: "+err.Error(), names.ErrBadInput, nil)
 			t.fail(StepPrepare, err)
 			return nil, err
 		}
@@ -144,7 +142,7 @@ func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracke
 	case 1:
 		// What `kbr restore retry` resumes from if this run fails.
 		if plan, err := json.Marshal(prep); err == nil {
-			_ = workflow.UpsertMemo(ctx, map[string]any{MemoRestorePlan: config.RestoreResume{
+			_ = workflow.UpsertMemo(ctx, map[string]any{names.MemoRestorePlan: config.RestoreResume{
 				FromRunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Manifest: rp.Manifest, Plan: plan}})
 		}
 	case 2:
@@ -156,7 +154,7 @@ func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracke
 			err = fmt.Errorf("%d bytes compressed, over the %d kept", len(resume.PlanGzip), MaxPlanMemoBytes)
 		}
 		if err == nil {
-			err = workflow.UpsertMemo(ctx, map[string]any{MemoRestorePlan: resume})
+			err = workflow.UpsertMemo(ctx, map[string]any{names.MemoRestorePlan: resume})
 		}
 		if err != nil {
 			planWarning = "the restore plan is not kept for `kbr restore retry` (" + err.Error() + "): if this run fails, restore again into empty topics"

@@ -8,9 +8,6 @@ import (
 	"github.com/kbr-project/kbr/internal/config"
 )
 
-// CheckTaskWorkflowName is the type name of CheckTaskWorkflow.
-const CheckTaskWorkflowName = "CheckTaskWorkflow"
-
 // CheckTaskWorkflow runs the read-only checks a task gets before `kbr task
 // create|update` stores it, on a worker that reaches the cluster.
 func CheckTaskWorkflow(ctx workflow.Context, cfg config.Backup) error {

@@ -4,20 +4,18 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/kbr-project/kbr/activities"
+	"github.com/kbr-project/kbr/internal/names"
 )
-
-// VerifyWorkflowName is the type name of VerifyWorkflow.
-const VerifyWorkflowName = "VerifyWorkflow"
 
 // VerifyWorkflow re-reads every file of a recovery point and checks its size
 // and SHA-256; a damaged or missing file fails it with every such file named.
 func VerifyWorkflow(ctx workflow.Context, in activities.VerifyInput) (*activities.RecoveryPoint, error) {
-	p := Progress{Kind: "verify", Status: StatusRunning}
+	p := Progress{Kind: names.KindVerify, Status: names.StatusRunning}
 	t := newTracker(ctx, &p, StepVerify)
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return p, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, names.QueryProgress, func() (Progress, error) { return p, nil }); err != nil {
 		return nil, err
 	}
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SAKind.ValueSet("verify"), SAStatus.ValueSet(StatusRunning))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SAKind.ValueSet(names.KindVerify), names.SAStatus.ValueSet(names.StatusRunning))
 	t.start(StepVerify)
 	// Announced like a restore's, so a prune does not delete what is being
 	// verified and make it look damaged.
@@ -26,15 +24,15 @@ func VerifyWorkflow(ctx workflow.Context, in activities.VerifyInput) (*activitie
 	if err == nil {
 		err = workflow.ExecuteActivity(longOpts(ctx), a.ResolveRecoveryPoint, in).Get(ctx, &rp)
 	}
-	p.Status = StatusSucceeded
+	p.Status = names.StatusSucceeded
 	if err != nil {
-		p.Status = StatusFailed
+		p.Status = names.StatusFailed
 		t.fail(StepVerify, err)
 	} else {
 		p.RecoveryPoint = rp.Manifest
 		t.done(StepVerify, "every file matches its size and SHA-256")
 	}
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SAStatus.ValueSet(p.Status))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SAStatus.ValueSet(p.Status))
 	if err != nil {
 		return nil, err
 	}

@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/hostops"
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/workers"
 )
 
@@ -89,7 +89,7 @@ start_command, listener, kafka_libs, kafka_version; flags win.`,
 				return withCode(exitFailed, fmt.Errorf("start agent: %w", err))
 			}
 			fmt.Fprintf(os.Stderr, "kbr agent: host %s polling task queue %s at %s (namespace %s); broker %s, log dirs %v\n",
-				eff.Host, activities.AgentTaskQueue(eff.Host), c.address, c.namespace, eff.Listener, dirs)
+				eff.Host, names.AgentTaskQueue(eff.Host), c.address, c.namespace, eff.Listener, dirs)
 			<-ctx.Done()
 			w.Stop()
 			return nil

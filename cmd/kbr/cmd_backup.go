@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/workflows"
 )
 
@@ -47,13 +48,13 @@ func backupCmd() *cobra.Command {
 				id = workflowID("backup", cfg.Task, time.Now())
 			}
 			opts := client.StartWorkflowOptions{ID: id, TypedSearchAttributes: temporal.NewSearchAttributes(
-				workflows.SACluster.ValueSet(cfg.Cluster.Name), workflows.SATask.ValueSet(cfg.Task),
-				workflows.SAKind.ValueSet("backup"), workflows.SAStatus.ValueSet(workflows.StatusRunning))}
+				names.SACluster.ValueSet(cfg.Cluster.Name), names.SATask.ValueSet(cfg.Task),
+				names.SAKind.ValueSet(names.KindBackup), names.SAStatus.ValueSet(names.StatusRunning))}
 			var res workflows.BackupResult
-			if err := startAndWatch(ctx, cl, opts, workflows.BackupWorkflowName, cfg, jsonOut, detach, &res); err != nil || detach {
+			if err := startAndWatch(ctx, cl, opts, names.BackupWorkflow, cfg, jsonOut, detach, &res); err != nil || detach {
 				return err
 			}
-			return printJSONOr(jsonOut, map[string]any{"workflow_id": id, "status": workflows.StatusSucceeded, "result": res}, func() {
+			return printJSONOr(jsonOut, map[string]any{"workflow_id": id, "status": names.StatusSucceeded, "result": res}, func() {
 				fmt.Printf("backup succeeded: %d records, %d files, %d bytes\n", res.Totals.Records, res.Totals.Files, res.Totals.Bytes)
 				fmt.Printf("recovery point: %s\n", res.RecoveryPoint)
 				fmt.Printf("backup path:    %s/%s\n", cfg.Target.Path, res.TaskDir)

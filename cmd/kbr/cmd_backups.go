@@ -18,7 +18,7 @@ import (
 
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/config"
-	"github.com/kbr-project/kbr/workflows"
+	"github.com/kbr-project/kbr/internal/names"
 
 	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/storage"
@@ -104,12 +104,12 @@ target as a YAML file with --target and the recovery point with --recovery-point
 			defer cl.Close()
 			id := workflowID("verify", "rp", time.Now())
 			opts := client.StartWorkflowOptions{ID: id, TypedSearchAttributes: temporal.NewSearchAttributes(
-				workflows.SAKind.ValueSet("verify"), workflows.SAStatus.ValueSet(workflows.StatusRunning))}
+				names.SAKind.ValueSet(names.KindVerify), names.SAStatus.ValueSet(names.StatusRunning))}
 			var res activities.RecoveryPoint
-			if err := startAndWatch(ctx, cl, opts, workflows.VerifyWorkflowName, in, jsonOut, false, &res); err != nil {
+			if err := startAndWatch(ctx, cl, opts, names.VerifyWorkflow, in, jsonOut, false, &res); err != nil {
 				return err
 			}
-			return printJSONOr(jsonOut, map[string]any{"workflow_id": id, "status": workflows.StatusSucceeded, "result": res}, func() {
+			return printJSONOr(jsonOut, map[string]any{"workflow_id": id, "status": names.StatusSucceeded, "result": res}, func() {
 				fmt.Printf("recovery point %s: %d files, %d bytes, every size and SHA-256 matches\n", res.Manifest, res.Files, res.Bytes)
 			})
 		},

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/workflows"
 )
 
@@ -63,13 +64,13 @@ passwords must be set again (the Admin API never reveals them). With
 				id = workflowID(kind, cfg.Cluster.Name, time.Now())
 			}
 			opts := client.StartWorkflowOptions{ID: id, TypedSearchAttributes: temporal.NewSearchAttributes(
-				workflows.SACluster.ValueSet(cfg.Cluster.Name), workflows.SAKind.ValueSet("logical-restore"),
-				workflows.SAStatus.ValueSet(workflows.StatusRunning))}
+				names.SACluster.ValueSet(cfg.Cluster.Name), names.SAKind.ValueSet(names.KindLogicalRestore),
+				names.SAStatus.ValueSet(names.StatusRunning))}
 			var res workflows.LogicalRestoreResult
-			if err := startAndWatch(ctx, cl, opts, workflows.LogicalRestoreWorkflowName, cfg, jsonOut, detach, &res); err != nil || detach {
+			if err := startAndWatch(ctx, cl, opts, names.LogicalRestoreWorkflow, cfg, jsonOut, detach, &res); err != nil || detach {
 				return err
 			}
-			return printJSONOr(jsonOut, map[string]any{"workflow_id": id, "status": workflows.StatusSucceeded, "result": res}, func() {
+			return printJSONOr(jsonOut, map[string]any{"workflow_id": id, "status": names.StatusSucceeded, "result": res}, func() {
 				printLogicalPlan(res)
 			})
 		},

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/workflows"
 )
 
@@ -77,10 +78,10 @@ func runMetadataRestore(ctx context.Context, cl client.Client, id string, in wor
 		// Without it the SDK hands back the existing run instead of refusing.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SACluster.ValueSet(in.Cluster.Name), workflows.SAKind.ValueSet("metadata-restore"),
-			workflows.SAStatus.ValueSet(workflows.StatusRunning))}
+			names.SACluster.ValueSet(in.Cluster.Name), names.SAKind.ValueSet(names.KindMetadataRestore),
+			names.SAStatus.ValueSet(names.StatusRunning))}
 	var rep workflows.MetaRestoreReport
-	err := startAndWatch(ctx, cl, opts, workflows.MetadataRestoreWorkflowName, in, jsonOut, detach, &rep)
+	err := startAndWatch(ctx, cl, opts, names.MetadataRestoreWorkflow, in, jsonOut, detach, &rep)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return withCode(exitBadInput, fmt.Errorf("restore %s already ran and succeeded, or is running: a restore runs once (kbr restore status %s)", id, id))
@@ -91,7 +92,7 @@ func runMetadataRestore(ctx context.Context, cl client.Client, id string, in wor
 		}
 		return err
 	}
-	return printJSONOr(jsonOut, map[string]any{"workflow_id": id, "status": workflows.StatusSucceeded, "result": rep}, func() {
+	return printJSONOr(jsonOut, map[string]any{"workflow_id": id, "status": names.StatusSucceeded, "result": rep}, func() {
 		fmt.Printf("metadata restore %s succeeded: %s\n", id, rep.RecoveryPoint.Manifest)
 		fmt.Printf("  cluster id %s; %d brokers registered, %d partitions, none under-replicated\n", rep.ClusterID, len(rep.Health.Brokers), rep.Health.Partitions)
 		for _, f := range rep.ClusterIDs {
@@ -126,7 +127,7 @@ func retryCmd() *cobra.Command {
 			}
 			defer cl.Close()
 			if d, err := cl.DescribeWorkflowExecution(ctx, id, ""); err == nil &&
-				d.GetWorkflowExecutionInfo().GetType().GetName() == workflows.RestoreWorkflowName {
+				d.GetWorkflowExecutionInfo().GetType().GetName() == names.RestoreWorkflow {
 				return retryDataRestore(ctx, cl, id, d, jsonOut, detach)
 			}
 			in, err := resumeInput(ctx, cl, id)
@@ -159,8 +160,8 @@ func resumeInput(ctx context.Context, cl client.Client, id string) (workflows.Me
 		return in, withCode(exitFailed, err)
 	}
 	info := d.GetWorkflowExecutionInfo()
-	if t := info.GetType().GetName(); t != workflows.MetadataRestoreWorkflowName {
-		return in, withCode(exitBadInput, fmt.Errorf("%s is a %s; retry resumes metadata restores (%s)", id, t, workflows.MetadataRestoreWorkflowName))
+	if t := info.GetType().GetName(); t != names.MetadataRestoreWorkflow {
+		return in, withCode(exitBadInput, fmt.Errorf("%s is a %s; retry resumes metadata restores (%s)", id, t, names.MetadataRestoreWorkflow))
 	}
 	switch info.GetStatus() {
 	case enums.WORKFLOW_EXECUTION_STATUS_RUNNING:
@@ -186,7 +187,7 @@ func resumeInput(ctx context.Context, cl client.Client, id string) (workflows.Me
 		return in, withCode(exitFailed, fmt.Errorf("restore %s: decode its input: %w", id, err))
 	}
 	resume := &workflows.MetaResume{FromRunID: runID}
-	if p, ok := info.GetMemo().GetFields()[workflows.MemoResume]; ok {
+	if p, ok := info.GetMemo().GetFields()[names.MemoResume]; ok {
 		if err := dc.FromPayload(p, resume); err != nil {
 			return in, withCode(exitFailed, fmt.Errorf("restore %s: decode what it completed: %w", id, err))
 		}
@@ -236,7 +237,7 @@ func retryDataRestore(ctx context.Context, cl client.Client, id string, d *workf
 	if err := dc.FromPayload(attrs.GetInput().GetPayloads()[0], &cfg); err != nil {
 		return withCode(exitFailed, fmt.Errorf("restore %s: decode its input: %w", id, err))
 	}
-	p, ok := info.GetMemo().GetFields()[workflows.MemoRestorePlan]
+	p, ok := info.GetMemo().GetFields()[names.MemoRestorePlan]
 	if !ok {
 		// It failed before fixing a plan: it keeps the one it was given (a
 		// retry's), or, a first run, starts afresh.
@@ -275,13 +276,13 @@ func retryDataRestore(ctx context.Context, cl client.Client, id string, d *workf
 	opts := client.StartWorkflowOptions{ID: id,
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SACluster.ValueSet(cfg.Cluster.Name), workflows.SAKind.ValueSet("restore"),
-			workflows.SAStatus.ValueSet(workflows.StatusRunning))}
+			names.SACluster.ValueSet(cfg.Cluster.Name), names.SAKind.ValueSet(names.KindRestore),
+			names.SAStatus.ValueSet(names.StatusRunning))}
 	var res workflows.RestoreResult
-	if err := startAndWatch(ctx, cl, opts, workflows.RestoreWorkflowName, cfg, jsonOut, detach, &res); err != nil || detach {
+	if err := startAndWatch(ctx, cl, opts, names.RestoreWorkflow, cfg, jsonOut, detach, &res); err != nil || detach {
 		return err
 	}
-	return printJSONOr(jsonOut, map[string]any{"workflow_id": id, "status": workflows.StatusSucceeded, "result": res}, func() {
+	return printJSONOr(jsonOut, map[string]any{"workflow_id": id, "status": names.StatusSucceeded, "result": res}, func() {
 		fmt.Printf("restore succeeded: %d records from %s\n", res.Records, res.RecoveryPoint)
 	})
 }

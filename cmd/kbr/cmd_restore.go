@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/workflows"
 )
 
@@ -57,13 +58,13 @@ func restoreCmd() *cobra.Command {
 			}
 			// A restore id runs once: a failed one is resumed with `kbr restore retry`.
 			opts := client.StartWorkflowOptions{ID: id, WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, TypedSearchAttributes: temporal.NewSearchAttributes(
-				workflows.SACluster.ValueSet(cfg.Cluster.Name), workflows.SAKind.ValueSet("restore"),
-				workflows.SAStatus.ValueSet(workflows.StatusRunning))}
+				names.SACluster.ValueSet(cfg.Cluster.Name), names.SAKind.ValueSet(names.KindRestore),
+				names.SAStatus.ValueSet(names.StatusRunning))}
 			var res workflows.RestoreResult
-			if err := startAndWatch(ctx, cl, opts, workflows.RestoreWorkflowName, cfg, jsonOut, detach, &res); err != nil || detach {
+			if err := startAndWatch(ctx, cl, opts, names.RestoreWorkflow, cfg, jsonOut, detach, &res); err != nil || detach {
 				return err
 			}
-			return printJSONOr(jsonOut, map[string]any{"workflow_id": id, "status": workflows.StatusSucceeded, "result": res}, func() {
+			return printJSONOr(jsonOut, map[string]any{"workflow_id": id, "status": names.StatusSucceeded, "result": res}, func() {
 				fmt.Printf("restore succeeded: %d records from %s\n", res.Records, res.RecoveryPoint)
 				for _, t := range res.Topics {
 					fmt.Printf("  %s -> %s (created %v)\n", t.Source, t.Target, t.Created)

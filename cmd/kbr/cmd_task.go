@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/internal/tasks"
 	"github.com/kbr-project/kbr/workflows"
 )
@@ -38,7 +39,7 @@ func (f *taskFlags) manager(ctx context.Context) (*tasks.Manager, client.Client,
 	if err != nil {
 		return nil, nil, err
 	}
-	return &tasks.Manager{Client: cl, TaskQueue: workflows.TaskQueue, MaxTasks: f.maxTasks}, cl, nil
+	return &tasks.Manager{Client: cl, TaskQueue: names.TaskQueue, MaxTasks: f.maxTasks}, cl, nil
 }
 
 // do dials Temporal, runs fn with a task manager and hangs up.
@@ -297,7 +298,7 @@ func taskRunCmd() *cobra.Command {
 				if err := watch(ctx, cl, run, f.jsonOut); err != nil {
 					msg := failureText(err)
 					if f.jsonOut {
-						_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": workflows.StatusFailed, "error": msg})
+						_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": names.StatusFailed, "error": msg})
 					}
 					return withCode(exitFailed, fmt.Errorf("task %s run %s failed:\n%s", args[0], run.GetID(), msg))
 				}
@@ -305,7 +306,7 @@ func taskRunCmd() *cobra.Command {
 				if err := run.Get(ctx, &res); err != nil {
 					return withCode(exitFailed, err)
 				}
-				return printJSONOr(f.jsonOut, map[string]any{"workflow_id": run.GetID(), "status": workflows.StatusSucceeded, "result": res}, func() {
+				return printJSONOr(f.jsonOut, map[string]any{"workflow_id": run.GetID(), "status": names.StatusSucceeded, "result": res}, func() {
 					fmt.Printf("%s backup succeeded: %d records, %d files, %d bytes\n", res.Kind, res.Totals.Records, res.Totals.Files, res.Totals.Bytes)
 					fmt.Printf("recovery point: %s\n", res.RecoveryPoint)
 					if res.Retention != nil {

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/kbr-project/kbr/activities"
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/workflows"
 )
 
@@ -110,7 +111,7 @@ func query(ctx context.Context, cl client.Client, id string) (workflows.Progress
 	var p workflows.Progress
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	v, err := cl.QueryWorkflow(qctx, id, "", workflows.QueryProgress)
+	v, err := cl.QueryWorkflow(qctx, id, "", names.QueryProgress)
 	if err != nil || v.Get(&p) != nil {
 		return p, false
 	}
@@ -183,7 +184,7 @@ func failureText(err error) string {
 
 // startAndWatch starts a workflow and follows it.
 func startAndWatch(ctx context.Context, cl client.Client, opts client.StartWorkflowOptions, wf string, input any, jsonOut, detach bool, result any) error {
-	opts.TaskQueue = workflows.TaskQueue
+	opts.TaskQueue = names.TaskQueue
 	opts.WorkflowIDConflictPolicy = enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL
 	run, err := cl.ExecuteWorkflow(ctx, opts, wf, input)
 	if err != nil {
@@ -200,7 +201,7 @@ func startAndWatch(ctx context.Context, cl client.Client, opts client.StartWorkf
 	if err := watch(ctx, cl, run, jsonOut); err != nil {
 		msg := failureText(err)
 		if jsonOut {
-			_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": workflows.StatusFailed, "error": msg})
+			_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": names.StatusFailed, "error": msg})
 		}
 		return withCode(exitFailed, fmt.Errorf("%s %s failed:\n%s", wf, run.GetID(), msg))
 	}

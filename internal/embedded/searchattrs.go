@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kbr-project/kbr/internal/names"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
@@ -19,11 +20,11 @@ import (
 // SearchAttributes are the custom search attributes kbr workflows use.
 // On SQLite each maps to one of the pre-defined Keyword01..Keyword10 columns.
 var SearchAttributes = map[string]enums.IndexedValueType{
-	"KbrCluster":       enums.INDEXED_VALUE_TYPE_KEYWORD,
-	"KbrTask":          enums.INDEXED_VALUE_TYPE_KEYWORD,
-	"KbrKind":          enums.INDEXED_VALUE_TYPE_KEYWORD,
-	"KbrStatus":        enums.INDEXED_VALUE_TYPE_KEYWORD,
-	"KbrRecoveryPoint": enums.INDEXED_VALUE_TYPE_KEYWORD,
+	names.AttrCluster:       enums.INDEXED_VALUE_TYPE_KEYWORD,
+	names.AttrTask:          enums.INDEXED_VALUE_TYPE_KEYWORD,
+	names.AttrKind:          enums.INDEXED_VALUE_TYPE_KEYWORD,
+	names.AttrStatus:        enums.INDEXED_VALUE_TYPE_KEYWORD,
+	names.AttrRecoveryPoint: enums.INDEXED_VALUE_TYPE_KEYWORD,
 }
 
 // RegisterSearchAttributes makes sure every entry of SearchAttributes exists

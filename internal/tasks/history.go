@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/workflows"
 )
 
@@ -30,7 +31,7 @@ func (m *Manager) History(ctx context.Context, name string, limit int) ([]Execut
 	if limit <= 0 {
 		limit = 100
 	}
-	q := fmt.Sprintf("%s = '%s' AND %s = 'backup'", workflows.SATask.GetName(), strings.ReplaceAll(name, "'", ""), workflows.SAKind.GetName())
+	q := fmt.Sprintf("%s = '%s' AND %s = '%s'", names.AttrTask, strings.ReplaceAll(name, "'", ""), names.AttrKind, names.KindBackup)
 	var out []Execution
 	var token []byte
 	for len(out) < limit {
@@ -50,7 +51,7 @@ func (m *Manager) History(ctx context.Context, name string, limit int) ([]Execut
 			} else {
 				x.Duration = time.Since(x.Start).Round(time.Second)
 			}
-			if p, ok := e.GetMemo().GetFields()[workflows.MemoHistory]; ok {
+			if p, ok := e.GetMemo().GetFields()[names.MemoHistory]; ok {
 				_ = converter.GetDefaultDataConverter().FromPayload(p, &x.HistoryMemo)
 			}
 			out = append(out, x)

@@ -21,7 +21,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/kbr-project/kbr/internal/config"
-	"github.com/kbr-project/kbr/workflows"
+	"github.com/kbr-project/kbr/internal/names"
 )
 
 // ScheduleIDPrefix heads every task's schedule id.
@@ -83,7 +83,7 @@ func (m *Manager) queue() string {
 	if m.TaskQueue != "" {
 		return m.TaskQueue
 	}
-	return workflows.TaskQueue
+	return names.TaskQueue
 }
 
 // check validates a task, then has a worker check it against its
@@ -98,8 +98,8 @@ func (m *Manager) check(ctx context.Context, t *config.Task) error {
 	run, err := m.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:        fmt.Sprintf("kbr-task-check-%s-%d", t.Name, m.now().UnixNano()),
 		TaskQueue: m.queue(), WorkflowExecutionTimeout: 3 * time.Minute,
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SATask.ValueSet(t.Name), workflows.SAKind.ValueSet("task-check")),
-	}, workflows.CheckTaskWorkflowName, t.Backup)
+		TypedSearchAttributes: temporal.NewSearchAttributes(names.SATask.ValueSet(t.Name), names.SAKind.ValueSet("task-check")),
+	}, names.CheckTaskWorkflow, t.Backup)
 	if err != nil {
 		return fmt.Errorf("check task %s: %w", t.Name, err)
 	}
@@ -139,7 +139,7 @@ func (m *Manager) Create(ctx context.Context, t config.Task) (*Info, error) {
 		CatchupWindow: CatchupWindow,
 		Memo:          map[string]any{"kbr_task_created": created.Format(time.RFC3339)},
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SACluster.ValueSet(t.Cluster.Name), workflows.SATask.ValueSet(t.Name)),
+			names.SACluster.ValueSet(t.Cluster.Name), names.SATask.ValueSet(t.Name)),
 	}
 	if _, err := m.Client.ScheduleClient().Create(ctx, opts); err != nil {
 		var exists *serviceerror.AlreadyExists
@@ -161,7 +161,7 @@ func (m *Manager) Update(ctx context.Context, t config.Task) (*Info, error) {
 		return nil, err
 	}
 	h := m.Client.ScheduleClient().GetHandle(ctx, ScheduleID(t.Name))
-	sa := temporal.NewSearchAttributes(workflows.SACluster.ValueSet(t.Cluster.Name), workflows.SATask.ValueSet(t.Name))
+	sa := temporal.NewSearchAttributes(names.SACluster.ValueSet(t.Cluster.Name), names.SATask.ValueSet(t.Name))
 	err = h.Update(ctx, client.ScheduleUpdateOptions{DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 		s := in.Description.Schedule
 		sp := spec(t)
@@ -201,13 +201,13 @@ func (m *Manager) action(t config.Task, created time.Time) *client.ScheduleWorkf
 	return &client.ScheduleWorkflowAction{
 		// The schedule appends the scheduled time to this id.
 		ID:                 ScheduleID(t.Name),
-		Workflow:           workflows.BackupWorkflowName,
+		Workflow:           names.BackupWorkflow,
 		Args:               []any{t.Run(created)},
 		TaskQueue:          m.queue(),
 		WorkflowRunTimeout: 0,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SACluster.ValueSet(t.Cluster.Name), workflows.SATask.ValueSet(t.Name),
-			workflows.SAKind.ValueSet("backup"), workflows.SAStatus.ValueSet(workflows.StatusRunning)),
+			names.SACluster.ValueSet(t.Cluster.Name), names.SATask.ValueSet(t.Name),
+			names.SAKind.ValueSet(names.KindBackup), names.SAStatus.ValueSet(names.StatusRunning)),
 	}
 }
 
@@ -342,7 +342,7 @@ func (m *Manager) Run(ctx context.Context, name string) (client.WorkflowRun, err
 		ID: id, TaskQueue: m.queue(),
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SACluster.ValueSet(in.Cluster.Name), workflows.SATask.ValueSet(name),
-			workflows.SAKind.ValueSet("backup"), workflows.SAStatus.ValueSet(workflows.StatusRunning)),
-	}, workflows.BackupWorkflowName, in)
+			names.SACluster.ValueSet(in.Cluster.Name), names.SATask.ValueSet(name),
+			names.SAKind.ValueSet(names.KindBackup), names.SAStatus.ValueSet(names.StatusRunning)),
+	}, names.BackupWorkflow, in)
 }

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 	sdkclient "go.temporal.io/sdk/client"
 
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/internal/testenv"
 	"github.com/kbr-project/kbr/workflows"
 )
@@ -96,7 +97,7 @@ options: {min_free_bytes: 1GiB, throttle_bytes_per_second: 1MiB, segment_bytes: 
 
 func queryProgress(t *testing.T, c sdkclient.Client, id string) (workflows.Progress, bool) {
 	var p workflows.Progress
-	v, err := c.QueryWorkflow(context.Background(), id, "", workflows.QueryProgress)
+	v, err := c.QueryWorkflow(context.Background(), id, "", names.QueryProgress)
 	if err != nil || v.Get(&p) != nil {
 		return p, false
 	}

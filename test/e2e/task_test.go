@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/kbr-project/kbr/internal/backupset"
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/internal/tasks"
 	"github.com/kbr-project/kbr/internal/testenv"
 	"github.com/kbr-project/kbr/workflows"
@@ -442,8 +443,8 @@ options: {min_free_bytes: 1GiB}
 	standIn, err := c.ExecuteWorkflow(ctx, sdkclient.StartWorkflowOptions{
 		ID: "e2e-restore-standin-" + id, TaskQueue: "e2e-nobody-polls-" + id,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SAKind.ValueSet("restore"), workflows.SARecoveryPoint.ValueSet(first.RecoveryPoint)),
-	}, workflows.RestoreWorkflowName)
+			names.SAKind.ValueSet(names.KindRestore), names.SARecoveryPoint.ValueSet(first.RecoveryPoint)),
+	}, names.RestoreWorkflow)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,116 @@
+// Package names holds every name that crosses a process boundary: task
+// queues, workflow types, signals, queries, memo and search-attribute keys,
+// run kinds, statuses and the error types workflows and the CLI tell apart.
+// They are persisted in histories, schedules and visibility, or sent between
+// processes, so each is spelled once, here. It imports nothing of kbr.
+package names
+
+import "go.temporal.io/sdk/temporal"
+
+// TaskQueue is where kbr workers poll.
+const TaskQueue = "kbr"
+
+// AgentTaskQueue is the task queue of the `kbr agent` on a broker host.
+func AgentTaskQueue(host string) string { return "kbr-agent-" + host }
+
+// Workflow type names, as the temporal CLI and the Web UI show them.
+const (
+	BackupWorkflow          = "BackupWorkflow"
+	RestoreWorkflow         = "RestoreWorkflow"
+	MetadataRestoreWorkflow = "MetadataRestoreWorkflow"
+	LogicalRestoreWorkflow  = "LogicalRestoreWorkflow"
+	VerifyWorkflow          = "VerifyWorkflow"
+	CheckTaskWorkflow       = "CheckTaskWorkflow"
+	ClusterLockWorkflow     = "ClusterLockWorkflow"
+	// ExportWorkflow and ImportWorkflow are the children a backup or a
+	// restore runs over a window of work units, so that no history grows
+	// with the partition count.
+	ExportWorkflow = "ExportWorkflow"
+	ImportWorkflow = "ImportWorkflow"
+)
+
+// Queries.
+const (
+	QueryProgress  = "progress"
+	QueryLockState = "lock-state"
+)
+
+// Signals of the cluster lock.
+const (
+	SignalLockAcquire = "kbr-lock-acquire"
+	SignalLockRelease = "kbr-lock-release"
+	SignalLockReply   = "kbr-lock-reply"
+)
+
+// LockWorkflowID is the id of a cluster's lock workflow.
+func LockWorkflowID(cluster string) string { return "kbr-lock-" + cluster }
+
+// Memo keys. They are read back from ended runs (history, retry), so their
+// spellings stay as first written.
+const (
+	// MemoHistory is what `kbr task history` lists of a finished backup.
+	MemoHistory = "kbr_history"
+	// MemoResume is what a failed metadata restore completed.
+	MemoResume = "kbr-resume"
+	// MemoRestorePlan is the plan a data restore retries with.
+	MemoRestorePlan = "kbr_restore_plan"
+)
+
+// Search attribute names.
+const (
+	AttrCluster       = "KbrCluster"
+	AttrTask          = "KbrTask"
+	AttrKind          = "KbrKind"
+	AttrStatus        = "KbrStatus"
+	AttrRecoveryPoint = "KbrRecoveryPoint"
+)
+
+// Search attribute keys every run carries, so the Web UI finds runs by
+// cluster, task, kind and status.
+var (
+	SACluster       = temporal.NewSearchAttributeKeyKeyword(AttrCluster)
+	SATask          = temporal.NewSearchAttributeKeyKeyword(AttrTask)
+	SAKind          = temporal.NewSearchAttributeKeyKeyword(AttrKind)
+	SAStatus        = temporal.NewSearchAttributeKeyKeyword(AttrStatus)
+	SARecoveryPoint = temporal.NewSearchAttributeKeyKeyword(AttrRecoveryPoint)
+)
+
+// Run kinds, the values of KbrKind.
+const (
+	KindBackup          = "backup"
+	KindRestore         = "restore"
+	KindMetadataRestore = "metadata-restore"
+	KindLogicalRestore  = "logical-restore"
+	KindVerify          = "verify"
+	KindLock            = "lock"
+	KindCheckTask       = "check-task"
+	// KindExport and KindImport are the child runs of a backup and a restore.
+	KindExport = "export"
+	KindImport = "import"
+)
+
+// Statuses, the values of KbrStatus.
+const (
+	StatusRunning   = "running"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	// StatusRecordsLost is a backup that completed but could not read some
+	// records of its cut: retention deleted them first. It is not a success.
+	StatusRecordsLost = "records-lost"
+)
+
+// Error types of ApplicationErrors that workflows and the CLI tell apart.
+const (
+	ErrPreflight     = "PreflightFailed"
+	ErrBadInput      = "BadInput"
+	ErrStorage       = "StoragePermanent"
+	ErrTopicGone     = "TopicGone"
+	ErrChecksum      = "ChecksumMismatch"
+	ErrForeignWrites = "ForeignWrites"
+	ErrNonEmpty      = "TargetNotEmpty"
+	ErrClusterBusy   = "ClusterBusy"
+	ErrStepFailed    = "StepFailed"
+	ErrCommand       = "CommandFailed"
+	ErrWrongHost     = "WrongHost"
+	ErrRecordsLost   = "RecordsLost"
+)

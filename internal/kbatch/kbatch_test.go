@@ -195,3 +195,36 @@ func TestCompressorNames(t *testing.T) {
 		t.Fatal("brotli accepted")
 	}
 }
+
+func TestMergeKeepsEveryRecord(t *testing.T) {
+	t.Parallel()
+	a := recs(100, 3)
+	b := recs(200, 4) // a gap between them, as control batches leave
+	for i := range b {
+		b[i].Timestamp -= 5000 // earlier than a's: deltas go negative
+	}
+	m, err := Merge([][]byte{Build(a, nil), Build(b, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckCRC(m); err != nil {
+		t.Fatal(err)
+	}
+	_, h, _, _, _ := Next(m)
+	if h.NumRecords != 7 || !h.Contiguous() || h.BaseOffset != 0 {
+		t.Fatalf("header %+v", h)
+	}
+	got, err := Decode(m, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]Record{}, a...), b...)
+	Renumber(want, 0)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+	comp, _ := Compressor("lz4")
+	if _, err := Merge([][]byte{Build(a, comp)}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("compressed batch merged: %v", err)
+	}
+}

@@ -138,3 +138,75 @@ func Compressor(name string) (kgo.Compressor, error) {
 	}
 	return kgo.DefaultCompressor(c)
 }
+
+// Merge joins uncompressed v2 batches of one partition into one batch for a
+// producer: every record's bytes are kept, only its offset delta (now its
+// place in the result, from 0) and timestamp delta (now from the first
+// batch's base timestamp) are written again. The batches must hold
+// CreateTime records; LogAppendTime, compressed or control batches go
+// through Decode and Build instead.
+func Merge(batches [][]byte) ([]byte, error) {
+	if len(batches) == 0 {
+		return nil, nil
+	}
+	size := HeaderSize
+	for _, b := range batches {
+		size += len(b) - HeaderSize + 8
+	}
+	out := make([]byte, HeaderSize, size)
+	_, first, _, _, err := Next(batches[0])
+	if err != nil {
+		return nil, err
+	}
+	var n int64
+	maxTS := first.MaxTimestamp
+	for _, b := range batches {
+		_, h, _, ok, err := Next(b)
+		if err != nil || !ok || h.Magic != 2 || h.Codec() != CodecNone || h.LogAppendTime() || h.IsControl() {
+			return nil, fmt.Errorf("%w: merge: batch at offset %d is not plain", ErrCorrupt, h.BaseOffset)
+		}
+		maxTS = max(maxTS, h.MaxTimestamp)
+		rec := b[HeaderSize:]
+		for k := int32(0); k < h.NumRecords; k++ {
+			length, m := binary.Varint(rec)
+			if m <= 0 || length < 0 || int64(len(rec)-m) < length || length < 1 {
+				return nil, fmt.Errorf("%w: merge: record %d of batch at offset %d", ErrCorrupt, k, h.BaseOffset)
+			}
+			body := rec[m : m+int(length)]
+			rec = rec[m+int(length):]
+			attrs := body[0]
+			tsDelta, a := binary.Varint(body[1:])
+			if a <= 0 {
+				return nil, fmt.Errorf("%w: merge: timestamp of record %d at offset %d", ErrCorrupt, k, h.BaseOffset)
+			}
+			_, o := binary.Varint(body[1+a:])
+			if o <= 0 {
+				return nil, fmt.Errorf("%w: merge: offset of record %d at offset %d", ErrCorrupt, k, h.BaseOffset)
+			}
+			rest := body[1+a+o:]
+			var hdr [1 + 2*binary.MaxVarintLen64]byte
+			hdr[0] = attrs
+			hl := 1
+			hl += binary.PutVarint(hdr[hl:], h.FirstTimestamp+tsDelta-first.FirstTimestamp)
+			hl += binary.PutVarint(hdr[hl:], n)
+			out = binary.AppendVarint(out, int64(hl+len(rest)))
+			out = append(out, hdr[:hl]...)
+			out = append(out, rest...)
+			n++
+		}
+	}
+	binary.BigEndian.PutUint64(out[0:], 0)
+	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
+	binary.BigEndian.PutUint32(out[12:], 0xFFFFFFFF)
+	out[16] = 2
+	binary.BigEndian.PutUint16(out[21:], 0)
+	binary.BigEndian.PutUint32(out[23:], uint32(n-1))
+	binary.BigEndian.PutUint64(out[27:], uint64(first.FirstTimestamp))
+	binary.BigEndian.PutUint64(out[35:], uint64(maxTS))
+	binary.BigEndian.PutUint64(out[43:], math.MaxUint64)
+	binary.BigEndian.PutUint16(out[51:], math.MaxUint16)
+	binary.BigEndian.PutUint32(out[53:], math.MaxUint32)
+	binary.BigEndian.PutUint32(out[57:], uint32(n))
+	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], castagnoli))
+	return out, nil
+}

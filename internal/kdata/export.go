@@ -146,13 +146,13 @@ func Export(ctx context.Context, cl *kgo.Client, b storage.Backend, spec ExportS
 // fetchItem is what one fetch gave of one partition: batches to keep (runs
 // of the response's bytes), or a gap, and where reading continues.
 type fetchItem struct {
-	p      int
-	at     int64 // the fetch offset
-	next   int64
-	runs   [][]byte
-	heads  []kbatch.Header // of the batches in runs, in order
-	gapTo  int64           // > 0: [at, gapTo) is gone
-	bytes  int64           // response bytes, for the throttle
+	p     int
+	at    int64 // the fetch offset
+	next  int64
+	runs  [][]byte
+	heads []kbatch.Header // of the batches in runs, in order
+	gapTo int64           // > 0: [at, gapTo) is gone
+	bytes int64           // response bytes, for the throttle
 }
 
 // ---------------------------------------------------------------------------

@@ -32,8 +32,9 @@ func (l Loaded) partitions() []PartitionBackup {
 		return out
 	}
 	var out []PartitionBackup
-	for _, part := range l.Parts {
+	for k, part := range l.Parts {
 		for _, p := range part.Partitions {
+			p.Unit = k
 			src := Source{Manifest: l.Name, Format: m.Format, Compression: m.Compression, Records: p.Records}
 			for _, k := range p.Packs {
 				src.Packs = append(src.Packs, part.Files[k])

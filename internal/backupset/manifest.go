@@ -110,6 +110,9 @@ type PartitionBackup struct {
 	// Sources, in a View, are the data of every recovery point of the chain
 	// the partition's restore reads, oldest first.
 	Sources []Source `json:"-"`
+	// Unit, in a View of format 2, is the index of the part of the
+	// recovery point asked for that lists the partition.
+	Unit int `json:"-"`
 }
 
 // Source is where one recovery point of a chain keeps a partition's data.

@@ -32,7 +32,17 @@ type Progress struct {
 	RecordsTotal    int64  `json:"records_total,omitempty"`
 	EstimatedBytes  int64  `json:"estimated_bytes,omitempty"`
 	RecoveryPoint   string `json:"recovery_point,omitempty"`
-	Error           string `json:"error,omitempty"`
+	// UnitsTotal and UnitsDone count the work units of the data step;
+	// Running names the child workflows running units now, whose activities
+	// heartbeat the units' live counts.
+	UnitsTotal int      `json:"units_total,omitempty"`
+	UnitsDone  int      `json:"units_done,omitempty"`
+	Running    []string `json:"running,omitempty"`
+	// RecordsLost counts the offsets of records retention deleted before
+	// the export reached them, in LostPartitions partitions.
+	RecordsLost    int64  `json:"records_lost,omitempty"`
+	LostPartitions int    `json:"lost_partitions,omitempty"`
+	Error          string `json:"error,omitempty"`
 	Report          any    `json:"report,omitempty"`
 }
 
@@ -111,6 +121,12 @@ func (t *tracker) details() {
 	}
 	if p.PartitionsTotal > 0 {
 		s += fmt.Sprintf("\n\npartitions %d/%d, records %d, bytes %d", p.PartitionsDone, p.PartitionsTotal, p.RecordsDone, p.BytesDone)
+		if p.UnitsTotal > 0 {
+			s += fmt.Sprintf(", work units %d/%d", p.UnitsDone, p.UnitsTotal)
+		}
+	}
+	if p.RecordsLost > 0 {
+		s += fmt.Sprintf("\n\n**records lost**: %d offsets in %d partitions were deleted by retention before the backup read them", p.RecordsLost, p.LostPartitions)
 	}
 	if p.RecoveryPoint != "" {
 		s += "\n\nrecovery point: " + p.RecoveryPoint

@@ -48,9 +48,8 @@ func backupsCmd() *cobra.Command {
 			if err != nil {
 				return withCode(exitFailed, err)
 			}
-			a := &activities.Activities{}
-			for i := range rps {
-				if s, err := a.Summary(ctx, b, rps[i].Manifest); err == nil {
+						for i := range rps {
+				if s, err := activities.SummarizeRecoveryPoint(ctx, b, rps[i].Manifest); err == nil {
 					rps[i] = *s
 				}
 			}

@@ -20,30 +20,34 @@ import (
 	"github.com/kbr-project/kbr/workflows"
 )
 
-// live adds what running activities heartbeated to the workflow's progress,
-// so the CLI shows bytes moving inside partitions, not only finished ones.
+// live adds what the running work units heartbeated (in the child
+// workflows the progress names) to the workflow's progress, so the CLI
+// shows bytes moving inside units, not only finished ones.
 func live(ctx context.Context, cl client.Client, id string, p *workflows.Progress) {
-	d, err := cl.DescribeWorkflowExecution(ctx, id, "")
-	if err != nil {
-		return
-	}
 	dc := converter.GetDefaultDataConverter()
-	for _, pa := range d.GetPendingActivities() {
-		hb := pa.GetHeartbeatDetails()
-		if hb == nil || len(hb.Payloads) == 0 {
+	for _, child := range p.Running {
+		d, err := cl.DescribeWorkflowExecution(ctx, child, "")
+		if err != nil {
 			continue
 		}
-		switch pa.GetActivityType().GetName() {
-		case "ExportPartition":
-			var ep activities.ExportProgress
-			if dc.FromPayload(hb.Payloads[0], &ep) == nil {
-				p.RecordsDone += ep.Records
-				p.BytesDone += ep.Bytes
+		for _, pa := range d.GetPendingActivities() {
+			hb := pa.GetHeartbeatDetails()
+			if hb == nil || len(hb.Payloads) == 0 {
+				continue
 			}
-		case "RestorePartition":
-			var n int64
-			if dc.FromPayload(hb.Payloads[0], &n) == nil {
-				p.RecordsDone += n
+			switch pa.GetActivityType().GetName() {
+			case "ExportUnit":
+				var b activities.ExportBeat
+				if dc.FromPayload(hb.Payloads[0], &b) == nil {
+					p.RecordsDone += b.Records
+					p.BytesDone += b.Bytes
+					p.PartitionsDone += b.Done
+				}
+			case "ImportUnit":
+				var n int64
+				if dc.FromPayload(hb.Payloads[0], &n) == nil {
+					p.RecordsDone += n
+				}
 			}
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/kbr-project/kbr/internal/kmeta"
 )
 
 // FormatVersion is the format this kbr writes. Format 1 (one manifest with
@@ -353,4 +355,12 @@ func (v *manifestV1) convert() *Manifest {
 	}
 	m.ComputeTotals()
 	return m
+}
+
+// OffsetsFile is the content of the consumer offsets data source.
+type OffsetsFile struct {
+	Cluster   string        `json:"cluster"`
+	ClusterID string        `json:"cluster_id,omitempty"`
+	TakenAt   time.Time     `json:"taken_at"`
+	Groups    []kmeta.Group `json:"groups"`
 }

@@ -93,28 +93,41 @@ type Backup struct {
 
 // Backup policies.
 const (
-	PolicyFull        = "full"
-	PolicyIncremental = "incremental"
-	PolicyFullEveryN  = "full_every_n"
+	PolicyFull        = backupset.PolicyFull
+	PolicyIncremental = backupset.PolicyIncremental
+	PolicyFullEveryN  = backupset.PolicyFullEveryN
 )
 
 // BackupOptions tune a backup run.
 type BackupOptions struct {
-	// Parallelism is how many partitions export at once (default 4).
+	// Parallelism is how many work units export at once (default 4).
 	Parallelism int `yaml:"parallelism,omitempty" json:"parallelism,omitempty"`
-	// SegmentBytes rolls a partition's segment file at about this size (default 64MiB).
+	// SegmentBytes rolls a unit's pack file at about this size, and so
+	// checkpoints its progress (default 64MiB).
 	SegmentBytes ByteSize `yaml:"segment_bytes,omitempty" json:"segment_bytes,omitempty"`
-	// Compression of segment files: zstd (default) or none.
+	// Compression of the stored batches: none (default: the batches as the
+	// brokers keep them, with the producers' compression) or zstd (each
+	// chunk compressed again; smaller files, more CPU).
 	Compression string `yaml:"compression,omitempty" json:"compression,omitempty"`
+	// UnitBytes and UnitPartitions bound a work unit: the partitions one
+	// activity reads, led by one broker (defaults 1GiB and 1000).
+	UnitBytes      ByteSize `yaml:"unit_bytes,omitempty" json:"unit_bytes,omitempty"`
+	UnitPartitions int      `yaml:"unit_partitions,omitempty" json:"unit_partitions,omitempty"`
+	// FailOnLostRecords fails a backup that found records of its cut
+	// deleted by retention before it could read them, instead of
+	// completing it with the status records-lost.
+	FailOnLostRecords bool `yaml:"fail_on_lost_records,omitempty" json:"fail_on_lost_records,omitempty"`
+	// FetchPartitionBytes bounds one partition's share of a fetch (default 4MiB).
+	FetchPartitionBytes ByteSize `yaml:"fetch_partition_bytes,omitempty" json:"fetch_partition_bytes,omitempty"`
 	// MinFreeBytes is the least free space at the staging dir and target (default 20GiB, as MRS).
 	MinFreeBytes *ByteSize `yaml:"min_free_bytes,omitempty" json:"min_free_bytes,omitempty"`
 	// StagingDir is the worker's local scratch directory (default: the worker's temp dir).
 	StagingDir string `yaml:"staging_dir,omitempty" json:"staging_dir,omitempty"`
 	// Bandwidth estimates the duration in preflight (default 100MB per second).
 	Bandwidth ByteSize `yaml:"bandwidth,omitempty" json:"bandwidth,omitempty"`
-	// ThrottleBytesPerSecond caps each partition export's read rate (0 = no cap).
+	// ThrottleBytesPerSecond caps each running work unit's read rate (0 = no cap).
 	ThrottleBytesPerSecond ByteSize `yaml:"throttle_bytes_per_second,omitempty" json:"throttle_bytes_per_second,omitempty"`
-	// FetchMaxBytes bounds one fetch response (default 8MiB); memory scales with it.
+	// FetchMaxBytes bounds one fetch response (default 16MiB); memory scales with it.
 	FetchMaxBytes ByteSize `yaml:"fetch_max_bytes,omitempty" json:"fetch_max_bytes,omitempty"`
 }
 
@@ -203,11 +216,16 @@ func (r RestoreResume) DecodePlan(v any) error {
 // RestoreOptions tune a restore run.
 type RestoreOptions struct {
 	Parallelism int `yaml:"parallelism,omitempty" json:"parallelism,omitempty"`
-	// ProducerCompression: none (default), lz4, zstd, snappy, gzip.
+	// ProducerCompression: keep (default: the batches as backed up, with the
+	// producers' compression), or none, lz4, zstd, snappy, gzip to build
+	// every batch again with that codec.
 	ProducerCompression    string   `yaml:"producer_compression,omitempty" json:"producer_compression,omitempty"`
 	ThrottleBytesPerSecond ByteSize `yaml:"throttle_bytes_per_second,omitempty" json:"throttle_bytes_per_second,omitempty"`
 	// ReplicationFactor for created topics (default: as backed up, capped at the target's broker count).
 	ReplicationFactor int16 `yaml:"replication_factor,omitempty" json:"replication_factor,omitempty"`
+	// UnitPartitions bounds a work unit of a restore from a format 1
+	// recovery point (format 2 restores by the backup's own units; default 1000).
+	UnitPartitions int `yaml:"unit_partitions,omitempty" json:"unit_partitions,omitempty"`
 }
 
 // Data sources.
@@ -223,7 +241,10 @@ const (
 	DefaultSegmentBytes   = 64 << 20
 	DefaultMinFreeBytes   = 20 << 30
 	DefaultBandwidth      = 100e6
-	DefaultFetchMaxBytes  = 8 << 20
+	DefaultFetchMaxBytes  = 16 << 20
+	DefaultFetchPartBytes = 4 << 20
+	DefaultUnitBytes      = 1 << 30
+	DefaultUnitPartitions = 1000
 	DefaultConnectTimeout = Duration(10e9)
 )
 
@@ -365,7 +386,13 @@ func (b *Backup) ApplyDefaults() {
 		o.SegmentBytes = DefaultSegmentBytes
 	}
 	if o.Compression == "" {
-		o.Compression = backupset.CompressionZstd
+		o.Compression = backupset.CompressionNone
+	}
+	if o.UnitBytes == 0 {
+		o.UnitBytes = DefaultUnitBytes
+	}
+	if o.UnitPartitions == 0 {
+		o.UnitPartitions = DefaultUnitPartitions
 	}
 	if o.MinFreeBytes == nil {
 		v := ByteSize(DefaultMinFreeBytes)
@@ -376,6 +403,9 @@ func (b *Backup) ApplyDefaults() {
 	}
 	if o.FetchMaxBytes == 0 {
 		o.FetchMaxBytes = DefaultFetchMaxBytes
+	}
+	if o.FetchPartitionBytes == 0 {
+		o.FetchPartitionBytes = min(DefaultFetchPartBytes, o.FetchMaxBytes)
 	}
 }
 
@@ -430,8 +460,14 @@ func (b *Backup) Validate() error {
 		return fieldErr("options.compression", "%q: want zstd or none", o.Compression)
 	case *o.MinFreeBytes < 0:
 		return fieldErr("options.min_free_bytes", "must not be negative")
-	case o.FetchMaxBytes < 64<<10:
-		return fieldErr("options.fetch_max_bytes", "%v: want at least 64KiB", o.FetchMaxBytes)
+	case o.FetchMaxBytes < 64<<10 || o.FetchMaxBytes > 1<<30:
+		return fieldErr("options.fetch_max_bytes", "%v: want 64KiB..1GiB", o.FetchMaxBytes)
+	case o.FetchPartitionBytes < 1<<10 || o.FetchPartitionBytes > o.FetchMaxBytes:
+		return fieldErr("options.fetch_partition_bytes", "%v: want 1KiB..fetch_max_bytes (%v)", o.FetchPartitionBytes, o.FetchMaxBytes)
+	case o.UnitBytes < 1<<20:
+		return fieldErr("options.unit_bytes", "%v: want at least 1MiB", o.UnitBytes)
+	case o.UnitPartitions < 1 || o.UnitPartitions > 10000:
+		return fieldErr("options.unit_partitions", "%d: want 1..10000", o.UnitPartitions)
 	case o.Bandwidth <= 0:
 		return fieldErr("options.bandwidth", "must be positive")
 	}
@@ -523,7 +559,10 @@ func (r *Restore) ApplyDefaults() {
 		r.Options.Parallelism = DefaultParallelism
 	}
 	if r.Options.ProducerCompression == "" {
-		r.Options.ProducerCompression = "none"
+		r.Options.ProducerCompression = "keep"
+	}
+	if r.Options.UnitPartitions == 0 {
+		r.Options.UnitPartitions = DefaultUnitPartitions
 	}
 }
 
@@ -551,9 +590,9 @@ func (r *Restore) Validate() error {
 		return fieldErr("options.parallelism", "%d: want 1..256", o.Parallelism)
 	}
 	switch o.ProducerCompression {
-	case "none", "lz4", "zstd", "snappy", "gzip":
+	case "keep", "none", "lz4", "zstd", "snappy", "gzip":
 	default:
-		return fieldErr("options.producer_compression", "%q: want none, lz4, zstd, snappy or gzip", o.ProducerCompression)
+		return fieldErr("options.producer_compression", "%q: want keep, none, lz4, zstd, snappy or gzip", o.ProducerCompression)
 	}
 	if o.ReplicationFactor < 0 {
 		return fieldErr("options.replication_factor", "must not be negative")

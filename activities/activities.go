@@ -22,7 +22,6 @@ import (
 	"github.com/kbr-project/kbr/internal/kdata"
 	"github.com/kbr-project/kbr/internal/lock"
 	"github.com/kbr-project/kbr/storage"
-	_ "github.com/kbr-project/kbr/storage/all" // every path type
 	"github.com/kbr-project/kbr/storage/decorate"
 )
 
@@ -33,6 +32,8 @@ type Activities struct {
 	// (the cluster lock).
 	Temporal  client.Client
 	TaskQueue string
+	// Storage opens backup targets (storage/all.Registry() in the binary).
+	Storage *storage.Registry
 
 	manifests sync.Map // "<target>|<name>" -> *backupset.Manifest (immutable once written)
 }
@@ -223,7 +224,7 @@ func (a *Activities) IsRunning(ctx context.Context, workflowID, runID string) (b
 // repeatable ones retried over short outages before the activity's own
 // retry takes over.
 func (a *Activities) openTarget(ctx context.Context, t storage.Target) (storage.Backend, error) {
-	b, err := storage.Open(ctx, t)
+	b, err := a.Storage.Open(ctx, t)
 	if err != nil {
 		return nil, err
 	}

@@ -47,12 +47,12 @@ func (b *bench) runType(ctx context.Context, typ string) (r result) {
 	}
 
 	t0 := time.Now()
-	be, err := storage.Open(ctx, s.target)
+	be, err := registry.Open(ctx, s.target)
 	if err != nil && ctx.Err() == nil {
 		logf("%s: open failed (%v); waiting for the server, then retrying", typ, err)
 		if waitServers(ctx, s.addrs, 3*time.Minute) == nil {
 			t0 = time.Now()
-			be, err = storage.Open(ctx, s.target)
+			be, err = registry.Open(ctx, s.target)
 		}
 	}
 	if err != nil {
@@ -78,7 +78,7 @@ func (b *bench) runType(ctx context.Context, typ string) (r result) {
 					b.env = env
 				}
 				if ns, serr := b.setup(typ); serr == nil {
-					if nbe, oerr := storage.Open(cctx, ns.target); oerr == nil {
+					if nbe, oerr := registry.Open(cctx, ns.target); oerr == nil {
 						be.Close()
 						s, be = ns, nbe
 					}
@@ -120,7 +120,7 @@ func (b *bench) runType(ctx context.Context, typ string) (r result) {
 				b.env = env
 			}
 			if ns, serr := b.setup(typ); serr == nil {
-				if nbe, oerr := storage.Open(ctx, ns.target); oerr == nil {
+				if nbe, oerr := registry.Open(ctx, ns.target); oerr == nil {
 					be.Close()
 					s, be = ns, nbe
 				}

@@ -49,10 +49,13 @@ import (
 	"time"
 
 	"github.com/kbr-project/kbr/internal/testenv"
-	_ "github.com/kbr-project/kbr/storage/all"
+	"github.com/kbr-project/kbr/storage/all"
 )
 
 // allTypes is the order the path types run in.
+// registry opens the kbr side of every path type.
+var registry = all.Registry()
+
 var allTypes = []string{"LocalDir", "NFS", "LocalHDFS", "CIFS", "SFTP", "OBS"}
 
 type options struct {

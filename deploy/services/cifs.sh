@@ -20,7 +20,10 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SELF=$HERE/$(basename "${BASH_SOURCE[0]}")
-STACK_DIR=${KBR_STACK_DIR:-$(cd "$HERE/.." && pwd)/local}
+STACK_DIR=${KBR_STACK_DIR:-$HERE/../local}
+# The physical path: smbd's command line names it, and pid_of compares (deploy/local may be a
+# symlink, as in a git worktree).
+[[ -d $STACK_DIR ]] && STACK_DIR=$(cd "$STACK_DIR" && pwd -P)
 BASE=$STACK_DIR/cifs
 ENV_OUT=$STACK_DIR/services/cifs.env
 

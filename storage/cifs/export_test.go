@@ -3,7 +3,7 @@ package cifs
 import (
 	"context"
 
-	"github.com/hirochachacha/go-smb2"
+	"github.com/cloudsoda/go-smb2"
 )
 
 // RawShare is the mounted share under b, for tests that set up or inspect

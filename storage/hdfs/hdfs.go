@@ -54,14 +54,15 @@ const (
 	defaultReconnectWait = 8 * time.Second
 )
 
-func init() {
-	for _, typ := range []string{"LocalHDFS", "RemoteHDFS"} {
-		storage.Register(typ, func(ctx context.Context, t storage.Target) (storage.Backend, error) {
-			return Open(ctx, t)
-		})
-		storage.RegisterValidator(typ, func(t storage.Target) error { return validate(typ, t) })
-	}
-}
+// The MRS path types of this backend (target.type).
+const (
+	// LocalType is the HDFS of the cluster's own site: its NameNodes may
+	// come from the worker's Hadoop configuration.
+	LocalType = "LocalHDFS"
+	// RemoteType is another cluster's HDFS, whose NameNodes the target
+	// names.
+	RemoteType = "RemoteHDFS"
+)
 
 // options are the knobs tests turn; Open uses the defaults.
 type options struct {
@@ -108,16 +109,16 @@ type pooled struct {
 
 var _ storage.Backend = (*Backend)(nil)
 
-// Open connects to the target's NameNode(s) and creates the target
-// directory if it does not exist.
-func Open(ctx context.Context, t storage.Target) (*Backend, error) {
+// New connects to the target's NameNode(s) and creates the target
+// directory if it does not exist. A target without a type is RemoteHDFS.
+func New(ctx context.Context, t storage.Target) (*Backend, error) {
 	return open(ctx, t, defaultOptions())
 }
 
 func open(ctx context.Context, t storage.Target, o options) (*Backend, error) {
 	typ := t.Type
 	if typ == "" {
-		typ = "RemoteHDFS"
+		typ = RemoteType
 	}
 	if err := validate(typ, t); err != nil {
 		return nil, storage.Permanent(fmt.Errorf("target.%w", err))

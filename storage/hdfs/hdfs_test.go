@@ -55,12 +55,12 @@ func TestRegistered(t *testing.T) {
 	for _, typ := range []string{"RemoteHDFS", "LocalHDFS", "remotehdfs"} {
 		tgt := e.target(root)
 		tgt.Type = typ
-		if err := storage.Validate(tgt); err != nil {
+		if err := reg.Validate(tgt); err != nil {
 			t.Errorf("Validate(%s): %v", typ, err)
 		}
-		b, err := storage.Open(ctxT(t), tgt)
+		b, err := reg.Open(ctxT(t), tgt)
 		if err != nil {
-			t.Fatalf("storage.Open(%s): %v", typ, err)
+			t.Fatalf("reg.Open(%s): %v", typ, err)
 		}
 		if !strings.HasPrefix(b.String(), typ+":") || !strings.HasSuffix(b.String(), ":"+root) {
 			t.Errorf("String() = %q, want %s:...:%s", b, typ, root)
@@ -253,7 +253,7 @@ func TestPermissionDenied(t *testing.T) {
 	e := loadHDFS(t)
 	ctx := ctxT(t)
 	// Opening a root the user may not create fails at once.
-	_, err := Open(ctx, e.target("/kbr-denied-"+randHex(3)))
+	_, err := New(ctx, e.target("/kbr-denied-"+randHex(3)))
 	if err == nil || !storage.IsPermanent(err) || errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("Open on a root the user cannot create = %v; want a permanent permission error", err)
 	}
@@ -337,11 +337,11 @@ func TestKerberosMissingKeytab(t *testing.T) {
 		Type: "RemoteHDFS", NameNodes: []string{"127.0.0.1:1"}, Path: "/kbr",
 		Kerberos: &storage.Kerberos{Principal: "kbr@EXAMPLE.COM", Keytab: "/nonexistent/kbr.keytab"},
 	}
-	if err := storage.Validate(tgt); err != nil {
+	if err := reg.Validate(tgt); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
 	start := time.Now()
-	_, err := storage.Open(context.Background(), tgt)
+	_, err := reg.Open(context.Background(), tgt)
 	if err == nil || !storage.IsPermanent(err) || !strings.Contains(err.Error(), "target.kerberos.keytab") ||
 		!strings.Contains(err.Error(), "/nonexistent/kbr.keytab") || errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Open with a missing keytab = %v; want a permanent error naming target.kerberos.keytab", err)

@@ -19,11 +19,8 @@ import (
 	"github.com/kbr-project/kbr/storage"
 )
 
-func init() {
-	storage.Register("LocalDir", func(ctx context.Context, t storage.Target) (storage.Backend, error) {
-		return New(t.Path)
-	})
-}
+// Type is the MRS path type of this backend (target.type).
+const Type = "LocalDir"
 
 // Dir is a LocalDir backend rooted at a directory.
 type Dir struct{ root string }

@@ -40,8 +40,8 @@ import (
 	"github.com/kbr-project/kbr/storage/localdir"
 )
 
-// PathType is the MRS path type of this backend.
-const PathType = "NFS"
+// Type is the MRS path type of this backend (target.type).
+const Type = "NFS"
 
 const (
 	// DefaultMountCommand mounts the share; nolock because the backup
@@ -54,13 +54,6 @@ const (
 
 // commandTimeout bounds one mount or unmount command.
 const commandTimeout = 3 * time.Minute
-
-func init() {
-	storage.Register(PathType, func(ctx context.Context, t storage.Target) (storage.Backend, error) {
-		return New(ctx, t)
-	})
-	storage.RegisterValidator(PathType, Validate)
-}
 
 // Backend is an NFS target: LocalDir on the mounted share.
 type Backend struct {

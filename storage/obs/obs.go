@@ -50,8 +50,8 @@ import (
 	"github.com/kbr-project/kbr/storage/internal/ahead"
 )
 
-// PathType is the MRS path type of this backend.
-const PathType = "OBS"
+// Type is the MRS path type of this backend (target.type).
+const Type = "OBS"
 
 // DefaultPartSize is the multipart part size: S3's smallest. minio-go holds
 // one part in memory per thread, so it sets the memory of a write; at S3's
@@ -83,13 +83,6 @@ const clientRetries = 5
 
 // abortCleanupTimeout bounds the clean-up of incomplete uploads.
 const abortCleanupTimeout = 30 * time.Second
-
-func init() {
-	storage.Register(PathType, func(ctx context.Context, t storage.Target) (storage.Backend, error) {
-		return New(ctx, t)
-	})
-	storage.RegisterValidator(PathType, Validate)
-}
 
 // Backend is an OBS (S3-compatible) target.
 type Backend struct {

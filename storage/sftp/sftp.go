@@ -50,8 +50,8 @@ import (
 	"github.com/kbr-project/kbr/storage/internal/ahead"
 )
 
-// PathType is the MRS path type of this backend.
-const PathType = "SFTP"
+// Type is the MRS path type of this backend (target.type).
+const Type = "SFTP"
 
 // DefaultPort is the SSH port used when target.port is 0.
 const DefaultPort = 22
@@ -74,13 +74,6 @@ const (
 	// flight (pkg/sftp's default): 2 MiB of buffers per open file.
 	maxInFlight = 64
 )
-
-func init() {
-	storage.Register(PathType, func(ctx context.Context, t storage.Target) (storage.Backend, error) {
-		return New(ctx, t)
-	})
-	storage.RegisterValidator(PathType, Validate)
-}
 
 // Backend is an SFTP target.
 type Backend struct {

@@ -112,13 +112,20 @@ func (b *bench) setup(typ string) (*pathSetup, error) {
 			User: must("KBR_HDFS_USER"), Path: root}
 		s = &pathSetup{target: t, addrs: []string{must("KBR_HDFS_NAMENODE"), env.Vars["KBR_HDFS_DATANODE"]}, native: &hdfsNative{classpath: must("KBR_HDFS_CLASSPATH"), nameNode: must("KBR_HDFS_NAMENODE"),
 			user: must("KBR_HDFS_USER"), root: root}}
-	case "CIFS":
-		host, port := hostPort("KBR_CIFS_ADDR")
+	case "CIFS", "CIFS-signed":
+		prefix := "KBR_CIFS_"
+		if typ == "CIFS-signed" {
+			prefix = "KBR_CIFS_SIGNED_"
+		}
+		host, port := hostPort(prefix + "ADDR")
 		pass := must("KBR_CIFS_PASSWORD_FILE")
 		t := storage.Target{Type: "CIFS", Server: host, Port: port, User: must("KBR_CIFS_USER"),
-			Password: secret.Ref{File: pass}, Share: must("KBR_CIFS_SHARE"), Path: dir}
-		s = &pathSetup{target: t, addrs: []string{must("KBR_CIFS_ADDR")}, native: &smbNative{work: b.work, host: host, port: port, share: t.Share,
+			Password: secret.Ref{File: pass}, Share: must(prefix + "SHARE"), Path: dir}
+		s = &pathSetup{target: t, addrs: []string{must(prefix + "ADDR")}, native: &smbNative{work: b.work, host: host, port: port, share: t.Share,
 			user: t.User, passFile: pass, root: dir}}
+		if typ == "CIFS-signed" {
+			s.note = "server signing = mandatory"
+		}
 	case "SFTP":
 		host, port := hostPort("KBR_SFTP_ADDR")
 		key := must("KBR_SFTP_KEY_FILE")

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -42,12 +43,12 @@ type server struct {
 }
 
 // loadServer is the default server (signing only when the client asks).
-func loadServer(t *testing.T) server { return loadInstance(t, "KBR_CIFS_") }
+func loadServer(t testing.TB) server { return loadInstance(t, "KBR_CIFS_") }
 
 // loadSignedServer is the server that requires signing.
-func loadSignedServer(t *testing.T) server { return loadInstance(t, "KBR_CIFS_SIGNED_") }
+func loadSignedServer(t testing.TB) server { return loadInstance(t, "KBR_CIFS_SIGNED_") }
 
-func loadInstance(t *testing.T, prefix string) server {
+func loadInstance(t testing.TB, prefix string) server {
 	t.Helper()
 	env := testenv.Load(t)
 	get := func(k string) string {
@@ -87,8 +88,18 @@ func loadInstance(t *testing.T, prefix string) server {
 // lockServer holds an exclusive lock on the test server until t ends: the
 // server-stop check of one test run would otherwise break the connections
 // of another run (two developers, or `go test ./...` twice, on one stack).
-func lockServer(t *testing.T, lockFile, what string) {
+// One lock serves both servers of the stack; a test that uses both holds
+// it once (a second flock of the same file by this process would wait for
+// the first).
+func lockServer(t testing.TB, lockFile, what string) {
 	t.Helper()
+	held.Lock()
+	defer held.Unlock()
+	if held.refs > 0 {
+		held.refs++
+		t.Cleanup(releaseServer)
+		return
+	}
 	f, err := os.OpenFile(lockFile, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		t.Fatalf("lock the %s test server: %v; run `make stack-up`", what, err)
@@ -109,7 +120,22 @@ func lockServer(t *testing.T, lockFile, what string) {
 		}
 		time.Sleep(time.Second)
 	}
-	t.Cleanup(func() { f.Close() }) // closing releases the lock
+	held.f, held.refs = f, 1
+	t.Cleanup(releaseServer)
+}
+
+var held struct {
+	sync.Mutex
+	f    *os.File
+	refs int
+}
+
+func releaseServer() {
+	held.Lock()
+	defer held.Unlock()
+	if held.refs--; held.refs == 0 {
+		held.f.Close() // closing releases the lock
+	}
 }
 
 func (s server) target(dir string) storage.Target {
@@ -130,7 +156,7 @@ func run(t *testing.T, command string) {
 
 // scratch returns a fresh directory in the share for this test, removed
 // (through SMB) when it ends.
-func (s server) scratch(t *testing.T) string {
+func (s server) scratch(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 6)
 	rand.Read(b)
@@ -142,7 +168,7 @@ func (s server) scratch(t *testing.T) string {
 			return
 		}
 		defer be.Close()
-		if err := removeAll(cifs.RawShare(be), dir); err != nil {
+		if err := removeAll(cifs.RawShare(be), dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("cleanup of %s: %v", dir, err)
 		}
 	})

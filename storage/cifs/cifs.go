@@ -58,7 +58,6 @@ import (
 	"net"
 	"os"
 	"path"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +67,7 @@ import (
 	"github.com/cloudsoda/go-smb2"
 
 	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/internal/dirtree"
 )
 
 // Type is the MRS path type of this backend (target.type).
@@ -515,59 +515,26 @@ func shared(fn func() error) error {
 
 // full maps a backend-relative name to its share path.
 func (b *Backend) full(name string) (clean, remote string, err error) {
-	clean, err = storage.CleanName(name)
-	if err != nil {
-		return "", "", err
-	}
-	return clean, path.Join(b.root, clean), nil
+	return dirtree.Join(b.root, name)
 }
 
 // mkdirAll creates dir and its parents, tolerating concurrent creators.
 func (b *Backend) mkdirAll(s *session, dir string) error {
-	if dir == "" || dir == "." || dir == "/" {
-		return nil
-	}
 	sh, cancel := s.op()
 	defer cancel()
-	err := sh.Mkdir(dir, 0o750)
-	if err == nil || errors.Is(err, fs.ErrExist) {
-		return b.isDir(sh, dir, err)
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := b.mkdirAll(s, path.Dir(dir)); err != nil {
-		return err
-	}
-	if err := sh.Mkdir(dir, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	return nil
-}
-
-// isDir checks that an existing dir is a directory (Mkdir over a file
-// also says "exists").
-func (b *Backend) isDir(sh *smb2.Share, dir string, mkdirErr error) error {
-	if mkdirErr == nil {
-		return nil
-	}
-	fi, err := sh.Stat(dir)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return storage.Permanent(fmt.Errorf("%s: %s exists and is not a directory", b.desc, dir))
-	}
-	return nil
+	return dirtree.MkdirAll(dir, func(d string) error { return sh.Mkdir(d, 0o750) }, func(d string) (bool, error) {
+		fi, err := sh.Stat(d)
+		if err != nil {
+			return false, err
+		}
+		return fi.IsDir(), nil
+	})
 }
 
 func (b *Backend) Create(ctx context.Context, name string) (storage.Writer, error) {
-	clean, remote, err := b.full(name)
+	clean, remote, err := dirtree.JoinNew(b.desc, b.root, name)
 	if err != nil {
 		return nil, err
-	}
-	if storage.IsPartial(clean) {
-		return nil, storage.Permanent(fmt.Errorf("%s: create %q: %w: %s names are reserved for partial writes", b.desc, clean, storage.ErrBadName, storage.PartialMarker))
 	}
 	s, err := b.get(ctx)
 	if err != nil {
@@ -1120,12 +1087,11 @@ func (b *Backend) ListPartial(ctx context.Context, prefix string) ([]storage.Fil
 
 var _ storage.PartialLister = (*Backend)(nil)
 
-// list lists committed files, or with partial only partial ones.
+// list lists committed files, or with partial only partial ones, on the
+// session for directory reads.
 func (b *Backend) list(ctx context.Context, prefix string, partial bool) ([]storage.FileInfo, error) {
-	if prefix != "" {
-		if _, err := storage.CleanName(strings.TrimSuffix(prefix, "/")); err != nil {
-			return nil, err
-		}
+	if err := dirtree.CheckPrefix(prefix); err != nil {
+		return nil, err
 	}
 	b.dirsMu.Lock()
 	defer b.dirsMu.Unlock()
@@ -1133,49 +1099,22 @@ func (b *Backend) list(ctx context.Context, prefix string, partial bool) ([]stor
 	if err != nil {
 		return nil, err
 	}
-	// Walk only the deepest directory the prefix names.
-	start := ""
-	if i := strings.LastIndex(prefix, "/"); i >= 0 {
-		start = prefix[:i]
-	}
-	var out []storage.FileInfo
-	var walk func(rel string) error
-	walk = func(rel string) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	out, err := dirtree.List(ctx, func(_ context.Context, dir string) ([]dirtree.Entry, error) {
 		sh, cancel := s.op()
-		entries, err := sh.ReadDir(path.Join(b.root, rel))
-		cancel()
+		defer cancel()
+		fis, err := sh.ReadDir(path.Join(b.root, dir))
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // no such directory: nothing under it
-			}
-			return err
+			return nil, err
 		}
-		for _, e := range entries {
-			name := e.Name()
-			if rel != "" {
-				name = rel + "/" + name
-			}
-			switch {
-			case e.IsDir():
-				// Descend only where names can still match the prefix.
-				if strings.HasPrefix(name+"/", prefix) || strings.HasPrefix(prefix, name+"/") {
-					if err := walk(name); err != nil {
-						return err
-					}
-				}
-			case storage.IsPartial(name) == partial && strings.HasPrefix(name, prefix):
-				out = append(out, storage.FileInfo{Name: name, Size: e.Size(), ModTime: e.ModTime()})
-			}
+		entries := make([]dirtree.Entry, len(fis))
+		for i, e := range fis {
+			entries[i] = dirtree.Entry{Name: e.Name(), Dir: e.IsDir(), Regular: !e.IsDir(), Size: e.Size(), ModTime: e.ModTime()}
 		}
-		return nil
-	}
-	if err := walk(start); err != nil {
+		return entries, nil
+	}, prefix, partial)
+	if err != nil {
 		return nil, b.classify(s, "list", strconv.Quote(prefix), err)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
@@ -1196,10 +1135,7 @@ func (b *Backend) remove(ctx context.Context, op, name string) error {
 	}
 	sh, cancel := s.op()
 	defer cancel()
-	if err := shared(func() error { return sh.Remove(remote) }); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return b.classify(s, op, clean, err)
-	}
-	return nil
+	return b.classify(s, op, clean, dirtree.IgnoreMissing(shared(func() error { return sh.Remove(remote) })))
 }
 
 // RemoveDir removes an empty directory (storage.DirRemover); the server

@@ -209,5 +209,6 @@ func TestConformance(t *testing.T) {
 		StartServer: func(t *testing.T) { run(t, s.startCmd) },
 		FreeSpace:   true,
 		Dirs:        true,
+		Partial:     true,
 	})
 }

@@ -313,6 +313,10 @@ func (b *Backend) drop(s *session) {
 // dialectSMB21 is SMB 2.1 (MS-SMB2's dialect revision 0x0210).
 const dialectSMB21 = 0x0210
 
+// preferSMB21 makes sessions try SMB 2.1 first (see dial); benchmarks turn
+// it off to measure SMB 3.1.1.
+var preferSMB21 = true
+
 // dial opens a session: SMB 2.1 first, then, when the server refuses it
 // (SMB 2 switched off, or a share that requires encryption, which needs SMB
 // 3), whatever dialect the server prefers, and that for every later
@@ -323,7 +327,7 @@ const dialectSMB21 = 0x0210
 // writes on SMB 3 then cost about four times the CPU. Where nothing is
 // signed the dialect makes no difference to the data path.
 func (b *Backend) dial(ctx context.Context) (*session, error) {
-	if b.smb3.Load() {
+	if b.smb3.Load() || !preferSMB21 {
 		s, _, err := b.dialWith(ctx, 0)
 		return s, err
 	}

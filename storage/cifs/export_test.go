@@ -15,3 +15,11 @@ func RawShare(b *Backend) *smb2.Share {
 	}
 	return s.share
 }
+
+// PreferSMB21 sets whether sessions try SMB 2.1 first, and returns the
+// previous setting (benchmarks compare the dialects).
+func PreferSMB21(v bool) bool {
+	old := preferSMB21
+	preferSMB21 = v
+	return old
+}

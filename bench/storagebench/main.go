@@ -172,7 +172,7 @@ type result struct {
 	// Both taken out: native without its start-up over kbr without SHA-256.
 	ReadRatioAdjusted   float64 `json:"read_ratio_without_startup_and_sha256"`
 	KbrPeakRSSAddedMiB  float64 `json:"kbr_peak_rss_added_mib"` // max over the kbr writes and reads
-	KbrOpenSeconds      float64 `json:"kbr_open_seconds"`       // storage.Open (connect, log in, mkdir), not in the figures
+	KbrOpenSeconds      float64 `json:"kbr_open_seconds"`       // Registry.Open (connect, log in, mkdir), not in the figures
 	NativeStartupSecond float64 `json:"native_startup_seconds"` // median, included in the native figures
 
 	Runs []runResult `json:"runs"`

@@ -32,7 +32,6 @@ import (
 	"github.com/kbr-project/kbr/internal/pool"
 	"github.com/kbr-project/kbr/internal/secret"
 	"github.com/kbr-project/kbr/storage"
-	_ "github.com/kbr-project/kbr/storage/all" // every path type
 	"github.com/kbr-project/kbr/storage/decorate"
 )
 
@@ -48,6 +47,8 @@ type Activities struct {
 	// IdleClose is how long a pooled client or session may go unused
 	// before it is closed (default one minute).
 	IdleClose time.Duration
+	// Storage opens backup targets (storage/all.Registry() in the binary).
+	Storage *storage.Registry
 
 	once      sync.Once
 	clients   *pool.Pool[*kgo.Client]
@@ -145,7 +146,7 @@ func (a *Activities) target(ctx context.Context, t storage.Target) (storage.Back
 
 // openTarget opens a backup target on its own (not pooled).
 func (a *Activities) openTarget(ctx context.Context, t storage.Target) (storage.Backend, error) {
-	b, err := storage.Open(ctx, t)
+	b, err := a.Storage.Open(ctx, t)
 	if err != nil {
 		return nil, err
 	}

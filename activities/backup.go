@@ -29,6 +29,7 @@ import (
 	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/internal/zkmeta"
 	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/localdir"
 )
 
 // PreflightInput is the backup to check.
@@ -310,7 +311,7 @@ func anyMatch(pattern string, topics []TopicRef) bool {
 // checkTargetWritable refuses a LocalDir target that cannot be created,
 // before the backend would create it.
 func checkTargetWritable(t storage.Target) error {
-	if !strings.EqualFold(t.Type, "LocalDir") {
+	if !strings.EqualFold(t.Type, localdir.Type) {
 		return nil
 	}
 	dir, _ := filepath.Abs(t.Path)
@@ -336,7 +337,7 @@ func checkTargetWritable(t storage.Target) error {
 // missingLocalDir reports a LocalDir target that does not exist yet, and
 // its nearest existing parent.
 func missingLocalDir(t storage.Target) (string, bool) {
-	if !strings.EqualFold(t.Type, "LocalDir") {
+	if !strings.EqualFold(t.Type, localdir.Type) {
 		return "", false
 	}
 	dir, _ := filepath.Abs(t.Path)

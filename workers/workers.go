@@ -12,6 +12,7 @@ import (
 	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/names"
+	"github.com/kbr-project/kbr/storage"
 	"github.com/kbr-project/kbr/workflows"
 )
 
@@ -21,6 +22,8 @@ type Options struct {
 	// (default 32); each partition export or restore is one activity.
 	MaxConcurrentActivities int
 	Logger                  *slog.Logger
+	// Storage opens backup targets: storage/all.Registry() in the binary.
+	Storage *storage.Registry
 }
 
 // Register adds every kbr workflow and activity to w.
@@ -45,7 +48,7 @@ func New(c client.Client, o Options) worker.Worker {
 	w := worker.New(c, names.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: o.MaxConcurrentActivities,
 	})
-	Register(w, &activities.Activities{Logger: o.Logger, Temporal: c, TaskQueue: names.TaskQueue})
+	Register(w, &activities.Activities{Logger: o.Logger, Temporal: c, TaskQueue: names.TaskQueue, Storage: o.Storage})
 	return w
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/localdir"
 )
 
 func backupsCmd() *cobra.Command {
@@ -36,10 +37,10 @@ func backupsCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := context.Background()
-			if st, err := os.Stat(args[0]); pathType == "LocalDir" && (err != nil || !st.IsDir()) {
+			if st, err := os.Stat(args[0]); pathType == localdir.Type && (err != nil || !st.IsDir()) {
 				return withCode(exitBadInput, fmt.Errorf("%s: not a directory", args[0]))
 			}
-			b, err := storage.Open(ctx, storage.Target{Type: pathType, Path: args[0]})
+			b, err := storageRegistry.Open(ctx, storage.Target{Type: pathType, Path: args[0]})
 			if err != nil {
 				return withCode(exitBadInput, err)
 			}
@@ -68,7 +69,7 @@ func backupsCmd() *cobra.Command {
 			})
 		},
 	}
-	list.Flags().StringVar(&pathType, "type", "LocalDir", "path type of PATH")
+	list.Flags().StringVar(&pathType, "type", localdir.Type, "path type of PATH")
 	list.Flags().BoolVar(&jsonOut, "json", false, "machine-readable output")
 	cmd.AddCommand(list, verifyCmd())
 	return cmd
@@ -141,14 +142,14 @@ func verifyInput(args []string, rp, targetFile string) (activities.VerifyInput, 
 			return in, err
 		}
 		taskDir := filepath.Dir(abs)
-		in.Source.Target = storage.Target{Type: "LocalDir", Path: filepath.Dir(taskDir)}
+		in.Source.Target = storage.Target{Type: localdir.Type, Path: filepath.Dir(taskDir)}
 		in.Source.RecoveryPoint = filepath.Base(taskDir) + "/" + filepath.Base(abs)
 	case len(args) == 1:
 		abs, err := filepath.Abs(args[0])
 		if err != nil {
 			return in, err
 		}
-		in.Source.Target = storage.Target{Type: "LocalDir", Path: abs}
+		in.Source.Target = storage.Target{Type: localdir.Type, Path: abs}
 		in.Source.RecoveryPoint = rp
 	default:
 		return in, fmt.Errorf("give PATH, or --target FILE with --recovery-point")

@@ -52,7 +52,7 @@ running.`,
 				return err
 			}
 			defer cl.Close()
-			w := workers.New(cl, workers.Options{Logger: logger, MaxConcurrentActivities: maxActs})
+			w := workers.New(cl, workers.Options{Logger: logger, MaxConcurrentActivities: maxActs, Storage: storageRegistry})
 			if err := w.Start(); err != nil {
 				return withCode(exitFailed, fmt.Errorf("start worker: %w", err))
 			}
@@ -96,7 +96,7 @@ func workerCmd() *cobra.Command {
 			if err := embedded.RegisterSearchAttributes(ctx, cl, c.namespace); err != nil {
 				logger.Warn("could not register kbr's search attributes; ask the Temporal operator to add them", "err", err)
 			}
-			w := workers.New(cl, workers.Options{Logger: logger, MaxConcurrentActivities: maxActs})
+			w := workers.New(cl, workers.Options{Logger: logger, MaxConcurrentActivities: maxActs, Storage: storageRegistry})
 			if err := w.Start(); err != nil {
 				return withCode(exitFailed, fmt.Errorf("start worker: %w", err))
 			}

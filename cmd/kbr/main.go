@@ -7,7 +7,14 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/storage/all"
 )
+
+// storageRegistry opens and checks every path type: the one place the
+// binary links the storage backends.
+var storageRegistry = all.Registry()
 
 // Exit codes: how a command ended.
 const (
@@ -34,6 +41,7 @@ func withCode(code int, err error) error {
 }
 
 func main() {
+	config.UseStorage(storageRegistry)
 	root := &cobra.Command{
 		Use:           "kbr",
 		Short:         "Back up and restore Apache Kafka: metadata, topic data and consumer offsets",

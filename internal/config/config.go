@@ -12,12 +12,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/localdir"
 )
 
 // Cluster is a Kafka cluster: the backup object of a task, or a restore's target.
@@ -484,24 +486,39 @@ func (b *Backup) Has(source string) bool {
 	return false
 }
 
+// targets is the registry ValidateTarget checks path types against (see
+// UseStorage).
+var targets atomic.Pointer[storage.Registry]
+
+// UseStorage gives ValidateTarget the path types it knows and their
+// parameter checks: cmd/kbr calls it once at start with the registry it
+// opens targets with (storage/all.Registry()), tests with theirs. Until it
+// is called a target needs a type and a path and nothing more is checked:
+// workflow code validates its input again but links no storage backend, and
+// the worker process that runs it has called UseStorage first.
+func UseStorage(r *storage.Registry) { targets.Store(r) }
+
 // ValidateTarget checks the fields a path type needs.
 func ValidateTarget(field string, t storage.Target) error {
+	reg := targets.Load()
 	if t.Type == "" {
-		return fieldErr(field+".type", "required (%s)", strings.Join(storage.Types(), ", "))
-	}
-	known := false
-	for _, k := range storage.Types() {
-		if strings.EqualFold(k, t.Type) {
-			known = true
+		if reg == nil {
+			return fieldErr(field+".type", "required")
 		}
+		return fieldErr(field+".type", "required (%s)", strings.Join(reg.Types(), ", "))
 	}
-	if !known {
-		return fieldErr(field+".type", "unknown path type %q (known: %s)", t.Type, strings.Join(storage.Types(), ", "))
+	if reg != nil {
+		if _, known := reg.Lookup(t.Type); !known {
+			return fieldErr(field+".type", "unknown path type %q (known: %s)", t.Type, strings.Join(reg.Types(), ", "))
+		}
 	}
 	if t.Path == "" {
 		return fieldErr(field+".path", "required")
 	}
-	if err := storage.Validate(t); err != nil {
+	if reg == nil {
+		return nil
+	}
+	if err := reg.Validate(t); err != nil {
 		var pe *storage.ParamError
 		if errors.As(err, &pe) {
 			// Validators name fields as in a backup config ("target.server").
@@ -627,7 +644,7 @@ func (r *Restore) RenameMap() (map[string]string, error) {
 // command runs in, which is what the operator means; the worker may run
 // elsewhere.
 func absLocal(t *storage.Target) {
-	if strings.EqualFold(t.Type, "LocalDir") && t.Path != "" {
+	if strings.EqualFold(t.Type, localdir.Type) && t.Path != "" {
 		if p, err := filepath.Abs(t.Path); err == nil {
 			t.Path = p
 		}

@@ -1,15 +1,32 @@
 package config
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/kbr-project/kbr/storage"
-	_ "github.com/kbr-project/kbr/storage/localdir"
+	"github.com/kbr-project/kbr/storage/localdir"
 )
+
+// testTypes are the path types the tests of this package know: LocalDir
+// (as storage/all registers it, without its opener) and TestType, whose
+// check TestTargetParamsNamed relies on.
+var testTypes = storage.NewRegistry(
+	storage.PathType{Name: localdir.Type},
+	storage.PathType{Name: "TestType", Validate: func(t storage.Target) error {
+		if t.Server == "" {
+			return &storage.ParamError{Param: "target.server", Msg: "required"}
+		}
+		return nil
+	}},
+)
+
+func TestMain(m *testing.M) {
+	UseStorage(testTypes)
+	os.Exit(m.Run())
+}
 
 func TestLoadBackupErrorsNameTheField(t *testing.T) {
 	base := "cluster:\n  name: c\n  bootstrap_servers: [\"h:1\"]\ntarget: {type: LocalDir, path: /b}\n"
@@ -89,13 +106,6 @@ func TestByteSize(t *testing.T) {
 // A path type's own parameter check names the field where the operator
 // wrote it, under the target's place in the document.
 func TestTargetParamsNamed(t *testing.T) {
-	storage.RegisterValidator("TestType", func(t storage.Target) error {
-		if t.Server == "" {
-			return &storage.ParamError{Param: "target.server", Msg: "required"}
-		}
-		return nil
-	})
-	storage.Register("TestType", func(context.Context, storage.Target) (storage.Backend, error) { return nil, nil })
 	err := ValidateTarget("source.target", storage.Target{Type: "TestType", Path: "/x"})
 	if err == nil || err.Error() != "source.target.server: required" {
 		t.Errorf("got %v, want source.target.server: required", err)

@@ -59,13 +59,17 @@ func pathTypes(t *testing.T, env testenv.Env) []pathType {
 	}
 	out = append(out, pathType{name: "NFS", target: nfs})
 
-	host, port := hostPort("KBR_CIFS_ADDR")
+	// CIFS on both Samba servers of the stack: the default one, and the one
+	// with server signing = mandatory (every message signed both ways).
 	cifsPass := need(t, env, "KBR_CIFS_PASSWORD_FILE")
-	out = append(out, pathType{name: "CIFS", secrets: []string{fileSecret(t, cifsPass)}, target: storage.Target{
-		Type: "CIFS", Server: host, Port: port, User: need(t, env, "KBR_CIFS_USER"), Password: secret.Ref{File: cifsPass},
-		Share: need(t, env, "KBR_CIFS_SHARE"), Path: "e2e-" + id}})
+	for _, c := range []struct{ name, prefix string }{{"CIFS", "KBR_CIFS_"}, {"CIFS-signed", "KBR_CIFS_SIGNED_"}} {
+		host, port := hostPort(c.prefix + "ADDR")
+		out = append(out, pathType{name: c.name, secrets: []string{fileSecret(t, cifsPass)}, target: storage.Target{
+			Type: "CIFS", Server: host, Port: port, User: need(t, env, "KBR_CIFS_USER"), Password: secret.Ref{File: cifsPass},
+			Share: need(t, env, c.prefix+"SHARE"), Path: "e2e-" + id}})
+	}
 
-	host, port = hostPort("KBR_SFTP_ADDR")
+	host, port := hostPort("KBR_SFTP_ADDR")
 	sftpPass := need(t, env, "KBR_SFTP_PASSWORD_FILE")
 	out = append(out, pathType{name: "SFTP", secrets: []string{fileSecret(t, sftpPass)}, target: storage.Target{
 		Type: "SFTP", Server: host, Port: port, User: need(t, env, "KBR_SFTP_USER"), Password: secret.Ref{File: sftpPass},

@@ -70,8 +70,10 @@ func (a *Activities) init() {
 	})
 }
 
-// Close closes every pooled client and session (the worker is stopping).
-func (a *Activities) Close() {
+// Close closes every pooled client and session of a (the worker is
+// stopping). It is a function, not a method: every method of Activities is
+// an activity.
+func Close(a *Activities) {
 	a.init()
 	a.clients.Close()
 	a.targets.Close()

@@ -290,7 +290,7 @@ type Unit struct {
 	Bytes  int64   `json:"bytes"`
 }
 
-// PlanUnits groups the ranges with data to read into work units: by
+// PlanUnits groups the ranges into work units: by
 // leader, then by size, each within MaxBytes and MaxPartitions, the bytes of
 // each leader's units as even as the partitions allow, and at least
 // Parallelism units overall when the data allows it.
@@ -306,9 +306,8 @@ func PlanUnits(ranges []Range, o UnitOptions) []Unit {
 	var leaders []int32
 	var total int64
 	for _, r := range ranges {
-		if r.End <= r.Start {
-			continue
-		}
+		// Empty ranges too: their partitions must be in the manifest (the
+		// restore creates them and commits group offsets on them).
 		if _, ok := byLeader[r.Leader]; !ok {
 			leaders = append(leaders, r.Leader)
 		}

@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/kbr-project/kbr/internal/backupset"
+	"github.com/kbr-project/kbr/internal/catalog"
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/kclient"
 	"github.com/kbr-project/kbr/internal/kdata"
@@ -249,20 +250,11 @@ func (c *counter) Write(p []byte) (int, error) {
 // readVerified opens a file and checks it against its manifest entry while
 // fn reads it; fn must read to the end.
 func readVerified(ctx context.Context, b storage.Backend, f backupset.FileEntry, fn func(io.Reader) error) error {
-	rc, err := b.Open(ctx, f.Name)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	vr := backupset.NewVerifyingReader(rc, f.Name, f.Size, f.SHA256)
-	if err := fn(vr); err != nil {
-		return err
-	}
-	return vr.Drain()
+	return catalog.ReadVerified(ctx, b, f, fn)
 }
 
 // MaxManifestBytes bounds a manifest index or part a reader loads.
-const MaxManifestBytes = 256 << 20
+const MaxManifestBytes = catalog.MaxManifestBytes
 
 // loadManifest reads a manifest (the index, for format 2), caching it:
 // manifests never change. Errors name the file.
@@ -271,97 +263,22 @@ func (a *Activities) loadManifest(ctx context.Context, b storage.Backend, name s
 	if m, ok := a.manifests.Load(key); ok {
 		return m.(*backupset.Manifest), nil
 	}
-	rc, err := b.Open(ctx, name)
+	m, err := catalog.Manifest(ctx, b, name)
 	if err != nil {
-		return nil, fmt.Errorf("recovery point %s: %w", name, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, MaxManifestBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("recovery point %s: %w", name, err)
-	}
-	if len(data) > MaxManifestBytes {
-		return nil, storage.Permanent(fmt.Errorf("recovery point %s: manifest over %d bytes", name, MaxManifestBytes))
-	}
-	m, err := backupset.UnmarshalManifest(data)
-	if err != nil {
-		return nil, storage.Permanent(fmt.Errorf("recovery point %s: %w", name, err))
+		return nil, err
 	}
 	a.manifests.Store(key, m)
 	return m, nil
 }
 
-// loadParts reads every part of a format 2 manifest, checking each against
-// the index, several at once.
+// loadParts reads every part of a format 2 manifest.
 func loadParts(ctx context.Context, b storage.Backend, name string, m *backupset.Manifest) ([]*backupset.Part, error) {
-	parts := make([]*backupset.Part, len(m.Parts))
-	errs := make([]error, len(m.Parts))
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for i, ref := range m.Parts {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			err := readVerified(ctx, b, ref.FileEntry, func(r io.Reader) error {
-				data, err := io.ReadAll(io.LimitReader(r, MaxManifestBytes))
-				if err != nil {
-					return err
-				}
-				p, err := backupset.UnmarshalPart(data)
-				parts[i] = p
-				return err
-			})
-			if err != nil {
-				errs[i] = fmt.Errorf("recovery point %s: part %s: %w", name, ref.Name, err)
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	return parts, nil
+	return catalog.Parts(ctx, b, name, m)
 }
 
 // loadRecoveryPoint reads a manifest and, for format 2, its parts.
 func (a *Activities) loadRecoveryPoint(ctx context.Context, b storage.Backend, name string) (backupset.Loaded, error) {
-	m, err := a.loadManifest(ctx, b, name)
-	if err != nil {
-		return backupset.Loaded{}, err
-	}
-	l := backupset.Loaded{Name: name, Manifest: m}
-	if m.Format >= 2 {
-		if l.Parts, err = loadParts(ctx, b, name, m); err != nil {
-			return l, storage.Permanent(err)
-		}
-	}
-	return l, nil
-}
-
-// loadChain reads a recovery point and the bases it needs, newest first.
-func (a *Activities) loadChain(ctx context.Context, b storage.Backend, name string) ([]backupset.Loaded, error) {
-	var chain []backupset.Loaded
-	seen := map[string]bool{}
-	for cur := name; cur != ""; {
-		if seen[cur] || len(chain) > 10000 {
-			return nil, storage.Permanent(fmt.Errorf("recovery point %s: its chain loops at %s", name, cur))
-		}
-		seen[cur] = true
-		l, err := a.loadRecoveryPoint(ctx, b, cur)
-		if err != nil {
-			if cur != name {
-				return nil, fmt.Errorf("recovery point %s needs its base %s: %w", name, cur, err)
-			}
-			return nil, err
-		}
-		chain = append(chain, l)
-		cur = l.Manifest.Base
-	}
-	return chain, nil
+	return catalog.RecoveryPoint(ctx, b, name, a.loadManifest)
 }
 
 // loadView reads a recovery point as a restore sees it (backupset.Flatten),
@@ -372,13 +289,9 @@ func (a *Activities) loadView(ctx context.Context, b storage.Backend, name strin
 	if v := a.views.get(key); v != nil {
 		return v, nil
 	}
-	chain, err := a.loadChain(ctx, b, name)
+	v, err := catalog.View(ctx, b, name, a.loadManifest)
 	if err != nil {
 		return nil, err
-	}
-	v, err := backupset.Flatten(chain)
-	if err != nil {
-		return nil, storage.Permanent(fmt.Errorf("recovery point %s: %w", name, err))
 	}
 	a.views.put(key, v)
 	return v, nil

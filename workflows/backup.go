@@ -136,9 +136,11 @@ func (w *backup) run(ctx workflow.Context) (*BackupResult, error) {
 			return "", err
 		}
 		// One run per cluster at a time, whoever started it.
-		if release, err = clusterLock(ctx, cfg.Cluster.Name, cfg.Task, names.KindBackup, cfg.Cluster.LockQueue, &w.progress, t); err != nil {
+		rel, err := clusterLock(ctx, cfg.Cluster.Name, cfg.Task, names.KindBackup, cfg.Cluster.LockQueue, &w.progress, t)
+		if err != nil {
 			return "", err
 		}
+		release = rel
 		if err := shortStep(ctx, true, 5*time.Minute, 3, a.BackupPreflight, activities.PreflightInput{Config: cfg, ExecutedAt: executed}).Get(ctx, &pre); err != nil {
 			return "", err
 		}

@@ -111,9 +111,11 @@ func (r *restore) run(ctx workflow.Context) (*RestoreResult, error) {
 		if cfg, err = normalizeRestore(ctx, r.cfg); err != nil {
 			return "", err
 		}
-		if release, err = clusterLock(ctx, cfg.Cluster.Name, "", names.KindRestore, cfg.Cluster.LockQueue, p, t); err != nil {
+		rel, err := clusterLock(ctx, cfg.Cluster.Name, "", names.KindRestore, cfg.Cluster.LockQueue, p, t)
+		if err != nil {
 			return "", err
 		}
+		release = rel
 		if rs := cfg.Resume; rs != nil && rs.Manifest != "" {
 			// A retry reads what the failed run read, even if "latest" moved.
 			cfg.Source.RecoveryPoint = rs.Manifest

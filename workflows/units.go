@@ -15,10 +15,10 @@ import (
 // after each unit (a signal) so the parent's progress stays live.
 
 // DefaultMaxEvents is the history length past which a child continues as new.
-const DefaultMaxEvents = 4000
+var DefaultMaxEvents = 4000
 
 // UnitsPerChild is how many work units one child is given.
-const UnitsPerChild = 100
+var UnitsPerChild = 100
 
 // UnitDone is what a child signals its parent after a unit.
 type UnitDone struct {

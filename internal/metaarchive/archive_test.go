@@ -182,3 +182,61 @@ func entries(t *testing.T, raw []byte) ([]string, map[string]string) {
 	}
 	return names, files
 }
+
+// TestArchiveRefusesEscapingZnodes guards the chroot escape at the reader:
+// an archive whose znodes.json names a znode outside its chroot (/kafkaX
+// for /kafka), with a ".." or an empty segment, or twice, is refused when
+// it is read, naming the entry, before anything plans a restore from it.
+// So is an archive entry whose own name climbs out (../x, /etc/x).
+func TestArchiveRefusesEscapingZnodes(t *testing.T) {
+	mk := func(files ...string) *bytes.Buffer {
+		var buf bytes.Buffer
+		gz := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(gz)
+		for i := 0; i < len(files); i += 2 {
+			tw.WriteHeader(&tar.Header{Name: files[i], Mode: 0o644, Size: int64(len(files[i+1]))})
+			tw.Write([]byte(files[i+1]))
+		}
+		tw.Close()
+		gz.Close()
+		return &buf
+	}
+	version := `{"format":1,"zkChroot":"/kafka"}`
+	znodes := func(chroot string, paths ...string) string {
+		var zs []string
+		for _, p := range paths {
+			zs = append(zs, `{"path":"`+p+`","data":null,"acl":[]}`)
+		}
+		return `{"chroot":"` + chroot + `","znodes":[` + strings.Join(zs, ",") + `]}`
+	}
+	for name, c := range map[string]struct {
+		in   *bytes.Buffer
+		want string
+	}{
+		"prefix without a / boundary": {mk("version.json", version, "logical.json", `{}`, "znodes.json", znodes("/kafka", "/kafka", "/kafkaX/evil")),
+			`znodes.json: znode 2: "/kafkaX/evil" is outside the chroot /kafka`},
+		"dot-dot": {mk("version.json", version, "logical.json", `{}`, "znodes.json", znodes("/kafka", "/kafka/../zookeeper")),
+			`znodes.json: znode 1: "/kafka/../zookeeper" has a ".." segment`},
+		"empty segment": {mk("version.json", version, "logical.json", `{}`, "znodes.json", znodes("/kafka", "/kafka//a")),
+			`znodes.json: znode 1: "/kafka//a" has an empty segment`},
+		"relative": {mk("version.json", version, "logical.json", `{}`, "znodes.json", znodes("/kafka", "brokers")),
+			`znodes.json: znode 1: "brokers" is not absolute`},
+		"twice": {mk("version.json", version, "logical.json", `{}`, "znodes.json", znodes("/kafka", "/kafka/a", "/kafka/a")),
+			`znodes.json: znode 2: "/kafka/a" appears twice`},
+		"bad chroot": {mk("version.json", `{"format":1,"zkChroot":"/kafka/.."}`, "logical.json", `{}`, "znodes.json", znodes("/kafka/..", "/kafka/../a")),
+			`znodes.json: chroot "/kafka/.." has a ".." segment`},
+		"chroot differs from version.json": {mk("version.json", version, "logical.json", `{}`, "znodes.json", znodes("/other", "/other/a")),
+			`znodes.json: chroot /other, but version.json says /kafka`},
+		"entry name climbs out": {mk("version.json", version, "../evil.json", `{}`, "logical.json", `{}`),
+			`entry "../evil.json": not a relative path inside the archive`},
+		"absolute entry name": {mk("version.json", version, "/etc/evil", `{}`, "logical.json", `{}`),
+			`entry "/etc/evil": not a relative path inside the archive`},
+		"entry twice": {mk("version.json", version, "logical.json", `{}`, "logical.json", `{}`),
+			`logical.json appears twice`},
+	} {
+		_, tree, err := ReadArchive(c.in)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: tree %v, err = %v, want %q", name, tree, err, c.want)
+		}
+	}
+}

@@ -139,9 +139,9 @@ func (a *Activities) loadManifest(ctx context.Context, b storage.Backend, name s
 	if err != nil {
 		return nil, fmt.Errorf("recovery point %s: %w", name, err)
 	}
-	m, err := backupset.UnmarshalManifest(data)
+	m, err := backupset.ReadManifest(name, data)
 	if err != nil {
-		return nil, storage.Permanent(fmt.Errorf("recovery point %s: %w", name, err))
+		return nil, storage.Permanent(err) // it names the file
 	}
 	a.manifests.Store(key, m)
 	return m, nil

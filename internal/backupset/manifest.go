@@ -1,8 +1,12 @@
 package backupset
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"path"
+	"strings"
 	"time"
 )
 
@@ -137,14 +141,72 @@ func (m *Manifest) Partition(topic string, partition int32) *PartitionBackup {
 // Marshal encodes the manifest.
 func (m *Manifest) Marshal() ([]byte, error) { return json.MarshalIndent(m, "", "  ") }
 
-// UnmarshalManifest decodes and sanity-checks a manifest.
+// UnmarshalManifest decodes and sanity-checks a manifest. ReadManifest
+// does the same and names the file in its errors.
 func UnmarshalManifest(b []byte) (*Manifest, error) {
-	var m Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
+	m, err := unmarshalManifest(b)
+	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
+	return m, nil
+}
+
+// ReadManifest decodes and sanity-checks the manifest stored under name.
+// Errors name the file and say what is wrong with it: empty, not JSON
+// (at which byte), a field of the wrong type, an unknown format, or a file
+// name that is not a clean path inside the target root.
+func ReadManifest(name string, b []byte) (*Manifest, error) {
+	m, err := unmarshalManifest(b)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", name, err)
+	}
+	return m, nil
+}
+
+func unmarshalManifest(b []byte) (*Manifest, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, fmt.Errorf("the file is empty (%d bytes): it was not written to the end", len(b))
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &se) && se.Error() == "unexpected end of JSON input":
+			return nil, fmt.Errorf("the JSON ends early, at byte %d: the file was cut short", len(b))
+		case errors.As(err, &se):
+			return nil, fmt.Errorf("not valid JSON at byte %d of %d: %v", se.Offset, len(b), err)
+		}
+		return nil, err
+	}
 	if m.Format != FormatVersion {
-		return nil, fmt.Errorf("manifest: format %d, this kbr reads %d", m.Format, FormatVersion)
+		return nil, fmt.Errorf("format %d, this kbr reads %d", m.Format, FormatVersion)
+	}
+	for _, n := range m.Names() {
+		if !cleanRelative(n) {
+			return nil, fmt.Errorf("names the file %q, which is not a clean path inside the target root", n)
+		}
 	}
 	return &m, nil
+}
+
+// Names lists every file name the manifest refers to: the files it lists
+// and the base of an incremental one.
+func (m *Manifest) Names() []string {
+	var out []string
+	for _, f := range m.Files() {
+		out = append(out, f.Name)
+	}
+	if m.Base != "" {
+		out = append(out, m.Base)
+	}
+	return out
+}
+
+// cleanRelative tells a name that stays inside the target root: relative,
+// slash-separated, with no empty, "." or ".." segment.
+func cleanRelative(name string) bool {
+	if name == "" || strings.HasPrefix(name, "/") || strings.ContainsAny(name, "\\\x00") {
+		return false
+	}
+	return path.Clean(name) == name && name != "." && name != ".." && !strings.HasPrefix(name, "../")
 }

@@ -151,6 +151,9 @@ func ReadArchive(r io.Reader) (*kmeta.Snapshot, *zkmeta.Tree, error) {
 		default:
 			continue
 		}
+		if err := regular(hdr); err != nil {
+			return nil, nil, err
+		}
 		if hdr.Size > maxEntry {
 			return nil, nil, fmt.Errorf("read metadata archive: %s is %d bytes, more than the %d allowed", hdr.Name, hdr.Size, int64(maxEntry))
 		}
@@ -184,6 +187,20 @@ func ReadArchive(r io.Reader) (*kmeta.Snapshot, *zkmeta.Tree, error) {
 	return s, tree, nil
 }
 
+// regular refuses an entry that is not a plain file: a sparse one (GNU
+// or PAX form) reads back as its claimed size in zeros, gigabytes from a
+// 512-byte header; links and the rest are nothing WriteArchive writes.
+func regular(hdr *tar.Header) error {
+	sparse := hdr.Typeflag == tar.TypeGNUSparse
+	for k := range hdr.PAXRecords {
+		sparse = sparse || strings.HasPrefix(k, "GNU.sparse.")
+	}
+	if hdr.Typeflag != tar.TypeReg || sparse {
+		return fmt.Errorf("read metadata archive: entry %s is not a regular file (type %q%s)", hdr.Name, hdr.Typeflag, map[bool]string{true: ", sparse"}[sparse])
+	}
+	return nil
+}
+
 // localName tells an entry name that stays inside the archive: relative,
 // slash-separated, clean (no "", "." or ".." segment). The reader writes
 // nothing to disk, but a name that climbs out is a crafted file.
@@ -213,6 +230,9 @@ func ReadVersion(r io.Reader) (*Version, error) {
 		}
 		if hdr.Name != VersionEntry {
 			continue
+		}
+		if err := regular(hdr); err != nil {
+			return nil, err
 		}
 		v := new(Version)
 		if err := json.NewDecoder(io.LimitReader(tr, 1<<20)).Decode(v); err != nil {

@@ -488,6 +488,8 @@ func (b *Backup) Validate() error {
 		return fieldErr("options.fetch_max_bytes", "%v: want at least 64KiB", o.FetchMaxBytes)
 	case o.Bandwidth <= 0:
 		return fieldErr("options.bandwidth", "must be positive")
+	case o.ThrottleBytesPerSecond < 0:
+		return fieldErr("options.throttle_bytes_per_second", "must not be negative (0: no cap)")
 	}
 	return nil
 }
@@ -611,6 +613,9 @@ func (r *Restore) Validate() error {
 	}
 	if o.ReplicationFactor < 0 {
 		return fieldErr("options.replication_factor", "must not be negative")
+	}
+	if o.ThrottleBytesPerSecond < 0 {
+		return fieldErr("options.throttle_bytes_per_second", "must not be negative (0: no cap)")
 	}
 	return nil
 }

@@ -36,6 +36,7 @@ stop:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags kbrfault ./activities/...
 
 test-unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)

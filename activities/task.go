@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
@@ -110,10 +109,6 @@ func taskManifests(files []storage.FileInfo) []string {
 	}
 	return out
 }
-
-// FaultPruneExit, set in a worker's environment, makes it exit in the
-// middle of a prune (after the manifests, before the files): for tests only.
-const FaultPruneExit = "KBR_FAULT_PRUNE_EXIT"
 
 // PruneInput is the retention of one task folder.
 type PruneInput struct {
@@ -224,11 +219,8 @@ func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult
 		res.DeletedManifests = append(res.DeletedManifests, n)
 		activity.RecordHeartbeat(ctx, res)
 	}
-	if len(res.DeletedManifests) > 0 && os.Getenv(FaultPruneExit) != "" {
-		// Fault injection for the e2e test of an interrupted prune: the
-		// worker dies with the manifests gone and their files still there.
-		a.log().Error("fault injection: worker exits in the middle of a prune", "env", FaultPruneExit)
-		os.Exit(3)
+	if len(res.DeletedManifests) > 0 {
+		faultPruneExit(a.log()) // a no-op unless built with -tags kbrfault (fault_kbrfault.go)
 	}
 	// Temporary files of writes a killed worker left: no run of this task
 	// writes now (the cluster lock), so none is in progress.

@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kbr-project/kbr/internal/errtext"
 )
 
 // Exit codes: how a command ended.
@@ -42,7 +44,8 @@ func main() {
 	}
 	root.AddCommand(serverCmd(), workerCmd(), agentCmd(), backupCmd(), restoreCmd(), backupsCmd(), taskCmd(), clusterCmd())
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "kbr:", err)
+		// One line, Temporal's nested wrappers read once (errtext.Line).
+		fmt.Fprintln(os.Stderr, "kbr:", errtext.Line(err))
 		var ee *exitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)

@@ -200,9 +200,9 @@ type VerifyRef struct {
 
 // VerifyPlan is how a recovery point's check splits.
 type VerifyPlan struct {
-	Manifest string      `json:"manifest"`
-	Chain    []string    `json:"chain"`
-	Refs     []VerifyRef `json:"refs"`
+	Manifest string         `json:"manifest"`
+	Chain    []string       `json:"chain"`
+	Refs     []VerifyRef    `json:"refs"`
 	Summary  *RecoveryPoint `json:"summary"`
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -19,10 +18,6 @@ import (
 	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/storage"
 )
-
-// FaultPruneExit, set in a worker's environment, makes it exit in the
-// middle of a prune (after the manifests, before the files): for tests only.
-const FaultPruneExit = "KBR_FAULT_PRUNE_EXIT"
 
 // PruneInput is the retention of one task folder.
 type PruneInput struct {
@@ -138,11 +133,8 @@ func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult
 		res.DeletedManifests = append(res.DeletedManifests, n)
 		activity.RecordHeartbeat(ctx, len(deleted))
 	}
-	if len(res.DeletedManifests) > 0 && os.Getenv(FaultPruneExit) != "" {
-		// Fault injection for the e2e test of an interrupted prune: the
-		// worker dies with the manifests gone and their files still there.
-		a.log().Error("fault injection: worker exits in the middle of a prune", "env", FaultPruneExit)
-		os.Exit(3)
+	if len(res.DeletedManifests) > 0 {
+		faultPruneExit(a.log()) // a test hook in kbrfault builds only
 	}
 	for _, f := range plan.DeleteFiles {
 		if err := b.Delete(ctx, f); err != nil {

@@ -58,4 +58,3 @@ func longOpts(ctx workflow.Context) workflow.Context {
 		},
 	})
 }
-

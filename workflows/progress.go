@@ -43,7 +43,7 @@ type Progress struct {
 	RecordsLost    int64  `json:"records_lost,omitempty"`
 	LostPartitions int    `json:"lost_partitions,omitempty"`
 	Error          string `json:"error,omitempty"`
-	Report          any    `json:"report,omitempty"`
+	Report         any    `json:"report,omitempty"`
 }
 
 // Current is the step running now, or the last one.

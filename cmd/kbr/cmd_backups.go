@@ -18,6 +18,7 @@ import (
 
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/internal/errtext"
 	"github.com/kbr-project/kbr/internal/names"
 
 	"github.com/kbr-project/kbr/activities"
@@ -49,21 +50,36 @@ func backupsCmd() *cobra.Command {
 			if err != nil {
 				return withCode(exitFailed, err)
 			}
-						for i := range rps {
+			// A manifest that does not read is listed as damaged, with why:
+			// it is no recovery point to restore from.
+			type listed struct {
+				activities.RecoveryPoint
+				Damaged string `json:"damaged,omitempty"`
+			}
+			out := make([]listed, len(rps))
+			for i := range rps {
+				out[i].RecoveryPoint = rps[i]
 				if s, err := activities.SummarizeRecoveryPoint(ctx, b, rps[i].Manifest); err == nil {
-					rps[i] = *s
+					out[i].RecoveryPoint = *s
+				} else {
+					out[i].Damaged = strings.TrimPrefix(errtext.Line(err), "manifest "+rps[i].Manifest+": ")
 				}
 			}
-			return printJSONOr(jsonOut, rps, func() {
-				if len(rps) == 0 {
+			return printJSONOr(jsonOut, out, func() {
+				if len(out) == 0 {
 					fmt.Println("no recovery points under", args[0])
 					return
 				}
 				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "EXECUTED\tTASK\tCLUSTER\tVERSION\tTOPICS\tRECORDS\tBYTES\tRECOVERY POINT")
-				for _, r := range rps {
+				for _, r := range out {
+					if r.Damaged != "" {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s  DAMAGED: %s\n", r.ExecutedAt.Format(time.RFC3339), r.Task, "-",
+							r.KafkaVersion, "-", "-", r.Bytes, r.Manifest, r.Damaged)
+						continue
+					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.ExecutedAt.Format(time.RFC3339), r.Task, r.Cluster,
-						r.KafkaVersion, len(r.Topics), r.Records, r.Bytes, r.Manifest)
+						r.KafkaVersion, r.TopicCount, r.Records, r.Bytes, r.Manifest)
 				}
 				tw.Flush()
 			})

@@ -296,11 +296,11 @@ func taskRunCmd() *cobra.Command {
 					})
 				}
 				if err := watch(ctx, cl, run, f.jsonOut); err != nil {
-					msg := failureText(err)
+					msg := failureLine(ctx, cl, run.GetID(), err)
 					if f.jsonOut {
 						_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": names.StatusFailed, "error": msg})
 					}
-					return withCode(exitFailed, fmt.Errorf("task %s run %s failed:\n%s", args[0], run.GetID(), msg))
+					return withCode(exitFailed, fmt.Errorf("task %s run %s failed: %s", args[0], run.GetID(), msg))
 				}
 				var res workflows.BackupResult
 				if err := run.Get(ctx, &res); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/internal/errtext"
 	"github.com/kbr-project/kbr/storage/all"
 )
 
@@ -50,7 +51,8 @@ func main() {
 	}
 	root.AddCommand(serverCmd(), workerCmd(), agentCmd(), backupCmd(), restoreCmd(), backupsCmd(), taskCmd(), clusterCmd())
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "kbr:", err)
+		// One line, Temporal's nested wrappers read once (errtext.Line).
+		fmt.Fprintln(os.Stderr, "kbr:", errtext.Line(err))
 		var ee *exitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)

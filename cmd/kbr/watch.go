@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,9 +12,9 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/kbr-project/kbr/activities"
+	"github.com/kbr-project/kbr/internal/errtext"
 	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/workflows"
 )
@@ -143,7 +142,7 @@ func printSteps(out io.Writer, p workflows.Progress, last *string, tty bool) {
 		}
 		line := fmt.Sprintf("  %-22s %s", s.Name, s.Status)
 		if s.Detail != "" {
-			line += "  " + firstLine(s.Detail)
+			line += "  " + firstLine(errtext.Clean(s.Detail))
 		}
 		fmt.Fprintln(out, line)
 	}
@@ -173,14 +172,19 @@ func progressLine(p workflows.Progress, elapsed time.Duration) string {
 	return s + fmt.Sprintf("  %s", elapsed.Round(time.Second))
 }
 
-// failureText is the run's error as an operator reads it: the innermost
-// application error's message.
-func failureText(err error) string {
-	var appErr *temporal.ApplicationError
-	msg := err.Error()
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if errors.As(e, &appErr) {
-			msg = appErr.Message()
+// failureText is the run's error as an operator reads it: one line, each
+// message of Temporal's nested wrappers once (errtext.Line).
+func failureText(err error) string { return errtext.Line(err) }
+
+// failureLine is failureText led by the step that failed, from the run's
+// progress, unless the text already names it.
+func failureLine(ctx context.Context, cl client.Client, id string, err error) string {
+	msg := failureText(err)
+	if p, ok := query(ctx, cl, id); ok {
+		for _, s := range p.Steps {
+			if s.Status == "failed" && !strings.Contains(msg, s.Name) {
+				return "step " + s.Name + ": " + msg
+			}
 		}
 	}
 	return msg
@@ -203,11 +207,11 @@ func startAndWatch(ctx context.Context, cl client.Client, opts client.StartWorkf
 		})
 	}
 	if err := watch(ctx, cl, run, jsonOut); err != nil {
-		msg := failureText(err)
+		msg := failureLine(ctx, cl, run.GetID(), err)
 		if jsonOut {
 			_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": names.StatusFailed, "error": msg})
 		}
-		return withCode(exitFailed, fmt.Errorf("%s %s failed:\n%s", wf, run.GetID(), msg))
+		return withCode(exitFailed, fmt.Errorf("%s %s failed: %s", wf, run.GetID(), msg))
 	}
 	if err := run.Get(ctx, result); err != nil {
 		return withCode(exitFailed, err)

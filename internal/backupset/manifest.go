@@ -1,9 +1,12 @@
 package backupset
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/kbr-project/kbr/internal/kmeta"
@@ -236,37 +239,98 @@ func (m *Manifest) Marshal() ([]byte, error) {
 var ErrManifest = errors.New("manifest does not read")
 
 // UnmarshalManifest decodes and sanity-checks a manifest of format 1 or 2.
-// name is the file, for the error.
+// ReadManifest does the same and names the file in its errors.
 func UnmarshalManifest(b []byte) (*Manifest, error) {
-	if len(b) == 0 {
-		return nil, fmt.Errorf("%w: empty file", ErrManifest)
+	m, err := unmarshalManifest(b)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	return m, nil
+}
+
+// ReadManifest decodes and sanity-checks the manifest stored under name.
+// Errors name the file and say what is wrong with it: empty, not JSON
+// (at which byte), a field of the wrong type, an unknown format, or a file
+// name that is not a clean path inside the target root.
+func ReadManifest(name string, b []byte) (*Manifest, error) {
+	m, err := unmarshalManifest(b)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", name, err)
+	}
+	return m, nil
+}
+
+// jsonError says where JSON went wrong.
+func jsonError(b []byte, err error) error {
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se) && se.Error() == "unexpected end of JSON input":
+		return fmt.Errorf("%w: the JSON ends early, at byte %d: the file was cut short", ErrManifest, len(b))
+	case errors.As(err, &se):
+		return fmt.Errorf("%w: not valid JSON at byte %d of %d: %v", ErrManifest, se.Offset, len(b), err)
+	}
+	return fmt.Errorf("%w: %v", ErrManifest, err)
+}
+
+func unmarshalManifest(b []byte) (*Manifest, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, fmt.Errorf("%w: the file is empty (%d bytes): it was not written to the end", ErrManifest, len(b))
 	}
 	var probe struct {
 		Format int `json:"format"`
 	}
 	if err := json.Unmarshal(b, &probe); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrManifest, err)
+		return nil, jsonError(b, err)
 	}
+	var m *Manifest
 	switch probe.Format {
 	case 1:
 		var v1 manifestV1
 		if err := json.Unmarshal(b, &v1); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrManifest, err)
+			return nil, jsonError(b, err)
 		}
-		return v1.convert(), nil
+		m = v1.convert()
 	case FormatVersion:
-		var m Manifest
-		if err := json.Unmarshal(b, &m); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrManifest, err)
+		m = &Manifest{}
+		if err := json.Unmarshal(b, m); err != nil {
+			return nil, jsonError(b, err)
 		}
 		for i, p := range m.Parts {
 			if p.Name == "" || p.Size < 0 || p.Partitions < 0 {
 				return nil, fmt.Errorf("%w: parts[%d] (%q) incomplete", ErrManifest, i, p.Name)
 			}
 		}
-		return &m, nil
+	default:
+		return nil, fmt.Errorf("%w: format %d, this kbr reads 1 and %d", ErrManifest, probe.Format, FormatVersion)
 	}
-	return nil, fmt.Errorf("%w: format %d, this kbr reads 1 and %d", ErrManifest, probe.Format, FormatVersion)
+	for _, n := range m.Names() {
+		if !cleanRelative(n) {
+			return nil, fmt.Errorf("%w: names the file %q, which is not a clean path inside the target root", ErrManifest, n)
+		}
+	}
+	return m, nil
+}
+
+// Names lists every file name the manifest refers to: the files it lists
+// and the base of an incremental one.
+func (m *Manifest) Names() []string {
+	var out []string
+	for _, f := range m.Files() {
+		out = append(out, f.Name)
+	}
+	if m.Base != "" {
+		out = append(out, m.Base)
+	}
+	return out
+}
+
+// cleanRelative tells a name that stays inside the target root: relative,
+// slash-separated, with no empty, "." or ".." segment.
+func cleanRelative(name string) bool {
+	if name == "" || strings.HasPrefix(name, "/") || strings.ContainsAny(name, "\\\x00") {
+		return false
+	}
+	return path.Clean(name) == name && name != "." && name != ".." && !strings.HasPrefix(name, "../")
 }
 
 // MarshalPart encodes a part.
@@ -280,6 +344,11 @@ func UnmarshalPart(b []byte) (*Part, error) {
 	}
 	if p.Format != FormatVersion {
 		return nil, fmt.Errorf("%w: part format %d, this kbr reads %d", ErrManifest, p.Format, FormatVersion)
+	}
+	for i, f := range p.Files {
+		if !cleanRelative(f.Name) {
+			return nil, fmt.Errorf("%w: part %d: files[%d] %q is not a clean path inside the target root", ErrManifest, p.Unit, i, f.Name)
+		}
 	}
 	for i, pb := range p.Partitions {
 		for _, k := range pb.Packs {

@@ -31,9 +31,9 @@ func Manifest(ctx context.Context, b storage.Backend, name string) (*backupset.M
 	if len(data) > MaxManifestBytes {
 		return nil, storage.Permanent(fmt.Errorf("recovery point %s: manifest over %d bytes", name, MaxManifestBytes))
 	}
-	m, err := backupset.UnmarshalManifest(data)
+	m, err := backupset.ReadManifest(name, data)
 	if err != nil {
-		return nil, storage.Permanent(fmt.Errorf("recovery point %s: %w", name, err))
+		return nil, storage.Permanent(err) // it names the file
 	}
 	return m, nil
 }
@@ -140,7 +140,7 @@ func View(ctx context.Context, b storage.Backend, name string, load Loader) (*ba
 	}
 	v, err := backupset.Flatten(chain)
 	if err != nil {
-		return nil, storage.Permanent(fmt.Errorf("recovery point %s: %w", name, err))
+		return nil, storage.Permanent(err) // it names the file
 	}
 	return v, nil
 }

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kbr-project/kbr/internal/backupset"
+	"github.com/kbr-project/kbr/internal/secret"
 	"github.com/kbr-project/kbr/storage"
 	"github.com/kbr-project/kbr/storage/localdir"
 )
@@ -302,6 +303,10 @@ func decodeFile(path string, v any) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil {
+		var ie *secret.InlineError
+		if errors.As(err, &ie) && ie.Field == "" {
+			ie.Field = fieldAt(data, ie.Line, ie.Column)
+		}
 		return fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	var extra yaml.Node
@@ -309,6 +314,55 @@ func decodeFile(path string, v any) error {
 		return fmt.Errorf("%s: more than one YAML document", path)
 	}
 	return nil
+}
+
+// fieldAt names the field of a YAML document whose key or value starts
+// at line:column ("target.password", "brokers[1].host"), or "".
+func fieldAt(data []byte, line, column int) string {
+	var doc yaml.Node
+	if line <= 0 || yaml.Unmarshal(data, &doc) != nil {
+		return ""
+	}
+	var find func(n *yaml.Node, path string) string
+	find = func(n *yaml.Node, path string) string {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				if p := find(c, path); p != "" {
+					return p
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				if (k.Line == line && k.Column == column) || (v.Line == line && v.Column == column && v.Kind != yaml.MappingNode) {
+					return p
+				}
+				if v.Kind == yaml.MappingNode && v.Line == line && v.Column == column && len(v.Content) == 0 {
+					return p
+				}
+				if q := find(v, p); q != "" {
+					return q
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				if c.Line == line && c.Column == column && c.Kind != yaml.MappingNode {
+					return p
+				}
+				if q := find(c, p); q != "" {
+					return q
+				}
+			}
+		}
+		return ""
+	}
+	return find(&doc, "")
 }
 
 // ApplyDefaults fills what the operator left out.
@@ -472,6 +526,8 @@ func (b *Backup) Validate() error {
 		return fieldErr("options.unit_partitions", "%d: want 1..10000", o.UnitPartitions)
 	case o.Bandwidth <= 0:
 		return fieldErr("options.bandwidth", "must be positive")
+	case o.ThrottleBytesPerSecond < 0:
+		return fieldErr("options.throttle_bytes_per_second", "must not be negative (0: no cap)")
 	}
 	return nil
 }
@@ -613,6 +669,9 @@ func (r *Restore) Validate() error {
 	}
 	if o.ReplicationFactor < 0 {
 		return fieldErr("options.replication_factor", "must not be negative")
+	}
+	if o.ThrottleBytesPerSecond < 0 {
+		return fieldErr("options.throttle_bytes_per_second", "must not be negative (0: no cap)")
 	}
 	return nil
 }

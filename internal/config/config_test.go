@@ -111,3 +111,27 @@ func TestTargetParamsNamed(t *testing.T) {
 		t.Errorf("got %v, want source.target.server: required", err)
 	}
 }
+
+// TestSizesAreNeverNegative guards what the config fuzzer's property
+// ("no accepted negative size") caught: "NaN" parsed as a size (NaN
+// passes every comparison and converts to -9223372036854775808), and a
+// negative throttle from a JSON input was accepted.
+func TestSizesAreNeverNegative(t *testing.T) {
+	for _, s := range []string{"NaN", "nan", "NaNMiB", "-1", "-Inf", "+Inf", "Inf"} {
+		if v, err := ParseByteSize(s); err == nil {
+			t.Errorf("ParseByteSize(%q) = %d, want an error", s, v)
+		}
+	}
+	b := Backup{Cluster: Cluster{Name: "c", BootstrapServers: []string{"h:1"}}, Target: storage.Target{Type: "LocalDir", Path: "/b"}}
+	b.ApplyDefaults()
+	b.Options.ThrottleBytesPerSecond = -5
+	if err := b.Validate(); err == nil || !strings.Contains(err.Error(), "options.throttle_bytes_per_second") {
+		t.Errorf("backup with throttle -5: %v", err)
+	}
+	r := Restore{Cluster: b.Cluster, Source: Source{Target: b.Target, RecoveryPoint: "latest"}}
+	r.ApplyDefaults()
+	r.Options.ThrottleBytesPerSecond = -5
+	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), "options.throttle_bytes_per_second") {
+		t.Errorf("restore with throttle -5: %v", err)
+	}
+}

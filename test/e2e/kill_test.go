@@ -39,7 +39,7 @@ func TestWorkerKilledDuringExport(t *testing.T) {
 	res := waitBackup(t, c, id)
 
 	// Some export resumed on a later attempt: the kill really interrupted it.
-	if !resumed(t, c, id) {
+	if !resumed(t, c, id, "ExportPartition") {
 		t.Error("no ExportPartition ran more than one attempt: the kill did not interrupt an export")
 	}
 	checkBackupEqualsSource(t, target, res, topic, want)
@@ -180,7 +180,16 @@ func checkBackupEqualsSource(t *testing.T, target string, res workflows.BackupRe
 			}
 		}
 	}
+	// A backup keeps each record's offset: compare them too (compareTopic
+	// ignores offsets, which a restore renumbers).
 	compareTopic(t, topic, want, got)
+	sameOffsets(t, topic, want, got)
+	for _, p := range m.Partitions {
+		ws := want[p.Partition]
+		if len(ws) > 0 && (p.StartOffset > ws[0].Offset || p.EndOffset <= ws[len(ws)-1].Offset) {
+			t.Errorf("%s[%d]: manifest range [%d, %d) does not hold the source's offsets %d..%d", topic, p.Partition, p.StartOffset, p.EndOffset, ws[0].Offset, ws[len(ws)-1].Offset)
+		}
+	}
 	for p, rs := range got {
 		for i := 1; i < len(rs); i++ {
 			if rs[i].Offset <= rs[i-1].Offset {
@@ -220,17 +229,45 @@ func segmentsDone(t *testing.T, c sdkclient.Client, id string) int {
 	return n
 }
 
-// resumed reports whether an ExportPartition completed on attempt > 1.
-func resumed(t *testing.T, c sdkclient.Client, id string) bool {
+// resumed reports whether an activity of one of the given types ran an
+// attempt > 1. It used to count any retried activity (a preflight retried
+// over a slow broker passed it), not the exports the kill interrupted.
+func resumed(t *testing.T, c sdkclient.Client, id string, types ...string) bool {
+	t.Helper()
+	counted := map[string]bool{}
+	for _, typ := range types {
+		counted[typ] = true
+	}
+	scheduled := map[int64]string{} // scheduled event id -> activity type
 	it := c.GetWorkflowHistory(context.Background(), id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() > 1 {
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
+		}
+		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() > 1 && counted[scheduled[a.GetScheduledEventId()]] {
 			return true
 		}
 	}
 	return false
+}
+
+// sameOffsets checks that got holds each record of want at its offset.
+func sameOffsets(t *testing.T, topic string, want, got map[int32][]rec) {
+	t.Helper()
+	for p, ws := range want {
+		gs := got[p]
+		for i := range ws {
+			if i >= len(gs) {
+				break // compareTopic reports the count
+			}
+			if gs[i].Offset != ws[i].Offset {
+				t.Errorf("%s[%d] record %d: offset %d, want %d", topic, p, i, gs[i].Offset, ws[i].Offset)
+				break
+			}
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,14 @@ func TestRoundTripZooKeeperToKRaft(t *testing.T) {
 		want[topic] = readAll(t, env.ZKModeBootstrap, topic)
 	}
 	assertAbortedAbsent(t, want[f.txn])
+	// The worker logs at debug level here, so the secret scan reads
+	// everything it could ever write.
+	h.stopWorker(syscall.SIGTERM)
+	h.worker = h.start("worker", "--address", h.address, "--log-level", "debug")
+	t.Cleanup(func() {
+		h.stopWorker(syscall.SIGTERM)
+		h.startWorker()
+	})
 	for i, pt := range pathTypes(t, env) {
 		t.Run(pt.name, func(t *testing.T) {
 			roundTrip(t, env, f, want, pt, i == 0)

@@ -335,7 +335,7 @@ options: {min_free_bytes: 1GiB, segment_bytes: 1MiB}
 			// which deletes runs 1 and 2 (run 3 is a new full).
 			firstFiles = readManifest(t, target, runs[0].RecoveryPoint).Files()
 			h.stopWorker(syscall.SIGTERM)
-			h.worker = h.startWithEnv([]string{"KBR_FAULT_PRUNE_EXIT=1"}, "worker", "--address", h.address, "--log-level", "warn")
+			h.worker = h.startFaultWorker(t, "KBR_FAULT_PRUNE_EXIT=1")
 			out := mustKbr(t, time.Minute, "task", "run", name, "--detach", "--json")
 			var s struct {
 				WorkflowID string `json:"workflow_id"`

@@ -9,13 +9,9 @@ DATA_DIR ?= ./kbr-data
 
 # Packages that do not compile the Temporal server run with the race detector.
 RACE_PKGS := ./internal/backupset/... ./internal/config/... ./internal/kdata/... ./internal/kmeta/... \
-<<<<<<< HEAD
-	./internal/zkmeta/... ./internal/hostops/... ./internal/metaarchive/... ./internal/kclient/... ./internal/lock/... ./internal/secret/... \
-	./internal/tasks/... ./storage ./storage/all ./storage/internal/... ./storage/decorate/... ./storage/localdir/... ./workflows/... ./activities/...
-=======
 	./internal/zkmeta/... ./internal/hostops/... ./internal/metaarchive/... ./internal/kclient/... ./internal/lock/... ./internal/secret/... ./internal/errtext/... ./internal/secretscan/... \
-	./internal/tasks/... ./storage ./storage/internal/... ./storage/decorate/... ./storage/localdir/... ./workflows/... ./activities/...
->>>>>>> trust
+	./internal/kbatch/... ./internal/pool/... ./internal/restoreplan/... ./internal/catalog/... ./internal/names/... \
+	./internal/tasks/... ./storage ./storage/all ./storage/internal/... ./storage/decorate/... ./storage/localdir/... ./workflows/... ./activities/...
 # The storage backends' conformance suites stream 2 GiB files through real servers: no race
 # detector there (it triples their time), one package at a time (the servers share 2 cores).
 STORAGE_PKGS := ./storage/hdfs/... ./storage/nfs/... ./storage/cifs/... ./storage/sftp/... ./storage/obs/...

@@ -1082,7 +1082,43 @@ func (a *Activities) WriteIndex(ctx context.Context, in IndexInput) (string, err
 	if err := writeIndex(ctx, b, name, m); err != nil {
 		return "", err
 	}
+	a.tidy(ctx, b, name, m, files)
 	return name, nil
+}
+
+// tidy removes, once the index is written, what the run wrote that its
+// recovery point does not list: the unit plans, and the packs and parts of
+// attempts that lost their lease. What it misses the next prune removes.
+func (a *Activities) tidy(ctx context.Context, b storage.Backend, name string, m *backupset.Manifest, files []storage.FileInfo) {
+	listed := map[string]bool{}
+	for _, n := range m.Names() {
+		listed[n] = true
+	}
+	if parts, err := loadParts(ctx, b, name, m); err == nil {
+		for _, p := range parts {
+			for _, f := range p.Files {
+				listed[f.Name] = true
+			}
+		}
+	} else {
+		return
+	}
+	dataDir := m.TaskDir + "/" + backupset.Name(m.KafkaVersion, backupset.SourceTopicData, m.ExecutedAt) + "/"
+	partsDir := strings.TrimSuffix(name, ".json") + ".parts/"
+	var deleted []string
+	for _, f := range files {
+		if listed[f.Name] || !(strings.HasPrefix(f.Name, dataDir) || strings.HasPrefix(f.Name, partsDir)) {
+			continue
+		}
+		if err := b.Delete(ctx, f.Name); err != nil {
+			a.log().Warn("tidy after the manifest", "file", f.Name, "error", err)
+			return
+		}
+		deleted = append(deleted, f.Name)
+	}
+	if _, _, err := storage.RemoveEmptyDirs(ctx, b, deleted, m.TaskDir); err != nil {
+		a.log().Warn("tidy after the manifest: empty directories", "error", err)
+	}
 }
 
 // writeIndex writes a manifest under its name.

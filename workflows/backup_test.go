@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
@@ -381,7 +383,24 @@ func TestReplayHistories(t *testing.T) {
 	} {
 		r := worker.NewWorkflowReplayer()
 		r.RegisterWorkflowWithOptions(c.fn, workflow.RegisterOptions{Name: c.name})
-		if err := r.ReplayWorkflowHistoryFromJSONFile(nil, c.file); err != nil {
+		f, err := os.Open(c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", c.file, err)
+		}
+		// Children are named after the run's own id: replay under it.
+		var exec workflow.Execution
+		for _, ev := range hist.Events {
+			if a := ev.GetStartChildWorkflowExecutionInitiatedEventAttributes(); a != nil {
+				exec.ID, _, _ = strings.Cut(a.GetWorkflowId(), "/units-")
+				break
+			}
+		}
+		if err := r.ReplayWorkflowHistoryWithOptions(nil, hist, worker.ReplayWorkflowHistoryOptions{OriginalExecution: exec}); err != nil {
 			t.Errorf("replay %s: %v", c.file, err)
 		}
 	}

@@ -6,6 +6,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -66,10 +67,8 @@ func Parts(ctx context.Context, b storage.Backend, name string, m *backupset.Man
 		}()
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, storage.Permanent(err)
-		}
+	if err := errors.Join(errs...); err != nil {
+		return nil, storage.Permanent(err)
 	}
 	return parts, nil
 }

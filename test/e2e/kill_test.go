@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -16,7 +15,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 	sdkclient "go.temporal.io/sdk/client"
 
-	"github.com/kbr-project/kbr/internal/backupset"
+	"github.com/kbr-project/kbr/internal/kbatch"
 	"github.com/kbr-project/kbr/internal/kdata"
 	"github.com/kbr-project/kbr/internal/testenv"
 	"github.com/kbr-project/kbr/storage/localdir"
@@ -39,8 +38,8 @@ func TestWorkerKilledDuringExport(t *testing.T) {
 	res := waitBackup(t, c, id)
 
 	// Some export resumed on a later attempt: the kill really interrupted it.
-	if !resumed(t, c, id, "ExportPartition") {
-		t.Error("no ExportPartition ran more than one attempt: the kill did not interrupt an export")
+	if !resumed(t, c, id, "ExportUnit") {
+		t.Error("no ExportUnit ran more than one attempt: the kill did not interrupt an export")
 	}
 	checkBackupEqualsSource(t, target, res, topic, want)
 }
@@ -75,7 +74,7 @@ func temporalClient(t *testing.T) sdkclient.Client {
 func waitSegments(t *testing.T, c sdkclient.Client, id string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
-	for segmentsDone(t, c, id) < n {
+	for packsDone(c, id) < n {
 		if time.Now().After(deadline) {
 			t.Fatal("the export never reached a checkpoint")
 		}
@@ -155,29 +154,17 @@ func checkBackupEqualsSource(t *testing.T, target string, res workflows.BackupRe
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(target, res.RecoveryPoint))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := backupset.UnmarshalManifest(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, _ := loadView(t, target, res.RecoveryPoint)
+	m := v.Manifest
 	got := map[int32][]rec{}
 	for _, p := range m.Partitions {
 		got[p.Partition] = []rec{}
-		for _, s := range p.Segments {
-			err := kdata.ReadSegment(ctx, b, s, m.Compression, func(r *backupset.Record) error {
-				hs := make([]kgo.RecordHeader, len(r.Headers))
-				for i, h := range r.Headers {
-					hs[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
-				}
-				got[p.Partition] = append(got[p.Partition], rec{Offset: r.Offset, Key: r.Key, Value: r.Value, Headers: hs, Timestamp: r.Timestamp})
-				return nil
-			})
-			if err != nil {
-				t.Fatalf("read %s: %v", s.Name, err)
-			}
+		err := kdata.Records(ctx, b, p, func(r kbatch.Record) error {
+			got[p.Partition] = append(got[p.Partition], rec{Offset: r.Offset, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp})
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("read %s[%d]: %v", p.Topic, p.Partition, err)
 		}
 	}
 	// A backup keeps each record's offset: compare them too (compareTopic
@@ -208,51 +195,12 @@ func checkBackupEqualsSource(t *testing.T, target string, res workflows.BackupRe
 	}
 }
 
-// segmentsDone counts the durable segments running exports heartbeated.
-func segmentsDone(t *testing.T, c sdkclient.Client, id string) int {
-	d, err := c.DescribeWorkflowExecution(context.Background(), id, "")
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for _, pa := range d.GetPendingActivities() {
-		if pa.GetActivityType().GetName() != "ExportPartition" || pa.GetHeartbeatDetails() == nil {
-			continue
-		}
-		var p struct {
-			Segments []json.RawMessage `json:"segments"`
-		}
-		if len(pa.GetHeartbeatDetails().Payloads) > 0 && json.Unmarshal(pa.GetHeartbeatDetails().Payloads[0].Data, &p) == nil {
-			n += len(p.Segments)
-		}
-	}
-	return n
-}
-
 // resumed reports whether an activity of one of the given types ran an
 // attempt > 1. It used to count any retried activity (a preflight retried
 // over a slow broker passed it), not the exports the kill interrupted.
 func resumed(t *testing.T, c sdkclient.Client, id string, types ...string) bool {
 	t.Helper()
-	counted := map[string]bool{}
-	for _, typ := range types {
-		counted[typ] = true
-	}
-	scheduled := map[int64]string{} // scheduled event id -> activity type
-	it := c.GetWorkflowHistory(context.Background(), id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
-			scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
-		}
-		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() > 1 && counted[scheduled[a.GetScheduledEventId()]] {
-			return true
-		}
-	}
-	return false
+	return resumedIn(t, c, id, types...)
 }
 
 // sameOffsets checks that got holds each record of want at its offset.

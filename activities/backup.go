@@ -888,6 +888,7 @@ func (a *Activities) ExportUnit(ctx context.Context, in ExportUnitInput) (*UnitR
 		}
 		spec.Partitions = append(spec.Partitions, kdata.ExportPartition{Topic: r.Topic, TopicID: id, Partition: r.Partition, From: r.Start, To: r.End})
 	}
+	a.log().Info("export unit starts", "unit", plan.Unit, "attempt", info.Attempt, "partitions", len(spec.Partitions), "throttle", spec.ThrottleBytesS)
 	st := kdata.NewExportState(spec)
 	if activity.HasHeartbeatDetails(ctx) {
 		var prev ExportBeat
@@ -981,6 +982,9 @@ func (a *Activities) ExportUnit(ctx context.Context, in ExportUnitInput) (*UnitR
 		return nil, permanent(err)
 	}
 	res.Part = backupset.PartRef{FileEntry: *entry, Unit: plan.Unit, Partitions: len(part.Partitions), Files: len(part.Files)}
+	defer func() {
+		a.log().Info("export unit done", "unit", plan.Unit, "attempt", info.Attempt, "records", res.Part.Records, "bytes", res.Part.Bytes, "packs", res.Part.Files)
+	}()
 	for _, p := range part.Partitions {
 		res.Part.Records += p.Records
 	}

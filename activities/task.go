@@ -119,7 +119,7 @@ func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult
 	}
 	plan, err := backupset.PlanRetention(ri)
 	if err != nil {
-		return nil, permanent(fmt.Errorf("retention: %w", err))
+		return nil, permanent(storage.Permanent(fmt.Errorf("retention: %w", err))) // a refusal: retrying reads the same
 	}
 	res := &PruneResult{Kept: plan.Kept, KeptForChain: plan.KeptForChain, KeptInUse: plan.KeptInUse}
 	res.Foreign = plan.Foreign[:min(len(plan.Foreign), 100)]

@@ -58,3 +58,17 @@ func longOpts(ctx workflow.Context) workflow.Context {
 		},
 	})
 }
+
+// unitOpts is for the work units of the data path: they heartbeat every few
+// seconds (their durable state after each pack), so a unit whose worker died
+// is retried, from that state, ten seconds later.
+func unitOpts(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 48 * time.Hour,
+		HeartbeatTimeout:    10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+			MaximumAttempts: 30,
+		},
+	})
+}

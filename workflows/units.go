@@ -49,7 +49,7 @@ func ExportWorkflow(ctx workflow.Context, in ExportUnits) ([]activities.UnitResu
 	next, err := fanOut(ctx, len(in.Units), in.Window, func(i int) workflow.Future {
 		u := in.Template
 		u.Unit = in.Units[i]
-		return workflow.ExecuteActivity(longOpts(ctx), a.ExportUnit, u)
+		return workflow.ExecuteActivity(unitOpts(ctx), a.ExportUnit, u)
 	}, func(i int, f workflow.Future) error {
 		var r activities.UnitResult
 		if err := f.Get(ctx, &r); err != nil {
@@ -86,7 +86,7 @@ func ImportWorkflow(ctx workflow.Context, in ImportUnits) ([]activities.ImportUn
 	next, err := fanOut(ctx, len(in.Units), in.Window, func(i int) workflow.Future {
 		u := in.Template
 		u.Unit = in.Units[i]
-		return workflow.ExecuteActivity(longOpts(ctx), a.ImportUnit, u)
+		return workflow.ExecuteActivity(unitOpts(ctx), a.ImportUnit, u)
 	}, func(i int, f workflow.Future) error {
 		var r activities.ImportUnitResult
 		if err := f.Get(ctx, &r); err != nil {
@@ -106,10 +106,12 @@ func ImportWorkflow(ctx workflow.Context, in ImportUnits) ([]activities.ImportUn
 	return in.Results, nil
 }
 
-// tell signals a unit's end to the parent, without waiting.
+// tell signals a unit's end to the parent.
 func tell(ctx workflow.Context, parent string, d UnitDone) {
 	if parent != "" {
-		workflow.SignalExternalWorkflow(ctx, parent, "", names.SignalUnitDone, d)
+		// Waited for, so the signal is sent before the child ends; a parent
+		// that cannot be told is only less current, not wrong.
+		_ = workflow.SignalExternalWorkflow(ctx, parent, "", names.SignalUnitDone, d).Get(ctx, nil)
 	}
 }
 

@@ -235,8 +235,19 @@ func (m *Manifest) Marshal() ([]byte, error) {
 	return json.MarshalIndent(m, "", "  ")
 }
 
-// ErrManifest reports a manifest or part that does not read.
+// ErrManifest reports a manifest or part that does not read. The errors
+// that match it say why themselves, without its text.
 var ErrManifest = errors.New("manifest does not read")
+
+// unreadable is an error of ErrManifest, worded by what is wrong.
+type unreadable struct{ msg string }
+
+func (e *unreadable) Error() string        { return e.msg }
+func (e *unreadable) Is(target error) bool { return target == ErrManifest }
+
+func manifestErrorf(format string, a ...any) error {
+	return &unreadable{msg: fmt.Sprintf(format, a...)}
+}
 
 // UnmarshalManifest decodes and sanity-checks a manifest of format 1 or 2.
 // ReadManifest does the same and names the file in its errors.
@@ -265,16 +276,16 @@ func jsonError(b []byte, err error) error {
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &se) && se.Error() == "unexpected end of JSON input":
-		return fmt.Errorf("%w: the JSON ends early, at byte %d: the file was cut short", ErrManifest, len(b))
+		return manifestErrorf("the JSON ends early, at byte %d: the file was cut short", len(b))
 	case errors.As(err, &se):
-		return fmt.Errorf("%w: not valid JSON at byte %d of %d: %v", ErrManifest, se.Offset, len(b), err)
+		return manifestErrorf("not valid JSON at byte %d of %d: %v", se.Offset, len(b), err)
 	}
-	return fmt.Errorf("%w: %v", ErrManifest, err)
+	return manifestErrorf("%v", err)
 }
 
 func unmarshalManifest(b []byte) (*Manifest, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
-		return nil, fmt.Errorf("%w: the file is empty (%d bytes): it was not written to the end", ErrManifest, len(b))
+		return nil, manifestErrorf("the file is empty (%d bytes): it was not written to the end", len(b))
 	}
 	var probe struct {
 		Format int `json:"format"`
@@ -297,15 +308,15 @@ func unmarshalManifest(b []byte) (*Manifest, error) {
 		}
 		for i, p := range m.Parts {
 			if p.Name == "" || p.Size < 0 || p.Partitions < 0 {
-				return nil, fmt.Errorf("%w: parts[%d] (%q) incomplete", ErrManifest, i, p.Name)
+				return nil, manifestErrorf("parts[%d] (%q) incomplete", i, p.Name)
 			}
 		}
 	default:
-		return nil, fmt.Errorf("%w: format %d, this kbr reads 1 and %d", ErrManifest, probe.Format, FormatVersion)
+		return nil, manifestErrorf("format %d, this kbr reads 1 and %d", probe.Format, FormatVersion)
 	}
 	for _, n := range m.Names() {
 		if !cleanRelative(n) {
-			return nil, fmt.Errorf("%w: names the file %q, which is not a clean path inside the target root", ErrManifest, n)
+			return nil, manifestErrorf("names the file %q, which is not a clean path inside the target root", n)
 		}
 	}
 	return m, nil
@@ -340,20 +351,20 @@ func MarshalPart(p *Part) ([]byte, error) { return json.Marshal(p) }
 func UnmarshalPart(b []byte) (*Part, error) {
 	var p Part
 	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("%w: part: %v", ErrManifest, err)
+		return nil, manifestErrorf("part: %v", err)
 	}
 	if p.Format != FormatVersion {
-		return nil, fmt.Errorf("%w: part format %d, this kbr reads %d", ErrManifest, p.Format, FormatVersion)
+		return nil, manifestErrorf("part format %d, this kbr reads %d", p.Format, FormatVersion)
 	}
 	for i, f := range p.Files {
 		if !cleanRelative(f.Name) {
-			return nil, fmt.Errorf("%w: part %d: files[%d] %q is not a clean path inside the target root", ErrManifest, p.Unit, i, f.Name)
+			return nil, manifestErrorf("part %d: files[%d] %q is not a clean path inside the target root", p.Unit, i, f.Name)
 		}
 	}
 	for i, pb := range p.Partitions {
 		for _, k := range pb.Packs {
 			if k < 0 || k >= len(p.Files) {
-				return nil, fmt.Errorf("%w: part %d: partitions[%d] (%s[%d]) names pack %d of %d", ErrManifest, p.Unit, i, pb.Topic, pb.Partition, k, len(p.Files))
+				return nil, manifestErrorf("part %d: partitions[%d] (%s[%d]) names pack %d of %d", p.Unit, i, pb.Topic, pb.Partition, k, len(p.Files))
 			}
 		}
 	}

@@ -281,6 +281,13 @@ func (f *fetchLoop) request(parts []int) *kmsg.FetchRequest {
 	req.MaxWaitMillis = 500
 	req.MinBytes = 1
 	req.MaxBytes = f.spec.FetchMaxBytes
+	partMax := f.spec.PartitionMaxBytes
+	if t := f.spec.ThrottleBytesS; t > 0 {
+		// Throttled: about a second's worth per fetch, so the rate holds
+		// from the first fetch and waits stay short.
+		req.MaxBytes = int32(min(int64(req.MaxBytes), max(t, 64<<10)))
+	}
+	partMax = min(partMax, req.MaxBytes)
 	req.IsolationLevel = 1 // read_committed: aborted transactions are never backed up
 	req.SessionEpoch = -1
 	topics := map[string]int{}
@@ -298,7 +305,7 @@ func (f *fetchLoop) request(parts []int) *kmsg.FetchRequest {
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition = p.Partition
 		rp.FetchOffset = f.parts[i].at
-		rp.PartitionMaxBytes = f.spec.PartitionMaxBytes
+		rp.PartitionMaxBytes = partMax
 		rp.CurrentLeaderEpoch = f.parts[i].epoch
 		rp.LogStartOffset = -1
 		req.Topics[ti].Partitions = append(req.Topics[ti].Partitions, rp)

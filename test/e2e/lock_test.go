@@ -25,7 +25,9 @@ import (
 func TestClusterLockSerialisesRuns(t *testing.T) {
 	env := testenv.Load(t)
 	topic := "e2e-" + randID() + "-lock"
-	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	// Batches of 64 KiB: the throttle paces fetches, and one batch is the
+	// least a fetch returns.
+	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(64<<10))
 	createTopic(t, kadm.NewClient(cl), topic, 1, 3, nil)
 	var rs []*kgo.Record
 	for i := 0; i < 2000; i++ {
@@ -59,7 +61,7 @@ options: {min_free_bytes: 1GiB, throttle_bytes_per_second: 1MiB, segment_bytes: 
 	}
 	c := temporalClient(t)
 	first := start("first")
-	waitSegments(t, c, first, 1)
+	waitSegments(t, c, first, 1, target)
 	second := start("second")
 
 	// The second waits and says for what.

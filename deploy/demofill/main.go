@@ -60,8 +60,8 @@ type fillOptions struct {
 	records    int64
 }
 
-func fill(ctx context.Context, o fillOptions) (string, error) {
-	cl, err := kgo.NewClient(
+func newClient(o fillOptions) (*kgo.Client, error) {
+	return kgo.NewClient(
 		kgo.SeedBrokers(o.brokers...),
 		kgo.DefaultProduceTopic(o.topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // also what the idempotent producer needs
@@ -69,26 +69,33 @@ func fill(ctx context.Context, o fillOptions) (string, error) {
 		kgo.RecordDeliveryTimeout(2*time.Minute), // retried until then, never given up silently
 		kgo.MetadataMinAge(250*time.Millisecond),
 	)
+}
+
+func fill(ctx context.Context, o fillOptions) (string, error) {
+	cl, err := newClient(o)
 	if err != nil {
+		return "", err
+	}
+	held, exists, err := count(ctx, kadm.NewClient(cl), o.topic)
+	if err == nil && exists && held != o.records {
+		// Left half-filled by an earlier attempt (or by hand): start again.
+		fmt.Fprintf(os.Stderr, "demofill: topic %s holds %d records, not %d: deleting it and filling it again\n", o.topic, held, o.records)
+		err = deleteTopic(ctx, kadm.NewClient(cl), o.topic)
+	}
+	// The rest with a client that never knew the old topic: one that did
+	// can still send a request to a broker that led one of its partitions.
+	cl.Close()
+	switch {
+	case err != nil:
+		return "", err
+	case exists && held == o.records:
+		return fmt.Sprintf("demo topic %s: already holds %d records", o.topic, held), nil
+	}
+	if cl, err = newClient(o); err != nil {
 		return "", err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-
-	held, exists, err := count(ctx, adm, o.topic)
-	if err != nil {
-		return "", err
-	}
-	if exists && held == o.records {
-		return fmt.Sprintf("demo topic %s: already holds %d records", o.topic, held), nil
-	}
-	if exists {
-		// Left half-filled by an earlier attempt (or by hand): start again.
-		fmt.Fprintf(os.Stderr, "demofill: topic %s holds %d records, not %d: deleting it and filling it again\n", o.topic, held, o.records)
-		if err := deleteTopic(ctx, adm, o.topic); err != nil {
-			return "", err
-		}
-	}
 	if err := createTopic(ctx, adm, o); err != nil {
 		return "", err
 	}

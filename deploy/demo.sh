@@ -27,6 +27,7 @@ eval "$("$here/stack.sh" env)"
 # The demo's ports and topic; tests and a second demo on one machine set their own.
 port=${KBR_DEMO_PORT:-7233}
 ui_port=${KBR_DEMO_UI_PORT:-8233}
+metrics_addr=${KBR_DEMO_METRICS_ADDR:-127.0.0.1:9233}
 topic=${KBR_DEMO_TOPIC:-demo}
 records=${KBR_DEMO_RECORDS:-50000}
 
@@ -38,7 +39,7 @@ else
     echo "port $port is taken by another process: stop it, or set KBR_DEMO_PORT (and KBR_DEMO_UI_PORT)"
     exit 1
   fi
-  setsid "$bin" server --data-dir "$data" --port "$port" --ui-port "$ui_port" \
+  setsid "$bin" server --data-dir "$data" --port "$port" --ui-port "$ui_port" --metrics-addr "$metrics_addr" \
     >"$data/server.log" 2>&1 < /dev/null &
   echo $! >"$data/server.pid"
   for i in $(seq 120); do
@@ -81,5 +82,6 @@ echo
 "$bin" backups list "$data/LocalBackup"
 echo
 echo "Web UI:  http://127.0.0.1:$ui_port   (runs carry the search attributes KbrCluster, KbrTask, KbrKind, KbrStatus)"
+echo "Metrics: http://$metrics_addr/metrics"
 echo "Config:  $cfg"
 echo "Stop the server with: make stop"

@@ -84,7 +84,7 @@ func BackupWorkflow(ctx workflow.Context, cfg config.Backup) (*BackupResult, err
 		}
 		_ = workflow.UpsertMemo(ctx, map[string]any{names.MemoHistory: memo})
 	}
-	w.track.details()
+	w.track.end()
 	return res, err
 }
 
@@ -278,6 +278,7 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 				w.fullParts = append(w.fullParts, fmt.Sprintf("%s[%d]: %s", r.Topic, r.Partition, r.FullReason))
 			}
 		}
+		w.progress.RecordsTotal = total
 		detail := fmt.Sprintf("%d partitions, %d offsets", len(ranges), total)
 		if len(w.fullParts) > 0 {
 			detail += fmt.Sprintf("; %d copied whole (%s)", len(w.fullParts), strings.Join(w.fullParts[:min(3, len(w.fullParts))], "; "))
@@ -330,6 +331,7 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 			return res, fmt.Errorf("recovery point %s written, but retention failed: %w", name, err)
 		}
 		res.Retention = &pr
+		t.pruned(pr)
 		detail := fmt.Sprintf("kept %d, deleted %d recovery points (%d files, %d bytes)", len(pr.Kept), len(pr.DeletedManifests), pr.DeletedFiles, pr.DeletedBytes)
 		if len(pr.KeptForChain) > 0 {
 			detail += fmt.Sprintf("; %d kept beyond max copies for a kept incremental", len(pr.KeptForChain))

@@ -63,7 +63,7 @@ func RestoreWorkflow(ctx workflow.Context, cfg config.Restore) (*RestoreResult, 
 		p.Status = names.StatusFailed
 	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SAStatus.ValueSet(p.Status))
-	t.details()
+	t.end()
 	return res, err
 }
 

@@ -18,6 +18,8 @@ import (
 type conn struct {
 	address, namespace          string
 	tlsCert, tlsKey, tlsCA, sni string
+	// metrics receives the SDK's metrics and kbr's (nil: none).
+	metrics client.MetricsHandler
 }
 
 func (c *conn) flags(cmd *cobra.Command) {
@@ -39,7 +41,7 @@ func (c *conn) flags(cmd *cobra.Command) {
 }
 
 func (c *conn) dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
-	opts := client.Options{HostPort: c.address, Namespace: c.namespace, Logger: quietSDKLogger(logger)}
+	opts := client.Options{HostPort: c.address, Namespace: c.namespace, Logger: quietSDKLogger(logger), MetricsHandler: c.metrics}
 	if c.tlsCert != "" || c.tlsCA != "" {
 		tc := &tls.Config{ServerName: c.sni, MinVersion: tls.VersionTLS12}
 		if c.tlsCert != "" {

@@ -89,6 +89,32 @@ const (
 	KindImport = "import"
 )
 
+// KindOf is the run kind of a workflow type ("" for a type kbr does not
+// know), for the metrics a workflow emits about itself.
+func KindOf(workflowType string) string {
+	switch workflowType {
+	case BackupWorkflow:
+		return KindBackup
+	case RestoreWorkflow:
+		return KindRestore
+	case MetadataRestoreWorkflow:
+		return KindMetadataRestore
+	case LogicalRestoreWorkflow:
+		return KindLogicalRestore
+	case VerifyWorkflow:
+		return KindVerify
+	case ClusterLockWorkflow:
+		return KindLock
+	case CheckTaskWorkflow:
+		return KindCheckTask
+	case ExportWorkflow:
+		return KindExport
+	case ImportWorkflow:
+		return KindImport
+	}
+	return ""
+}
+
 // Statuses, the values of KbrStatus.
 const (
 	StatusRunning   = "running"

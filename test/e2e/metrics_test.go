@@ -5,7 +5,9 @@ import (
 	crand "crypto/rand"
 	"encoding/json"
 	"fmt"
+	"math"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	sdkclient "go.temporal.io/sdk/client"
 
 	"github.com/kbr-project/kbr/internal/metrics"
@@ -111,6 +114,35 @@ func TestWorkerMetricsMoveDuringBackup(t *testing.T) {
 	if v, _ := s.Value(metrics.RegisterErrors); v != 0 {
 		t.Errorf("%s = %v: some metric was dropped", metrics.RegisterErrors, v)
 	}
+	// A restarted worker seeds the last success from Temporal's list of
+	// succeeded backups: an alert on its age does not go silent.
+	query := fmt.Sprintf("WorkflowId = '%s' AND KbrStatus = 'succeeded'", id)
+	for i := 0; ; i++ {
+		resp, err := c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		if err == nil && len(resp.GetExecutions()) == 1 {
+			break
+		}
+		if i == 50 {
+			t.Fatalf("visibility does not list %s as succeeded: %v", id, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	h.stopWorker(syscall.SIGTERM)
+	h.startWorker()
+	if err := waitPort(h.metrics, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var seeded float64
+	for i := 0; i < 20 && seeded == 0; i++ {
+		time.Sleep(250 * time.Millisecond)
+		if sc, err := metricstest.Get(url); err == nil {
+			seeded, _ = sc.Value(metrics.LastBackupSuccess, metrics.LabelCluster, "zkmode", metrics.LabelTask, task)
+		}
+	}
+	if seeded == 0 || math.Abs(seeded-last) > 5 {
+		t.Errorf("after a restart the worker shows %s = %v for task %s, want about %v (the run's close time)", metrics.LastBackupSuccess, seeded, task, last)
+	}
+
 	// The SDK's worker metrics, through the same endpoint.
 	for _, name := range []string{"temporal_activity_execution_latency_seconds", "temporal_workflow_task_execution_latency_seconds", "temporal_request_total"} {
 		b, _ := before.Value(name)

@@ -10,12 +10,12 @@ DATA_DIR ?= ./kbr-data
 # Packages that do not compile the Temporal server run with the race detector.
 RACE_PKGS := ./internal/backupset/... ./internal/config/... ./internal/kdata/... ./internal/kmeta/... \
 	./internal/zkmeta/... ./internal/hostops/... ./internal/metaarchive/... ./internal/kclient/... ./internal/lock/... ./internal/secret/... \
-	./internal/tasks/... ./internal/metrics/... ./internal/names/... ./deploy/demofill/... ./deploy/production/... ./storage ./storage/internal/... ./storage/decorate/... ./storage/localdir/... ./workflows/... ./activities/...
+	./internal/tasks/... ./internal/metrics/... ./internal/names/... ./deploy/demofill/... ./deploy/production/... ./deploy/systemd/... ./storage ./storage/internal/... ./storage/decorate/... ./storage/localdir/... ./workflows/... ./activities/...
 # The storage backends' conformance suites stream 2 GiB files through real servers: no race
 # detector there (it triples their time), one package at a time (the servers share 2 cores).
 STORAGE_PKGS := ./storage/hdfs/... ./storage/nfs/... ./storage/cifs/... ./storage/sftp/... ./storage/obs/...
 
-.PHONY: build run stop test test-unit vet fmt
+.PHONY: build run stop test test-deps test-unit vet fmt
 build:
 	$(GO) build -o $(BIN) ./cmd/kbr
 
@@ -35,7 +35,11 @@ vet:
 test-unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
 
-test: stack-up vet
+# Debian packages the tests need beyond the stack's: systemd (systemd-analyze) and postgresql.
+test-deps:
+	deploy/packages.sh
+
+test: stack-up test-deps vet
 	$(GO) test -race -count=1 $(RACE_PKGS)
 	$(GO) test -count=1 -p 1 -timeout 30m $(STORAGE_PKGS)
 	$(GO) test -count=1 -timeout 40m ./internal/embedded/... ./test/...

@@ -34,14 +34,17 @@ func (c *conn) flags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&c.address, "address", def, "Temporal frontend host:port (env KBR_ADDRESS)")
 	f.StringVar(&c.namespace, "namespace", ns, "Temporal namespace (env KBR_NAMESPACE)")
-	f.StringVar(&c.tlsCert, "tls-cert", "", "client certificate (PEM) for mTLS")
-	f.StringVar(&c.tlsKey, "tls-key", "", "client key (PEM) for mTLS")
-	f.StringVar(&c.tlsCA, "tls-ca", "", "CA bundle (PEM) that signed the frontend's certificate")
-	f.StringVar(&c.sni, "tls-server-name", "", "server name to verify on the frontend's certificate")
+	f.StringVar(&c.tlsCert, "tls-cert", os.Getenv("KBR_TLS_CERT"), "client certificate (PEM) for mTLS (env KBR_TLS_CERT)")
+	f.StringVar(&c.tlsKey, "tls-key", os.Getenv("KBR_TLS_KEY"), "client key (PEM) for mTLS (env KBR_TLS_KEY)")
+	f.StringVar(&c.tlsCA, "tls-ca", os.Getenv("KBR_TLS_CA"), "CA bundle (PEM) that signed the frontend's certificate (env KBR_TLS_CA)")
+	f.StringVar(&c.sni, "tls-server-name", os.Getenv("KBR_TLS_SERVER_NAME"), "server name to verify on the frontend's certificate (env KBR_TLS_SERVER_NAME)")
 }
 
 func (c *conn) dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
 	opts := client.Options{HostPort: c.address, Namespace: c.namespace, Logger: quietSDKLogger(logger), MetricsHandler: c.metrics}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return nil, withCode(exitBadInput, fmt.Errorf("--tls-cert and --tls-key go together"))
+	}
 	if c.tlsCert != "" || c.tlsCA != "" {
 		tc := &tls.Config{ServerName: c.sni, MinVersion: tls.VersionTLS12}
 		if c.tlsCert != "" {

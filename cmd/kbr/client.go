@@ -40,32 +40,41 @@ func (c *conn) flags(cmd *cobra.Command) {
 	f.StringVar(&c.sni, "tls-server-name", os.Getenv("KBR_TLS_SERVER_NAME"), "server name to verify on the frontend's certificate (env KBR_TLS_SERVER_NAME)")
 }
 
-func (c *conn) dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
+// options are the client options of the flags: address, namespace, mTLS.
+func (c *conn) options(logger *slog.Logger) (client.Options, error) {
 	opts := client.Options{HostPort: c.address, Namespace: c.namespace, Logger: quietSDKLogger(logger), MetricsHandler: c.metrics}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
-		return nil, withCode(exitBadInput, fmt.Errorf("--tls-cert and --tls-key go together"))
+		return opts, withCode(exitBadInput, fmt.Errorf("--tls-cert and --tls-key go together"))
 	}
 	if c.tlsCert != "" || c.tlsCA != "" {
 		tc := &tls.Config{ServerName: c.sni, MinVersion: tls.VersionTLS12}
 		if c.tlsCert != "" {
 			cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
 			if err != nil {
-				return nil, withCode(exitBadInput, fmt.Errorf("--tls-cert/--tls-key: %w", err))
+				return opts, withCode(exitBadInput, fmt.Errorf("--tls-cert/--tls-key: %w", err))
 			}
 			tc.Certificates = []tls.Certificate{cert}
 		}
 		if c.tlsCA != "" {
 			pem, err := os.ReadFile(c.tlsCA)
 			if err != nil {
-				return nil, withCode(exitBadInput, fmt.Errorf("--tls-ca: %w", err))
+				return opts, withCode(exitBadInput, fmt.Errorf("--tls-ca: %w", err))
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, withCode(exitBadInput, fmt.Errorf("--tls-ca %s: no PEM certificate", c.tlsCA))
+				return opts, withCode(exitBadInput, fmt.Errorf("--tls-ca %s: no PEM certificate", c.tlsCA))
 			}
 			tc.RootCAs = pool
 		}
 		opts.ConnectionOptions.TLS = tc
+	}
+	return opts, nil
+}
+
+func (c *conn) dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
+	opts, err := c.options(logger)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -74,6 +83,19 @@ func (c *conn) dial(ctx context.Context, logger *slog.Logger) (client.Client, er
 		return nil, withCode(exitConnect, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", c.address, c.namespace, err))
 	}
 	return cl, nil
+}
+
+// dialNamespaces is a client of the namespace API (which needs no namespace).
+func (c *conn) dialNamespaces(ctx context.Context) (client.NamespaceClient, error) {
+	opts, err := c.options(nil)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := client.NewNamespaceClient(opts)
+	if err != nil {
+		return nil, withCode(exitConnect, fmt.Errorf("connect to Temporal at %s: %w", c.address, err))
+	}
+	return nc, nil
 }
 
 func quietSDKLogger(l *slog.Logger) sdklog.Logger {

@@ -40,7 +40,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), workerCmd(), agentCmd(), backupCmd(), restoreCmd(), backupsCmd(), taskCmd(), clusterCmd())
+	root.AddCommand(serverCmd(), workerCmd(), agentCmd(), backupCmd(), restoreCmd(), backupsCmd(), taskCmd(), clusterCmd(), namespaceCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kbr:", err)
 		var ee *exitError

@@ -100,4 +100,3 @@ func createNamespace(ctx context.Context, c *conn, name string, retention time.D
 	}
 	return created, nil
 }
-

@@ -29,6 +29,7 @@ import (
 	sdkclient "go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/internal/testenv"
 )
 
@@ -226,6 +227,17 @@ options: {parallelism: 4}
 	checkRanOnBoth(t, c, restoreID, w2.Process.Pid, w3.Process.Pid)
 	compareTopic(t, topic, want, readAll(t, env.KRaftBootstrap, dst))
 
+	// The agent of a broker host connects with the same TLS flags: it
+	// polls its own task queue.
+	ag := exec.Command(h.bin, append([]string{"agent", "--host", "prod-agent", "--server-properties", env.Broker("zk1").Properties,
+		"--listener", env.Broker("zk1").Addr, "--log-level", "warn"}, tlsFlags("agent")...)...)
+	ag.Stdout, ag.Stderr = lf, lf
+	if err := ag.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ag.Process.Kill(); _, _ = ag.Process.Wait() })
+	waitPoller(t, c, names.AgentTaskQueue("prod-agent"))
+
 	// No secret in a log or a history.
 	keyPEM, _ := os.ReadFile(certs.file("worker1-key.pem"))
 	keyLine := strings.Split(string(keyPEM), "\n")[1]
@@ -355,6 +367,7 @@ func makeCerts(t *testing.T, dir string) testCerts {
 	issue("worker1", 4, false)
 	issue("worker2", 5, false)
 	issue("cli", 6, false)
+	issue("agent", 7, false)
 	return c
 }
 
@@ -508,4 +521,20 @@ func histories(t *testing.T, c sdkclient.Client, id string) [][]byte {
 		out = append(out, b.Bytes())
 	}
 	return out
+}
+
+// waitPoller returns once an activity worker polls the task queue.
+func waitPoller(t *testing.T, c sdkclient.Client, queue string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		d, err := c.DescribeTaskQueue(context.Background(), queue, enums.TASK_QUEUE_TYPE_ACTIVITY)
+		if err == nil && len(d.GetPollers()) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no worker polls task queue %s (%v)", queue, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 }

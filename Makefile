@@ -5,6 +5,8 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin/kbr
+# `kbr version` prints it; without git (a source tarball) the build says "(devel)".
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 DATA_DIR ?= ./kbr-data
 
 # Packages that do not compile the Temporal server run with the race detector.
@@ -17,7 +19,7 @@ STORAGE_PKGS := ./storage/hdfs/... ./storage/nfs/... ./storage/cifs/... ./storag
 
 .PHONY: build run stop test test-deps test-unit vet fmt
 build:
-	$(GO) build -o $(BIN) ./cmd/kbr
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/kbr
 
 # The demo needs only ZooKeeper and the ZooKeeper-mode Kafka cluster. kbr builds (CPU) while
 # Maven fetches the Kafka jars (network), so a cold `make run` waits for the longer of the two.

@@ -33,15 +33,21 @@ func withCode(code int, err error) error {
 	return &exitError{code: code, err: err}
 }
 
-func main() {
+// newRoot is the kbr command with every sub-command. Cobra adds
+// `completion bash|zsh|fish|powershell`.
+func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "kbr",
 		Short:         "Back up and restore Apache Kafka: metadata, topic data and consumer offsets",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), workerCmd(), agentCmd(), backupCmd(), restoreCmd(), backupsCmd(), taskCmd(), clusterCmd(), namespaceCmd())
-	if err := root.Execute(); err != nil {
+	root.AddCommand(serverCmd(), workerCmd(), agentCmd(), backupCmd(), restoreCmd(), backupsCmd(), taskCmd(), clusterCmd(), namespaceCmd(), versionCmd())
+	return root
+}
+
+func main() {
+	if err := newRoot().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kbr:", err)
 		var ee *exitError
 		if errors.As(err, &ee) {

@@ -49,14 +49,11 @@ func live(ctx context.Context, cl client.Client, id string, p *workflows.Progres
 	}
 }
 
-func isTTY(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// watch follows a run until it ends, printing steps and progress to out
-// (stderr), and returns the run's error.
-func watch(ctx context.Context, cl client.Client, run client.WorkflowRun, quiet bool) error {
+// watch follows a run until it ends, printing steps and progress to
+// stderr, and returns the run's last progress and its error. On a terminal
+// a long step shows a progress bar (percent, rate, ETA) that redraws in
+// place; otherwise a plain line every 5 s.
+func watch(ctx context.Context, cl client.Client, run client.WorkflowRun, quiet bool) (workflows.Progress, error) {
 	out := io.Writer(os.Stderr)
 	tty := isTTY(os.Stderr)
 	done := make(chan error, 1)
@@ -65,30 +62,40 @@ func watch(ctx context.Context, cl client.Client, run client.WorkflowRun, quiet 
 	defer tick.Stop()
 	lastStep, lastLine, lastWait := "", time.Time{}, ""
 	start := time.Now()
+	var last workflows.Progress
+	barShown := false
 	for {
 		select {
 		case err := <-done:
-			if !quiet {
-				if p, ok := query(ctx, cl, run.GetID()); ok {
+			if p, ok := query(ctx, cl, run.GetID()); ok {
+				last = p
+				if !quiet {
 					printSteps(out, p, &lastStep, tty)
 				}
-				if tty {
-					fmt.Fprintln(out)
-				}
 			}
-			return err
+			if !quiet && tty && barShown {
+				fmt.Fprint(out, "\r\033[K")
+			}
+			return last, err
 		case <-tick.C:
-			if quiet {
-				continue
-			}
 			p, ok := query(ctx, cl, run.GetID())
 			if !ok {
 				continue
 			}
-			printSteps(out, p, &lastStep, tty)
+			last = p
+			if quiet {
+				continue
+			}
+			if printSteps(out, p, &lastStep, tty) {
+				barShown = false
+			}
 			if p.Waiting != lastWait {
 				lastWait = p.Waiting
 				if p.Waiting != "" {
+					if barShown {
+						fmt.Fprint(out, "\r\033[K")
+						barShown = false
+					}
 					fmt.Fprintln(out, "  "+p.Waiting)
 				}
 			}
@@ -96,11 +103,17 @@ func watch(ctx context.Context, cl client.Client, run client.WorkflowRun, quiet 
 				continue
 			}
 			live(ctx, cl, run.GetID(), &p)
-			line := progressLine(p, time.Since(start))
 			if tty {
-				fmt.Fprintf(out, "\r\033[K%s", line)
+				running := time.Since(start)
+				if s := p.Current(); s != nil && !s.StartedAt.IsZero() {
+					running = time.Since(s.StartedAt)
+				}
+				if line := barLine(p, running, termWidth(os.Stderr)); line != "" {
+					fmt.Fprintf(out, "\r\033[K%s", line)
+					barShown = true
+				}
 			} else if time.Since(lastLine) >= 5*time.Second {
-				fmt.Fprintln(out, line)
+				fmt.Fprintln(out, progressLine(p, time.Since(start)))
 				lastLine = time.Now()
 			}
 		}
@@ -118,7 +131,8 @@ func query(ctx context.Context, cl client.Client, id string) (workflows.Progress
 	return p, true
 }
 
-func printSteps(out io.Writer, p workflows.Progress, last *string, tty bool) {
+// printSteps prints the steps when they changed since last, and says so.
+func printSteps(out io.Writer, p workflows.Progress, last *string, tty bool) bool {
 	var b strings.Builder
 	for _, s := range p.Steps {
 		if s.Status == "pending" {
@@ -127,7 +141,7 @@ func printSteps(out io.Writer, p workflows.Progress, last *string, tty bool) {
 		b.WriteString(s.Name + "=" + s.Status + ";")
 	}
 	if b.String() == *last {
-		return
+		return false
 	}
 	*last = b.String()
 	if tty {
@@ -144,6 +158,7 @@ func printSteps(out io.Writer, p workflows.Progress, last *string, tty bool) {
 		fmt.Fprintln(out, line)
 	}
 	fmt.Fprintln(out, "  --")
+	return true
 }
 
 func firstLine(s string) string {
@@ -198,17 +213,66 @@ func startAndWatch(ctx context.Context, cl client.Client, opts client.StartWorkf
 			fmt.Println(run.GetID())
 		})
 	}
-	if err := watch(ctx, cl, run, jsonOut); err != nil {
-		msg := failureText(err)
-		if jsonOut {
-			_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": names.StatusFailed, "error": msg})
-		}
-		return withCode(exitFailed, fmt.Errorf("%s %s failed:\n%s", wf, run.GetID(), msg))
+	if p, err := watch(ctx, cl, run, jsonOut); err != nil {
+		return runFailed(wf, run, p, err, jsonOut)
 	}
 	if err := run.Get(ctx, result); err != nil {
 		return withCode(exitFailed, err)
 	}
 	return nil
+}
+
+// runFailed is a failed run's error: its first line names the run, the
+// step that failed and the cause; the run's ids and the whole message
+// follow. With --json the machine-readable result goes to stdout first.
+func runFailed(wf string, run client.WorkflowRun, p workflows.Progress, err error, jsonOut bool) error {
+	msg := failureText(err)
+	if jsonOut {
+		_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": names.StatusFailed, "error": msg})
+	}
+	return withCode(exitFailed, &failure{what: runName(wf), step: failedStep(p), msg: msg, id: run.GetID(), runID: run.GetRunID()})
+}
+
+// failure is a run that ended failed.
+type failure struct {
+	what, step, msg, id, runID string
+}
+
+func (f *failure) Error() string {
+	cause := firstLine(strings.TrimSpace(f.msg))
+	// The cause often starts with the step's name already.
+	if f.step != "" {
+		cause = strings.TrimPrefix(cause, f.step+": ")
+	}
+	head := f.what + " failed"
+	if f.step != "" {
+		head += fmt.Sprintf(" at step %q", f.step)
+	}
+	s := head + ": " + strings.TrimSuffix(cause, " …") + fmt.Sprintf("\n  workflow id %s, run id %s", f.id, f.runID)
+	if strings.Contains(strings.TrimSpace(f.msg), "\n") {
+		s += "\n" + f.msg
+	}
+	return s
+}
+
+// failedStep is the step the progress shows failed, or "".
+func failedStep(p workflows.Progress) string {
+	for _, s := range p.Steps {
+		if s.Status == "failed" {
+			return s.Name
+		}
+	}
+	return ""
+}
+
+// runName is how an error names a run of a workflow type.
+func runName(wf string) string {
+	switch k := names.KindOf(wf); k {
+	case "":
+		return wf
+	default:
+		return strings.ReplaceAll(k, "-", " ")
+	}
 }
 
 func printJSON(v any) error {

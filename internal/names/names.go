@@ -43,7 +43,17 @@ const (
 )
 
 // LockWorkflowID is the id of a cluster's lock workflow.
-func LockWorkflowID(cluster string) string { return "kbr-lock-" + cluster }
+func LockWorkflowID(cluster string) string { return lockPrefix + cluster }
+
+// LockCluster is the cluster of a lock workflow's id ("" if it is none).
+func LockCluster(workflowID string) string {
+	if len(workflowID) <= len(lockPrefix) || workflowID[:len(lockPrefix)] != lockPrefix {
+		return ""
+	}
+	return workflowID[len(lockPrefix):]
+}
+
+const lockPrefix = "kbr-lock-"
 
 // Memo keys. They are read back from ended runs (history, retry), so their
 // spellings stay as first written.

@@ -117,4 +117,3 @@ func waitList(t *testing.T, list func(string) []string, q, id string, want bool)
 		time.Sleep(200 * time.Millisecond)
 	}
 }
-

@@ -11,13 +11,22 @@ DATA_DIR ?= ./kbr-data
 
 # Packages that do not compile the Temporal server run with the race detector.
 RACE_PKGS := ./internal/backupset/... ./internal/config/... ./internal/kdata/... ./internal/kmeta/... \
-	./internal/zkmeta/... ./internal/hostops/... ./internal/metaarchive/... ./internal/kclient/... ./internal/lock/... ./internal/secret/... \
-	./internal/tasks/... ./internal/metrics/... ./internal/names/... ./deploy/demofill/... ./deploy/production/... ./deploy/systemd/... ./storage ./storage/internal/... ./storage/decorate/... ./storage/localdir/... ./workflows/... ./activities/...
+	./internal/zkmeta/... ./internal/hostops/... ./internal/metaarchive/... ./internal/kclient/... ./internal/lock/... ./internal/secret/... ./internal/errtext/... ./internal/secretscan/... \
+	./internal/kbatch/... ./internal/pool/... ./internal/restoreplan/... ./internal/catalog/... ./internal/names/... \
+	./internal/tasks/... ./internal/metrics/... ./deploy/demofill/... ./deploy/production/... ./deploy/systemd/... ./storage ./storage/all ./storage/internal/... ./storage/decorate/... ./storage/localdir/... ./workflows/... ./activities/...
 # The storage backends' conformance suites stream 2 GiB files through real servers: no race
 # detector there (it triples their time), one package at a time (the servers share 2 cores).
 STORAGE_PKGS := ./storage/hdfs/... ./storage/nfs/... ./storage/cifs/... ./storage/sftp/... ./storage/obs/...
 
-.PHONY: build run stop test test-deps test-unit vet fmt
+# Fuzz targets, package:Target, each run for FUZZTIME by `make fuzz` (part of
+# `make test`); `go test` alone runs them on their corpus in testdata/fuzz.
+# A failing input is written to that package's testdata/fuzz/<Target>/:
+# commit it with the fix, as the regression test.
+FUZZ_TARGETS := ./internal/backupset:FuzzSegmentReader ./internal/backupset:FuzzUnmarshalManifest \
+	./internal/metaarchive:FuzzReadArchive ./internal/config:FuzzConfigLoaders
+FUZZTIME ?= 5s
+
+.PHONY: build run stop test test-deps test-unit vet fmt fuzz
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/kbr
 
@@ -33,6 +42,7 @@ stop:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags kbrfault ./activities/...
 
 test-unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
@@ -41,8 +51,18 @@ test-unit:
 test-deps:
 	deploy/packages.sh
 
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
+		out=$$($(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg" 2>&1) || { echo "$$out"; echo "fuzz $$name failed"; exit 1; }; \
+		case "$$out" in *"no fuzz tests to fuzz"*) echo "$$out"; echo "no fuzz target $$name in $$pkg"; exit 1;; esac; \
+		echo "$$out" | grep -v '^fuzz: elapsed' || true; \
+	done
+
 test: stack-up test-deps vet
 	$(GO) test -race -count=1 $(RACE_PKGS)
+	$(MAKE) --no-print-directory fuzz
 	$(GO) test -count=1 -p 1 -timeout 30m $(STORAGE_PKGS)
 	$(GO) test -count=1 -timeout 40m ./internal/embedded/... ./test/...
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/internal/zkmeta"
 	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/localdir"
 )
 
 // PreflightInput is the backup to check.
@@ -46,11 +48,15 @@ type TopicRef struct {
 // PreflightReport is what the read-only checks found; it is shown before
 // anything is written.
 type PreflightReport struct {
-	ClusterID         string        `json:"cluster_id"`
-	KafkaVersion      string        `json:"kafka_version"`
-	Mode              string        `json:"mode"` // zookeeper | kraft
-	Brokers           int           `json:"brokers"`
-	Topics            []TopicRef    `json:"topics"`
+	ClusterID    string `json:"cluster_id"`
+	KafkaVersion string `json:"kafka_version"`
+	Mode         string `json:"mode"` // zookeeper | kraft
+	Brokers      int    `json:"brokers"`
+	// Topics is filled while checking; the report carries only how many
+	// and the first few.
+	Topics            []TopicRef    `json:"-"`
+	TopicCount        int           `json:"topics"`
+	TopicExamples     []string      `json:"topic_examples,omitempty"`
 	Partitions        int           `json:"partitions"`
 	EstimatedBytes    int64         `json:"estimated_bytes"`
 	EstimatedDuration time.Duration `json:"estimated_duration"`
@@ -66,20 +72,20 @@ type PreflightReport struct {
 	Warnings   []string  `json:"warnings,omitempty"`
 }
 
-// Preflight checks, without writing anything, that the backup can run:
-// config, brokers, ZooKeeper, target, free space and open-file limits.
-// Every failure it finds is listed in one non-retryable error.
-func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*PreflightReport, error) {
+// BackupPreflight checks, without writing anything, that the backup can
+// run: config, brokers, ZooKeeper, target, free space and open-file
+// limits. Every failure it finds is listed in one non-retryable error.
+func (a *Activities) BackupPreflight(ctx context.Context, in PreflightInput) (*PreflightReport, error) {
 	cfg := in.Config
 	if err := cfg.Validate(); err != nil {
 		return nil, badInput("%v", err)
 	}
 	rep := &PreflightReport{StagingFree: -1, TargetFree: -1, Mode: "kraft"}
-	cl, err := kclient.New(cfg.Cluster)
+	cl, release, err := a.kafka(ctx, cfg.Cluster)
 	if err != nil {
-		return nil, badInput("%v", err)
+		return nil, err
 	}
-	defer cl.Close()
+	defer release()
 
 	// Kafka, ZooKeeper and the target are checked at once: each section
 	// fills its own fields of rep and lists its own findings, which are
@@ -130,10 +136,30 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 	}
 	bw := float64(cfg.Options.Bandwidth)
 	rep.EstimatedDuration = time.Duration(float64(rep.EstimatedBytes) / bw * 1.5 * float64(time.Second)).Round(time.Second)
+	rep.summarize()
 	if len(problems) > 0 {
-		return rep, temporal.NewNonRetryableApplicationError("preflight failed:\n  - "+strings.Join(problems, "\n  - "), names.ErrPreflight, nil, rep)
+		return rep, temporal.NewNonRetryableApplicationError("preflight failed:\n  - "+strings.Join(problems, "\n  - "), names.ErrPreflight, nil, PreflightProblems{Problems: problems})
 	}
 	return rep, nil
+}
+
+// PreflightProblems is the detail of a failed preflight: every problem it
+// found, each naming the field or the target.
+type PreflightProblems struct {
+	Problems []string `json:"problems"`
+}
+
+// summarize keeps the report small whatever the topic count: the counts,
+// and the names of the first few topics.
+func (rep *PreflightReport) summarize() {
+	rep.TopicCount = len(rep.Topics)
+	for i, t := range rep.Topics {
+		if i == 20 {
+			break
+		}
+		rep.TopicExamples = append(rep.TopicExamples, t.Name)
+	}
+	rep.Topics = nil
 }
 
 // checks is what one preflight section found.
@@ -236,12 +262,12 @@ func (a *Activities) checkTarget(ctx context.Context, in PreflightInput, rep *Pr
 		}
 		return
 	}
-	b, err := a.openTarget(ctx, cfg.Target)
+	b, release, err := a.target(ctx, cfg.Target)
 	if err != nil {
 		c.fail("target %s: %v", cfg.Target, err)
 		return
 	}
-	defer b.Close()
+	defer release()
 	if free, err := b.FreeSpace(ctx); err == nil {
 		rep.TargetFree = int64(free)
 	} else {
@@ -285,7 +311,7 @@ func anyMatch(pattern string, topics []TopicRef) bool {
 // checkTargetWritable refuses a LocalDir target that cannot be created,
 // before the backend would create it.
 func checkTargetWritable(t storage.Target) error {
-	if !strings.EqualFold(t.Type, "LocalDir") {
+	if !strings.EqualFold(t.Type, localdir.Type) {
 		return nil
 	}
 	dir, _ := filepath.Abs(t.Path)
@@ -311,7 +337,7 @@ func checkTargetWritable(t storage.Target) error {
 // missingLocalDir reports a LocalDir target that does not exist yet, and
 // its nearest existing parent.
 func missingLocalDir(t storage.Target) (string, bool) {
-	if !strings.EqualFold(t.Type, "LocalDir") {
+	if !strings.EqualFold(t.Type, localdir.Type) {
 		return "", false
 	}
 	dir, _ := filepath.Abs(t.Path)
@@ -456,11 +482,11 @@ type SnapshotInput struct {
 // (ZooKeeper mode) and the logical metadata read through the Admin API.
 func (a *Activities) SnapshotMetadata(ctx context.Context, in SnapshotInput) (*backupset.FileEntry, error) {
 	cfg := in.Config
-	cl, err := kclient.New(cfg.Cluster)
+	cl, release, err := a.kafka(ctx, cfg.Cluster)
 	if err != nil {
-		return nil, badInput("%v", err)
+		return nil, err
 	}
-	defer cl.Close()
+	defer release()
 	snap, err := kmeta.Take(ctx, cl, kmeta.Options{Groups: true})
 	if err != nil {
 		return nil, fmt.Errorf("metadata snapshot of %s: %w", cfg.Cluster.Name, err)
@@ -477,22 +503,14 @@ func (a *Activities) SnapshotMetadata(ctx context.Context, in SnapshotInput) (*b
 			return nil, fmt.Errorf("znode snapshot of %s: %w", z.Chroot, err)
 		}
 	}
-	b, err := a.openTarget(ctx, cfg.Target)
+	b, release2, err := a.target(ctx, cfg.Target)
 	if err != nil {
-		return nil, permanent(err)
+		return nil, err
 	}
-	defer b.Close()
+	defer release2()
 	name := in.TaskDir + "/" + backupset.Name(in.KafkaVersion, backupset.SourceMetadata, in.ExecutedAt) + ".tar.gz"
 	entry, err := writeHashed(ctx, b, name, func(w io.Writer) error { return metaarchive.WriteArchive(w, snap, tree) })
 	return entry, permanent(err)
-}
-
-// OffsetsFile is the content of the consumer offsets data source.
-type OffsetsFile struct {
-	Cluster   string        `json:"cluster"`
-	ClusterID string        `json:"cluster_id,omitempty"`
-	TakenAt   time.Time     `json:"taken_at"`
-	Groups    []kmeta.Group `json:"groups"`
 }
 
 // SnapshotOffsets writes every consumer group's committed offsets for the
@@ -500,23 +518,23 @@ type OffsetsFile struct {
 // or below the exported end offsets.
 func (a *Activities) SnapshotOffsets(ctx context.Context, in SnapshotInput) (*backupset.FileEntry, error) {
 	cfg := in.Config
-	cl, err := kclient.New(cfg.Cluster)
+	cl, release, err := a.kafka(ctx, cfg.Cluster)
 	if err != nil {
-		return nil, badInput("%v", err)
+		return nil, err
 	}
-	defer cl.Close()
+	defer release()
 	filter, _ := cfg.Topics.Compile()
 	groups, err := kmeta.GroupOffsets(ctx, cl, filter)
 	if err != nil {
 		return nil, fmt.Errorf("consumer offsets of %s: %w", cfg.Cluster.Name, err)
 	}
-	b, err := a.openTarget(ctx, cfg.Target)
+	b, release2, err := a.target(ctx, cfg.Target)
 	if err != nil {
-		return nil, permanent(err)
+		return nil, err
 	}
-	defer b.Close()
+	defer release2()
 	taken := time.Now().UTC()
-	doc := OffsetsFile{Cluster: cfg.Cluster.Name, TakenAt: taken, Groups: groups}
+	doc := backupset.OffsetsFile{Cluster: cfg.Cluster.Name, TakenAt: taken, Groups: groups}
 	name := in.TaskDir + "/" + backupset.Name(in.KafkaVersion, backupset.SourceOffsets, in.ExecutedAt) + ".json"
 	entry, err := writeHashed(ctx, b, name, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
@@ -529,46 +547,163 @@ func (a *Activities) SnapshotOffsets(ctx context.Context, in SnapshotInput) (*ba
 	return entry, permanent(err)
 }
 
-// CutInput asks for the consistent cut of the chosen topics.
-type CutInput struct {
-	Cluster config.Cluster `json:"cluster"`
-	Topics  []TopicRef     `json:"topics"`
-	// Base, for an incremental run, is the previous recovery point on Target.
-	Target storage.Target `json:"target,omitempty"`
-	Base   string         `json:"base,omitempty"`
+// PlanRunInput asks whether a run of a task is full or incremental.
+type PlanRunInput struct {
+	Target    storage.Target `json:"target"`
+	TaskDir   string         `json:"task_dir"`
+	Policy    string         `json:"policy"`
+	FullEvery int            `json:"full_every,omitempty"`
+	MaxCopies int            `json:"max_copies,omitempty"`
 }
 
-// PartitionRange is one partition's range to export, [Start, End).
-type PartitionRange struct {
-	Topic     string `json:"topic"`
-	TopicID   string `json:"topic_id,omitempty"`
-	Partition int32  `json:"partition"`
-	Start     int64  `json:"start"`
-	End       int64  `json:"end"`
-	// Incremental ranges start at the base's end offset; LogStart is then the
-	// partition's log start offset at the cut. FullReason says why a
-	// partition of an incremental run is copied whole.
-	Incremental bool   `json:"incremental,omitempty"`
-	LogStart    int64  `json:"log_start,omitempty"`
-	FullReason  string `json:"full_reason,omitempty"`
+// PlanBackupRun applies the task's policy (backupset.PlanRun) to the
+// recovery points in its folder, loading the newest one's chain.
+func (a *Activities) PlanBackupRun(ctx context.Context, in PlanRunInput) (*backupset.RunPlan, error) {
+	if in.Policy == config.PolicyFull || in.Policy == "" {
+		p := backupset.PlanRun(backupset.RunInput{Policy: in.Policy})
+		return &p, nil
+	}
+	b, release, err := a.target(ctx, in.Target)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	files, err := b.List(ctx, in.TaskDir+"/")
+	if err != nil {
+		return nil, permanent(err)
+	}
+	ri := backupset.RunInput{Policy: in.Policy, FullEvery: in.FullEvery, MaxCopies: in.MaxCopies,
+		Manifests: taskManifests(files), Sizes: map[string]int64{}, Links: map[string]backupset.ChainLink{}}
+	for _, f := range files {
+		ri.Sizes[f.Name] = f.Size
+	}
+	if n := len(ri.Manifests); n > 0 {
+		for cur := ri.Manifests[n-1]; cur != "" && len(ri.Links) < 10000; {
+			if _, seen := ri.Links[cur]; seen {
+				break
+			}
+			if _, ok := ri.Sizes[cur]; !ok {
+				break
+			}
+			link := a.chainLink(ctx, b, cur)
+			ri.Links[cur] = link
+			if link.Err != nil {
+				break
+			}
+			cur = link.Base
+		}
+	}
+	p := backupset.PlanRun(ri)
+	return &p, nil
 }
 
-// CutOffsets fixes, once, where every partition's export ends: its last
-// stable offset, so open transactions are left out and aborted ones are
-// filtered by the read_committed export.
-func (a *Activities) CutOffsets(ctx context.Context, in CutInput) ([]PartitionRange, error) {
-	cl, err := kclient.New(in.Cluster)
+// chainLink loads what the planners need of a recovery point: its base and
+// every file it needs besides its manifest.
+func (a *Activities) chainLink(ctx context.Context, b storage.Backend, name string) backupset.ChainLink {
+	l, err := a.loadRecoveryPoint(ctx, b, name)
+	if err != nil {
+		return backupset.ChainLink{Err: err}
+	}
+	link := backupset.ChainLink{Base: l.Manifest.Base, Files: l.Manifest.Files()}
+	for _, p := range l.Parts {
+		link.Files = append(link.Files, p.Files...)
+	}
+	return link
+}
+
+// taskManifests lists the manifest names among files, oldest first.
+func taskManifests(files []storage.FileInfo) []string {
+	type mf struct {
+		name string
+		at   int64
+	}
+	var ms []mf
+	for _, f := range files {
+		if _, _, executed, ok := backupset.ParseManifestName(f.Name); ok {
+			ms = append(ms, mf{f.Name, executed.UnixNano()})
+		}
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].at < ms[j].at })
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.name
+	}
+	return out
+}
+
+// PlanExportInput asks for the consistent cut of the chosen topics and
+// the run's work units.
+type PlanExportInput struct {
+	Cluster config.Cluster       `json:"cluster"`
+	Target  storage.Target       `json:"target"`
+	Topics  config.TopicFilter   `json:"topics"`
+	Options config.BackupOptions `json:"options"`
+	// Dir is the run's topic-data folder, where the unit plans go.
+	Dir string `json:"dir"`
+	// Base, for an incremental run, is the previous recovery point.
+	Base string `json:"base,omitempty"`
+}
+
+// UnitRef is a work unit of a backup as the workflow sees it: its plan is
+// on the target.
+type UnitRef struct {
+	Unit       int    `json:"unit"`
+	Plan       string `json:"plan"`
+	Partitions int    `json:"partitions"`
+	Offsets    int64  `json:"offsets"`
+	Bytes      int64  `json:"bytes"`
+}
+
+// ExportPlan is the cut and the units, without the ranges themselves: those
+// are in each unit's plan file, so no payload grows with the partition count.
+type ExportPlan struct {
+	Units      []UnitRef `json:"units"`
+	Topics     int       `json:"topics"`
+	Partitions int       `json:"partitions"`
+	Offsets    int64     `json:"offsets"`
+	// FullCopied counts the partitions an incremental run copies whole;
+	// FullExamples names the first few, with why.
+	FullCopied   int      `json:"full_copied,omitempty"`
+	FullExamples []string `json:"full_examples,omitempty"`
+}
+
+// UnitPlan is a unit's plan file.
+type UnitPlan struct {
+	Unit   int               `json:"unit"`
+	Leader int32             `json:"leader"`
+	Ranges []backupset.Range `json:"ranges"`
+}
+
+// PlanExport fixes, once, where every partition's export starts and ends:
+// from the log start (or, incremental, the base's end) to the last stable
+// offset, so open transactions are left out and aborted ones are filtered
+// by the read_committed export. It groups the partitions into work units
+// (backupset.PlanUnits) and writes each unit's plan to the target.
+func (a *Activities) PlanExport(ctx context.Context, in PlanExportInput) (*ExportPlan, error) {
+	cl, release, err := a.kafka(ctx, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	filter, err := in.Topics.Compile()
 	if err != nil {
 		return nil, badInput("%v", err)
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	names := make([]string, len(in.Topics))
-	for i, t := range in.Topics {
-		names[i] = t.Name
+	snap, err := kmeta.Take(ctx, cl, kmeta.Options{Topics: filter, IncludeInternal: in.Topics.IncludeInternal, Layout: true})
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: read metadata: %w", in.Cluster.Name, err)
 	}
+	adm := kadm.NewClient(cl)
+	var names []string
+	var refs []TopicRef
+	for _, t := range snap.Topics {
+		names = append(names, t.Name)
+		refs = append(refs, TopicRef{Name: t.Name, ID: t.ID, Partitions: int32(len(t.Partitions))})
+	}
+	sort.Strings(names)
+	plan := &ExportPlan{Topics: len(names)}
 	if len(names) == 0 {
-		return nil, nil
+		return plan, nil
 	}
 	starts, err := adm.ListStartOffsets(ctx, names...)
 	if err != nil {
@@ -578,56 +713,91 @@ func (a *Activities) CutOffsets(ctx context.Context, in CutInput) ([]PartitionRa
 	if err != nil {
 		return nil, fmt.Errorf("last stable offsets: %w", err)
 	}
-	var out []PartitionRange
-	for _, t := range in.Topics {
-		for p := int32(0); p < t.Partitions; p++ {
-			s, ok1 := starts.Lookup(t.Name, p)
-			e, ok2 := ends.Lookup(t.Name, p)
+	sizes, _ := partitionSizes(ctx, cl, refs) // for balancing only
+	var ranges []backupset.Range
+	for _, t := range snap.Topics {
+		for _, p := range t.Partitions {
+			s, ok1 := starts.Lookup(t.Name, p.ID)
+			e, ok2 := ends.Lookup(t.Name, p.ID)
 			if !ok1 || !ok2 {
-				return nil, fmt.Errorf("cut %s[%d]: partition not listed", t.Name, p)
+				return nil, fmt.Errorf("cut %s[%d]: partition not listed", t.Name, p.ID)
 			}
 			if s.Err != nil || e.Err != nil {
-				return nil, fmt.Errorf("cut %s[%d]: %v %v", t.Name, p, s.Err, e.Err)
+				return nil, fmt.Errorf("cut %s[%d]: %v %v", t.Name, p.ID, s.Err, e.Err)
 			}
-			out = append(out, PartitionRange{Topic: t.Name, TopicID: t.ID, Partition: p, Start: s.Offset, End: e.Offset})
+			ranges = append(ranges, backupset.Range{Topic: t.Name, TopicID: t.ID, Partition: p.ID, Start: s.Offset, End: e.Offset,
+				Leader: p.Leader, Bytes: sizes[backupset.TopicPartition{Topic: t.Name, Partition: p.ID}]})
 		}
 	}
+	b, releaseT, err := a.target(ctx, in.Target)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseT()
 	if in.Base != "" {
-		if err := a.incrementalRanges(ctx, adm, in, out); err != nil {
+		base, err := a.loadRecoveryPoint(ctx, b, in.Base)
+		if err != nil {
+			return nil, permanent(fmt.Errorf("incremental base: %w", err))
+		}
+		compacted, err := compactedTopics(ctx, adm, names)
+		if err != nil {
 			return nil, err
 		}
+		ranges = backupset.IncrementalRanges(ranges, baseEnds(base), compacted)
+		for _, r := range ranges {
+			if !r.Incremental {
+				plan.FullCopied++
+				if len(plan.FullExamples) < 10 {
+					plan.FullExamples = append(plan.FullExamples, fmt.Sprintf("%s[%d]: %s", r.Topic, r.Partition, r.FullReason))
+				}
+			}
+		}
 	}
-	return out, nil
+	units := backupset.PlanUnits(ranges, backupset.UnitOptions{Parallelism: in.Options.Parallelism,
+		MaxBytes: int64(in.Options.UnitBytes), MaxPartitions: in.Options.UnitPartitions})
+	for i, u := range units {
+		name := backupset.PlanName(in.Dir, i)
+		if _, err := writeJSON(ctx, b, name, UnitPlan{Unit: i, Leader: u.Leader, Ranges: u.Ranges}); err != nil {
+			return nil, permanent(fmt.Errorf("write unit plan: %w", err))
+		}
+		ref := UnitRef{Unit: i, Plan: name, Partitions: len(u.Ranges), Bytes: u.Bytes}
+		for _, r := range u.Ranges {
+			ref.Offsets += r.End - r.Start
+		}
+		plan.Units = append(plan.Units, ref)
+		plan.Partitions += ref.Partitions
+		plan.Offsets += ref.Offsets
+		activity.RecordHeartbeat(ctx, i)
+	}
+	return plan, nil
 }
 
-// incrementalRanges moves each range's start to the base recovery point's
-// end offset where that gives exactly what a full copy would: the same
-// topic ID, nothing deleted by retention in between, the log not truncated
-// below it, and a topic that is not compacted (compaction may since have
-// removed records the chain holds). Every other partition is copied whole
-// and says why.
-func (a *Activities) incrementalRanges(ctx context.Context, adm *kadm.Client, in CutInput, out []PartitionRange) error {
-	b, err := a.openTarget(ctx, in.Target)
-	if err != nil {
-		return permanent(err)
+// baseEnds is what the incremental planner needs of the base.
+func baseEnds(l backupset.Loaded) map[backupset.TopicPartition]backupset.BasePartition {
+	out := map[backupset.TopicPartition]backupset.BasePartition{}
+	add := func(p backupset.PartitionBackup) {
+		out[backupset.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = backupset.BasePartition{TopicID: p.TopicID, EndOffset: p.EndOffset}
 	}
-	defer b.Close()
-	base, err := a.loadManifest(ctx, b, in.Base)
-	if err != nil {
-		return permanent(fmt.Errorf("incremental base: %w", err))
+	for _, p := range l.Manifest.Partitions {
+		add(p)
 	}
-	names := make([]string, len(in.Topics))
-	for i, t := range in.Topics {
-		names[i] = t.Name
+	for _, part := range l.Parts {
+		for _, p := range part.Partitions {
+			add(p)
+		}
 	}
+	return out
+}
+
+func compactedTopics(ctx context.Context, adm *kadm.Client, names []string) (map[string]bool, error) {
 	compacted := map[string]bool{}
 	rcs, err := adm.DescribeTopicConfigs(ctx, names...)
 	if err != nil {
-		return fmt.Errorf("topic configs: %w", err)
+		return nil, fmt.Errorf("topic configs: %w", err)
 	}
 	for _, rc := range rcs {
 		if rc.Err != nil {
-			return fmt.Errorf("topic configs of %s: %w", rc.Name, rc.Err)
+			return nil, fmt.Errorf("topic configs of %s: %w", rc.Name, rc.Err)
 		}
 		for _, c := range rc.Configs {
 			if c.Key == "cleanup.policy" && c.Value != nil && strings.Contains(*c.Value, "compact") {
@@ -635,149 +805,330 @@ func (a *Activities) incrementalRanges(ctx context.Context, adm *kadm.Client, in
 			}
 		}
 	}
-	for i := range out {
-		r := &out[i]
-		bp := base.Partition(r.Topic, r.Partition)
-		switch {
-		case bp == nil:
-			r.FullReason = "not in the previous recovery point"
-		case bp.TopicID != r.TopicID:
-			r.FullReason = fmt.Sprintf("topic recreated since the previous recovery point (id %s, was %s)", r.TopicID, bp.TopicID)
-		case compacted[r.Topic]:
-			r.FullReason = "compacted topic: copied whole every run"
-		case r.Start > bp.EndOffset:
-			r.FullReason = fmt.Sprintf("offsets %d..%d were deleted by retention after the previous recovery point", bp.EndOffset, r.Start-1)
-		case r.End < bp.EndOffset:
-			r.FullReason = fmt.Sprintf("log end %d is below the previous recovery point's end %d (truncated)", r.End, bp.EndOffset)
-		default:
-			r.Incremental, r.LogStart, r.Start = true, r.Start, bp.EndOffset
+	return compacted, nil
+}
+
+// partitionSizes is the size of one replica of every chosen partition.
+func partitionSizes(ctx context.Context, cl *kgo.Client, topics []TopicRef) (map[backupset.TopicPartition]int64, error) {
+	out := map[backupset.TopicPartition]int64{}
+	if len(topics) == 0 {
+		return out, nil
+	}
+	adm := kadm.NewClient(cl)
+	dirs, err := adm.DescribeAllLogDirs(ctx, topicsSet(topics))
+	if err != nil {
+		return out, err
+	}
+	for _, bd := range dirs {
+		for _, d := range bd {
+			for topic, parts := range d.Topics {
+				for _, p := range parts {
+					k := backupset.TopicPartition{Topic: topic, Partition: p.Partition}
+					out[k] = max(out[k], p.Size)
+				}
+			}
 		}
+	}
+	return out, nil
+}
+
+// ExportUnitInput is one work unit to export.
+type ExportUnitInput struct {
+	Cluster  config.Cluster       `json:"cluster"`
+	Target   storage.Target       `json:"target"`
+	Options  config.BackupOptions `json:"options"`
+	Dir      string               `json:"dir"`      // the run's topic-data folder
+	Manifest string               `json:"manifest"` // the recovery point's manifest, to name the part
+	Unit     UnitRef              `json:"unit"`
+}
+
+// ExportBeat is what an export unit heartbeats: its durable state, from
+// which a retried attempt resumes, and its live counts for progress.
+type ExportBeat struct {
+	State   kdata.ExportState `json:"state"`
+	Records int64             `json:"records"`
+	Bytes   int64             `json:"bytes"`
+	Done    int               `json:"done"` // partitions read to their end
+}
+
+// UnitResult is a finished unit: its manifest part, and what it lost.
+type UnitResult struct {
+	Unit int               `json:"unit"`
+	Part backupset.PartRef `json:"part"`
+	// Lost counts the records retention deleted before the export reached
+	// them; LostExamples names the first few ranges.
+	LostPartitions int      `json:"lost_partitions,omitempty"`
+	LostRanges     int      `json:"lost_ranges,omitempty"`
+	LostOffsets    int64    `json:"lost_offsets,omitempty"`
+	LostExamples   []string `json:"lost_examples,omitempty"`
+}
+
+// ExportUnit exports a work unit's partitions into pack files and writes
+// its manifest part. A retried attempt resumes each partition after the
+// last pack the previous attempt committed (its heartbeat).
+func (a *Activities) ExportUnit(ctx context.Context, in ExportUnitInput) (*UnitResult, error) {
+	info := activity.GetInfo(ctx)
+	b, releaseT, err := a.target(ctx, in.Target)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseT()
+	var plan UnitPlan
+	if err := readJSON(ctx, b, in.Unit.Plan, &plan); err != nil {
+		return nil, permanent(fmt.Errorf("unit %d: plan %s: %w", in.Unit.Unit, in.Unit.Plan, err))
+	}
+	spec := kdata.ExportSpec{Unit: plan.Unit, Attempt: info.Attempt, Dir: in.Dir,
+		PackBytes: int64(in.Options.SegmentBytes), Compression: in.Options.Compression,
+		FetchMaxBytes: int32(in.Options.FetchMaxBytes), PartitionMaxBytes: int32(in.Options.FetchPartitionBytes),
+		ThrottleBytesS: int64(in.Options.ThrottleBytesPerSecond)}
+	for _, r := range plan.Ranges {
+		id, err := kmeta.ParseTopicID(r.TopicID)
+		if err != nil {
+			return nil, badInput("topic %s: %v", r.Topic, err)
+		}
+		spec.Partitions = append(spec.Partitions, kdata.ExportPartition{Topic: r.Topic, TopicID: id, Partition: r.Partition, From: r.Start, To: r.End})
+	}
+	st := kdata.NewExportState(spec)
+	if activity.HasHeartbeatDetails(ctx) {
+		var prev ExportBeat
+		if err := activity.GetHeartbeatDetails(ctx, &prev); err == nil && len(prev.State.Next) == len(spec.Partitions) {
+			st = prev.State
+			a.log().Info("export unit resumes", "unit", plan.Unit, "attempt", info.Attempt, "packs", len(st.Packs))
+		}
+	}
+	cl, release, err := a.kafka(ctx, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	var mu sync.Mutex
+	beat := ExportBeat{State: st}
+	heartbeat := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		activity.RecordHeartbeat(ctx, beat)
+	}
+	// Heartbeat on a clock as well: a throttled or slow unit still beats.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				heartbeat()
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	heartbeat()
+	st, err = kdata.Export(ctx, cl, b, spec, st, func(s kdata.ExportState) error {
+		mu.Lock()
+		beat.State = s
+		mu.Unlock()
+		heartbeat()
+		return nil
+	}, func(p kdata.Progress) {
+		mu.Lock()
+		beat.Records, beat.Bytes, beat.Done = p.Records, p.Bytes, p.Done
+		mu.Unlock()
+	})
+	if err != nil {
+		heartbeat()
+		return nil, permanent(err)
+	}
+	part := &backupset.Part{Format: backupset.FormatVersion, Unit: plan.Unit}
+	for _, ps := range st.Packs {
+		part.Files = append(part.Files, ps.File)
+	}
+	res := &UnitResult{Unit: plan.Unit}
+	lost := map[int][]backupset.OffsetRange{}
+	for _, l := range st.Lost {
+		lost[l.P] = append(lost[l.P], backupset.OffsetRange{From: l.From, To: l.To})
+	}
+	for i, r := range plan.Ranges {
+		pb := r.Backup()
+		pb.Records, pb.Bytes, pb.Lost = st.Records[i], st.Bytes[i], lost[i]
+		for k, ps := range st.Packs {
+			if slices.Contains(ps.Slots, i) {
+				pb.Packs = append(pb.Packs, k)
+			}
+		}
+		if len(pb.Lost) > 0 {
+			res.LostPartitions++
+			for _, g := range pb.Lost {
+				res.LostRanges++
+				res.LostOffsets += g.Records()
+				if len(res.LostExamples) < 5 {
+					res.LostExamples = append(res.LostExamples, fmt.Sprintf("%s[%d] offsets %d..%d", r.Topic, r.Partition, g.From, g.To-1))
+				}
+			}
+		}
+		part.Partitions = append(part.Partitions, pb)
+	}
+	name := backupset.PartName(in.Manifest, plan.Unit, info.Attempt)
+	data, err := backupset.MarshalPart(part)
+	if err != nil {
+		return nil, err
+	}
+	entry, err := writeHashed(ctx, b, name, func(w io.Writer) error { _, err := w.Write(data); return err })
+	if err != nil {
+		return nil, permanent(err)
+	}
+	res.Part = backupset.PartRef{FileEntry: *entry, Unit: plan.Unit, Partitions: len(part.Partitions), Files: len(part.Files)}
+	for _, p := range part.Partitions {
+		res.Part.Records += p.Records
+	}
+	for _, f := range part.Files {
+		res.Part.Bytes += f.Size
+	}
+	return res, nil
+}
+
+func readJSON(ctx context.Context, b storage.Backend, name string, v any) error {
+	rc, err := b.Open(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, MaxManifestBytes))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }
 
-// ExportInput is one partition to export.
-type ExportInput struct {
-	Cluster config.Cluster       `json:"cluster"`
-	Target  storage.Target       `json:"target"`
-	Options config.BackupOptions `json:"options"`
-	Dir     string               `json:"dir"` // the run's topic-data folder
-	Range   PartitionRange       `json:"range"`
-}
-
-// ExportProgress is heartbeated after every durable segment and returned at
-// the end; a retried attempt resumes at NextOffset with Segments kept.
-type ExportProgress struct {
-	Topic      string                  `json:"topic"`
-	Partition  int32                   `json:"partition"`
-	NextOffset int64                   `json:"next_offset"`
-	EndOffset  int64                   `json:"end_offset"`
-	Segments   []backupset.SegmentInfo `json:"segments"`
-	Gaps       []kdata.Gap             `json:"gaps,omitempty"`
-	Records    int64                   `json:"records"` // including the open segment, for progress
-	Bytes      int64                   `json:"bytes"`
-	Attempt    int32                   `json:"attempt"`
-}
-
-// ExportPartition exports one partition's range to segment files.
-func (a *Activities) ExportPartition(ctx context.Context, in ExportInput) (*ExportProgress, error) {
-	info := activity.GetInfo(ctx)
-	prog := ExportProgress{Topic: in.Range.Topic, Partition: in.Range.Partition, NextOffset: in.Range.Start, EndOffset: in.Range.End}
-	if activity.HasHeartbeatDetails(ctx) {
-		var prev ExportProgress
-		if err := activity.GetHeartbeatDetails(ctx, &prev); err == nil && prev.NextOffset >= in.Range.Start {
-			prog = prev
-			a.log().Info("export resumes", "topic", in.Range.Topic, "partition", in.Range.Partition, "offset", prev.NextOffset, "segments", len(prev.Segments))
-		}
-	}
-	prog.Attempt = info.Attempt
-	if prog.NextOffset >= in.Range.End {
-		return &prog, nil
-	}
-	b, err := a.openTarget(ctx, in.Target)
-	if err != nil {
-		return nil, permanent(err)
-	}
-	defer b.Close()
-	cl, err := kclient.New(in.Cluster)
-	if err != nil {
-		return nil, badInput("%v", err)
-	}
-	defer cl.Close()
-	id, err := kmeta.ParseTopicID(in.Range.TopicID)
-	if err != nil {
-		return nil, badInput("topic %s: %v", in.Range.Topic, err)
-	}
-	spec := kdata.ExportSpec{
-		Topic: in.Range.Topic, TopicID: id, Partition: in.Range.Partition,
-		From: prog.NextOffset, To: in.Range.End, Dir: in.Dir,
-		SegmentBytes:   int64(in.Options.SegmentBytes),
-		Compression:    in.Options.Compression,
-		FetchMaxBytes:  int32(in.Options.FetchMaxBytes),
-		ThrottleBytesS: int64(in.Options.ThrottleBytesPerSecond),
-	}
-	base := prog
-	lastBeat := time.Now()
-	res, err := kdata.Export(ctx, cl, b, spec, func(s backupset.SegmentInfo) error {
-		prog.Segments = append(prog.Segments, s)
-		prog.NextOffset = s.NextOffset
-		activity.RecordHeartbeat(ctx, prog)
-		lastBeat = time.Now()
-		return nil
-	}, func(p kdata.Progress) {
-		prog.Records, prog.Bytes = base.Records+p.Records, base.Bytes+p.Bytes
-		if time.Since(lastBeat) > 2*time.Second {
-			activity.RecordHeartbeat(ctx, prog)
-			lastBeat = time.Now()
-		}
-	})
-	prog.Gaps = append(prog.Gaps, res.Gaps...)
-	if err != nil {
-		activity.RecordHeartbeat(ctx, prog)
-		return nil, permanent(err)
-	}
-	prog.NextOffset = in.Range.End
-	prog.Records, prog.Bytes = 0, 0
-	for _, s := range prog.Segments {
-		prog.Records += s.Records
-		prog.Bytes += s.Size
-	}
-	return &prog, nil
-}
-
-// ManifestInput is the finished recovery point.
-type ManifestInput struct {
+// IndexInput is the finished recovery point's index.
+type IndexInput struct {
 	Target   storage.Target      `json:"target"`
 	Manifest *backupset.Manifest `json:"manifest"`
 }
 
-// WriteManifest checks that every listed file is on the target with its
-// size, then writes the manifest, last: from now on the recovery point exists.
-func (a *Activities) WriteManifest(ctx context.Context, in ManifestInput) (string, error) {
-	b, err := a.openTarget(ctx, in.Target)
-	if err != nil {
-		return "", permanent(err)
-	}
-	defer b.Close()
-	m := in.Manifest
-	for _, f := range m.Files() {
-		st, err := b.Stat(ctx, f.Name)
-		if err != nil {
-			return "", permanent(fmt.Errorf("manifest: listed file missing: %w", err))
-		}
-		if st.Size != f.Size {
-			return "", permanent(fmt.Errorf("manifest: %s is %d bytes on the target, %d when written", f.Name, st.Size, f.Size))
-		}
-	}
-	m.FinishedAt = time.Now().UTC()
-	m.ComputeTotals()
-	data, err := m.Marshal()
+// WriteIndex checks that every file the recovery point needs is on the
+// target with its size (its metadata and offsets files, its parts, and every
+// pack they list), then writes the manifest index, last: from now on the
+// recovery point exists. It returns the manifest's name.
+func (a *Activities) WriteIndex(ctx context.Context, in IndexInput) (string, error) {
+	b, release, err := a.target(ctx, in.Target)
 	if err != nil {
 		return "", err
 	}
+	defer release()
+	m := in.Manifest
 	name := backupset.ManifestName(m.TaskDir, m.KafkaVersion, m.ExecutedAt)
-	if _, err := storage.WriteFile(ctx, b, name, strings.NewReader(string(data))); err != nil {
+	files, err := b.List(ctx, m.TaskDir+"/")
+	if err != nil {
 		return "", permanent(err)
 	}
+	sizes := make(map[string]int64, len(files))
+	for _, f := range files {
+		sizes[f.Name] = f.Size
+	}
+	check := func(f backupset.FileEntry) error {
+		sz, ok := sizes[f.Name]
+		if !ok {
+			return permanent(fmt.Errorf("manifest: listed file %s is not on the target", f.Name))
+		}
+		if sz != f.Size {
+			return permanent(fmt.Errorf("manifest: %s is %d bytes on the target, %d when written", f.Name, sz, f.Size))
+		}
+		return nil
+	}
+	for _, f := range m.Files() {
+		if err := check(f); err != nil {
+			return "", err
+		}
+	}
+	lost := &backupset.LostSummary{}
+	if m.Format >= 2 {
+		parts, err := loadParts(ctx, b, name, m)
+		if err != nil {
+			return "", permanent(err)
+		}
+		for _, p := range parts {
+			for _, f := range p.Files {
+				if err := check(f); err != nil {
+					return "", err
+				}
+			}
+			for _, pb := range p.Partitions {
+				if len(pb.Lost) > 0 {
+					lost.Partitions++
+				}
+				for _, g := range pb.Lost {
+					lost.Ranges++
+					lost.Offsets += g.Records()
+					if len(lost.Examples) < 5 {
+						lost.Examples = append(lost.Examples, fmt.Sprintf("%s[%d] offsets %d..%d", pb.Topic, pb.Partition, g.From, g.To-1))
+					}
+				}
+			}
+			activity.RecordHeartbeat(ctx, p.Unit)
+		}
+	}
+	if lost.Ranges > 0 {
+		m.Lost = lost
+	}
+	m.FinishedAt = time.Now().UTC()
+	m.ComputeTotals()
+	if err := writeIndex(ctx, b, name, m); err != nil {
+		return "", err
+	}
+	a.tidy(ctx, b, name, m, files)
 	return name, nil
+}
+
+// tidy removes, once the index is written, what the run wrote that its
+// recovery point does not list: the unit plans, and the packs and parts of
+// attempts that lost their lease. What it misses the next prune removes.
+func (a *Activities) tidy(ctx context.Context, b storage.Backend, name string, m *backupset.Manifest, files []storage.FileInfo) {
+	listed := map[string]bool{}
+	for _, n := range m.Names() {
+		listed[n] = true
+	}
+	if parts, err := loadParts(ctx, b, name, m); err == nil {
+		for _, p := range parts {
+			for _, f := range p.Files {
+				listed[f.Name] = true
+			}
+		}
+	} else {
+		return
+	}
+	dataDir := m.TaskDir + "/" + backupset.Name(m.KafkaVersion, backupset.SourceTopicData, m.ExecutedAt) + "/"
+	partsDir := strings.TrimSuffix(name, ".json") + ".parts/"
+	var deleted []string
+	for _, f := range files {
+		if listed[f.Name] || !(strings.HasPrefix(f.Name, dataDir) || strings.HasPrefix(f.Name, partsDir)) {
+			continue
+		}
+		if err := b.Delete(ctx, f.Name); err != nil {
+			a.log().Warn("tidy after the manifest", "file", f.Name, "error", err)
+			return
+		}
+		deleted = append(deleted, f.Name)
+	}
+	if _, _, err := storage.RemoveEmptyDirs(ctx, b, deleted, m.TaskDir); err != nil {
+		a.log().Warn("tidy after the manifest: empty directories", "error", err)
+	}
+}
+
+// writeIndex writes a manifest under its name.
+func writeIndex(ctx context.Context, b storage.Backend, name string, m *backupset.Manifest) error {
+	data, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	if _, err := storage.WriteFile(ctx, b, name, strings.NewReader(string(data))); err != nil {
+		return permanent(err)
+	}
+	return nil
 }

@@ -269,8 +269,10 @@ func (a *Activities) SafetyBackup(ctx context.Context, in SafetyBackupInput) (*S
 		ExecutedAt: in.ExecutedAt, DataSources: []string{config.SourceMetadata}, Compression: "none",
 		WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, Metadata: entry,
 	}
-	rp, err := a.WriteManifest(ctx, ManifestInput{Target: cfg.Source.Target, Manifest: m})
-	if err != nil {
+	m.FinishedAt = time.Now().UTC()
+	m.ComputeTotals()
+	rp := backupset.ManifestName(m.TaskDir, m.KafkaVersion, m.ExecutedAt)
+	if err := writeIndex(ctx, b, rp, m); err != nil {
 		return nil, err
 	}
 	res.RecoveryPoint = rp

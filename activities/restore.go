@@ -3,14 +3,19 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -21,6 +26,7 @@ import (
 	"github.com/kbr-project/kbr/internal/kmeta"
 	"github.com/kbr-project/kbr/internal/metaarchive"
 	"github.com/kbr-project/kbr/internal/names"
+	"github.com/kbr-project/kbr/internal/restoreplan"
 	"github.com/kbr-project/kbr/storage"
 )
 
@@ -32,11 +38,19 @@ type RecoveryPoint struct {
 	ClusterID    string    `json:"cluster_id"`
 	KafkaVersion string    `json:"kafka_version"`
 	ExecutedAt   time.Time `json:"executed_at"`
-	Topics       []string  `json:"topics"`
-	Partitions   int       `json:"partitions"`
-	Records      int64     `json:"records"`
-	Bytes        int64     `json:"bytes"`
-	Files        int       `json:"files"`
+	Format       int       `json:"format,omitempty"`
+	// Topics names the first topics (TopicCount says how many there are).
+	Topics     []string `json:"topics"`
+	TopicCount int      `json:"topic_count,omitempty"`
+	Partitions int      `json:"partitions"`
+	Records    int64    `json:"records"`
+	Bytes      int64    `json:"bytes"`
+	Files      int      `json:"files"`
+	// Chain names the recovery points an incremental one reads.
+	Chain []string `json:"chain,omitempty"`
+	// Lost says what the backup could not read (records deleted by
+	// retention first).
+	Lost *backupset.LostSummary `json:"lost,omitempty"`
 }
 
 // VerifyInput names a recovery point on a target.
@@ -45,36 +59,40 @@ type VerifyInput struct {
 }
 
 // ResolveRecoveryPoint finds the manifest a source names ("latest" or a
-// manifest name) and checks every file it lists: present, same size, same
-// SHA-256. Damaged or missing files are all named in one error.
+// manifest name) and checks every file of it and its chain: present, same
+// size, same SHA-256. Damaged or missing files are all named in one error.
+// Restores and verify check by work unit (PlanVerify, VerifyFiles); this is
+// the whole check in one activity, for the metadata restores.
 func (a *Activities) ResolveRecoveryPoint(ctx context.Context, in VerifyInput) (*RecoveryPoint, error) {
-	b, err := a.openTarget(ctx, in.Source.Target)
+	b, release, err := a.target(ctx, in.Source.Target)
 	if err != nil {
-		return nil, permanent(err)
+		return nil, err
 	}
-	defer b.Close()
+	defer release()
 	name, err := resolveName(ctx, b, in)
 	if err != nil {
 		return nil, err
 	}
-	m, err := a.loadView(ctx, b, name)
+	v, err := a.loadView(ctx, b, name)
 	if err != nil {
 		return nil, permanent(err)
 	}
-	var damaged []string
-	files := m.Files()
-	for i, f := range files {
-		err := readVerified(ctx, b, f, func(r io.Reader) error { _, err := io.Copy(io.Discard, r); return err })
-		if err != nil {
-			damaged = append(damaged, err.Error())
-		}
-		activity.RecordHeartbeat(ctx, i+1)
-	}
+	refs := verifyRefs(v, a.chainOf(ctx, b, v))
+	damaged, files := a.verify(ctx, b, refs)
 	if len(damaged) > 0 {
-		msg := fmt.Sprintf("recovery point %s: %d of %d files damaged or missing:\n  - %s", name, len(damaged), len(files), joinLines(damaged))
-		return nil, temporal.NewNonRetryableApplicationError(msg, names.ErrChecksum, nil, damaged)
+		return nil, checksumFailure(name, damaged, files)
 	}
-	return summarize(name, m), nil
+	return summarize(name, v), nil
+}
+
+func checksumFailure(name string, damaged []string, files int) error {
+	shown := damaged[:min(len(damaged), 50)]
+	more := ""
+	if len(damaged) > len(shown) {
+		more = fmt.Sprintf("\n  - and %d more", len(damaged)-len(shown))
+	}
+	msg := fmt.Sprintf("recovery point %s: %d of %d files damaged or missing:\n  - %s%s", name, len(damaged), files, strings.Join(shown, "\n  - "), more)
+	return temporal.NewNonRetryableApplicationError(msg, names.ErrChecksum, nil, shown)
 }
 
 // ResolveName is the manifest a source names: "latest" (of its task, if it
@@ -84,11 +102,11 @@ func (a *Activities) ResolveName(ctx context.Context, in VerifyInput) (string, e
 	if in.Source.RecoveryPoint != "latest" {
 		return in.Source.RecoveryPoint, nil
 	}
-	b, err := a.openTarget(ctx, in.Source.Target)
+	b, release, err := a.target(ctx, in.Source.Target)
 	if err != nil {
-		return "", permanent(err)
+		return "", err
 	}
-	defer b.Close()
+	defer release()
 	return resolveName(ctx, b, in)
 }
 
@@ -109,17 +127,6 @@ func resolveName(ctx context.Context, b storage.Backend, in VerifyInput) (string
 	return "", badInput("source.recovery_point: no recovery point on %s%s", in.Source.Target, forTask(in.Source.Task))
 }
 
-func joinLines(s []string) string {
-	out := ""
-	for i, l := range s {
-		if i > 0 {
-			out += "\n  - "
-		}
-		out += l
-	}
-	return out
-}
-
 func forTask(t string) string {
 	if t == "" {
 		return ""
@@ -127,14 +134,22 @@ func forTask(t string) string {
 	return " for task " + t
 }
 
-func summarize(name string, m *backupset.Manifest) *RecoveryPoint {
+func summarize(name string, v *backupset.View) *RecoveryPoint {
+	m := v.Manifest
 	rp := &RecoveryPoint{Manifest: name, Task: m.Task, Cluster: m.Cluster, ClusterID: m.ClusterID, KafkaVersion: m.KafkaVersion,
-		ExecutedAt: m.ExecutedAt, Partitions: len(m.Partitions), Records: m.Totals.Records, Bytes: m.Totals.Bytes, Files: m.Totals.Files}
+		ExecutedAt: m.ExecutedAt, Format: m.Format, Partitions: len(m.Partitions), Bytes: m.Totals.Bytes, Files: m.Totals.Files, Lost: m.Lost}
+	if len(v.Chain) > 1 {
+		rp.Chain = v.Chain
+	}
 	seen := map[string]bool{}
 	for _, p := range m.Partitions {
+		rp.Records += p.Records
 		if !seen[p.Topic] {
 			seen[p.Topic] = true
-			rp.Topics = append(rp.Topics, p.Topic)
+			rp.TopicCount++
+			if len(rp.Topics) < 100 {
+				rp.Topics = append(rp.Topics, p.Topic)
+			}
 		}
 	}
 	sort.Strings(rp.Topics)
@@ -160,88 +175,282 @@ func ListRecoveryPoints(ctx context.Context, b storage.Backend) ([]RecoveryPoint
 	return out, nil
 }
 
+// SummarizeRecoveryPoint reads a manifest (and its parts) and summarises
+// it, without verifying its data files. It is a helper of the CLI, not an
+// activity.
+func SummarizeRecoveryPoint(ctx context.Context, b storage.Backend, name string) (*RecoveryPoint, error) {
+	var a Activities
+	v, err := a.loadView(ctx, b, name)
+	if err != nil {
+		return nil, err
+	}
+	return summarize(name, v), nil
+}
+
+// ---------------------------------------------------------------------------
+// Verify, by work unit.
+
+// VerifyRef is a share of a recovery point's files to check: a recovery
+// point's own files (Part -1: metadata, offsets, parts, or every segment of
+// format 1), or the packs of one of its parts.
+type VerifyRef struct {
+	Manifest string `json:"manifest"`
+	Part     int    `json:"part"`
+}
+
+// VerifyPlan is how a recovery point's check splits.
+type VerifyPlan struct {
+	Manifest string         `json:"manifest"`
+	Chain    []string       `json:"chain"`
+	Refs     []VerifyRef    `json:"refs"`
+	Summary  *RecoveryPoint `json:"summary"`
+}
+
+// PlanVerify reads a recovery point and its chain (the manifests and parts
+// are checked against their index as they are read) and splits the check of
+// every data file into shares.
+func (a *Activities) PlanVerify(ctx context.Context, in VerifyInput) (*VerifyPlan, error) {
+	b, release, err := a.target(ctx, in.Source.Target)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	name, err := resolveName(ctx, b, in)
+	if err != nil {
+		return nil, err
+	}
+	v, err := a.loadView(ctx, b, name)
+	if err != nil {
+		return nil, permanent(err)
+	}
+	chain := a.chainOf(ctx, b, v)
+	return &VerifyPlan{Manifest: name, Chain: v.Chain, Refs: verifyRefs(v, chain), Summary: summarize(name, v)}, nil
+}
+
+// chainOf loads the manifests of a view's chain (cached).
+func (a *Activities) chainOf(ctx context.Context, b storage.Backend, v *backupset.View) []*backupset.Manifest {
+	var out []*backupset.Manifest
+	for _, n := range v.Chain {
+		m, err := a.loadManifest(ctx, b, n)
+		if err != nil {
+			continue // the view read it: only a cache race
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func verifyRefs(v *backupset.View, chain []*backupset.Manifest) []VerifyRef {
+	var refs []VerifyRef
+	for i, m := range chain {
+		refs = append(refs, VerifyRef{Manifest: v.Chain[i], Part: -1})
+		for k := range m.Parts {
+			refs = append(refs, VerifyRef{Manifest: v.Chain[i], Part: k})
+		}
+	}
+	return refs
+}
+
+// VerifyFilesInput is shares of a recovery point's check.
+type VerifyFilesInput struct {
+	Target storage.Target `json:"target"`
+	Refs   []VerifyRef    `json:"refs"`
+}
+
+// VerifyResult is what a check found.
+type VerifyResult struct {
+	Files   int      `json:"files"`
+	Bytes   int64    `json:"bytes"`
+	Damaged []string `json:"damaged,omitempty"`
+}
+
+// VerifyFiles re-reads every file of its shares and checks its size and
+// SHA-256, several at once. Damaged or missing files are returned, not
+// failed on, so a check names all of them.
+func (a *Activities) VerifyFiles(ctx context.Context, in VerifyFilesInput) (*VerifyResult, error) {
+	b, release, err := a.target(ctx, in.Target)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	damaged, files := a.verify(ctx, b, in.Refs)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return &VerifyResult{Files: files, Damaged: damaged}, nil
+}
+
+// verify checks the files of refs; it returns the damaged ones and how many
+// files it checked.
+func (a *Activities) verify(ctx context.Context, b storage.Backend, refs []VerifyRef) ([]string, int) {
+	var files []backupset.FileEntry
+	var damaged []string
+	for _, r := range refs {
+		l, err := a.loadRecoveryPoint(ctx, b, r.Manifest)
+		if err != nil {
+			damaged = append(damaged, err.Error())
+			continue
+		}
+		switch {
+		case r.Part < 0:
+			files = append(files, l.Manifest.Files()...)
+		case r.Part < len(l.Parts):
+			files = append(files, l.Parts[r.Part].Files...)
+		default:
+			damaged = append(damaged, fmt.Sprintf("recovery point %s has no part %d", r.Manifest, r.Part))
+		}
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	var done int
+	for _, f := range files {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			err := readVerified(ctx, b, f, func(r io.Reader) error { _, err := io.Copy(io.Discard, r); return err })
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				damaged = append(damaged, err.Error())
+			}
+			done++
+			activity.RecordHeartbeat(ctx, done)
+		}()
+	}
+	wg.Wait()
+	sort.Strings(damaged)
+	return damaged, len(files)
+}
+
+// ---------------------------------------------------------------------------
+// Prepare: the topics, the bases, the units.
+
 // PrepareInput is a restore about to write.
 type PrepareInput struct {
 	Config   config.Restore `json:"config"`
 	Manifest string         `json:"manifest"`
+	// RestoreID is the restore's workflow id: its bookmarks carry it.
+	RestoreID string `json:"restore_id"`
 }
 
-// PartitionPlan is one partition to restore.
-type PartitionPlan struct {
-	SourceTopic string  `json:"source_topic"`
-	TargetTopic string  `json:"target_topic"`
-	Partition   int32   `json:"partition"`
-	Base        int64   `json:"base"` // the target's end offset before the restore wrote
-	Records     int64   `json:"records"`
-	Translate   []int64 `json:"translate,omitempty"`
+// TopicMapping is a restored topic.
+type TopicMapping struct {
+	Source  string `json:"source"`
+	Target  string `json:"target"`
+	Created bool   `json:"created"`
+	Resumed bool   `json:"resumed,omitempty"`
+	Note    string `json:"note,omitempty"`
 }
 
-// GroupOffset is one committed source offset.
-type GroupOffset struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-	Offset    int64  `json:"offset"`
-}
-
-// RetentionReset is a topic config to put back after the restore.
-type RetentionReset struct {
-	Topic    string  `json:"topic"`
-	Original *string `json:"original"` // nil: no override, delete ours
-}
-
-// PrepareResult is the restore's plan, fixed before any record is written.
+// PrepareResult is a restore's plan, fixed before any record is written:
+// the work units (their partitions' bases are in the bookmarks), the
+// offsets file the group offsets come from, and what it did to topics.
 type PrepareResult struct {
-	Topics     []kmeta.TopicResult `json:"topics"`
-	Plans      []kmeta.TopicPlan   `json:"plans"`
-	Partitions []PartitionPlan     `json:"partitions"`
-	Retention  []RetentionReset    `json:"retention"`
-	// GroupOffsets is each group's committed source offsets, restored topics only.
-	GroupOffsets map[string][]GroupOffset `json:"group_offsets,omitempty"`
-	Warnings     []string                 `json:"warnings,omitempty"`
+	Units []restoreplan.UnitRef `json:"units"`
+	// Topics names the first topics (TopicCount says how many).
+	Topics     []TopicMapping       `json:"topics"`
+	TopicCount int                  `json:"topic_count"`
+	Partitions int                  `json:"partitions"`
+	Records    int64                `json:"records"`
+	Offsets    *backupset.FileEntry `json:"offsets,omitempty"`
+	Groups     int                  `json:"groups"`
+	Warnings   []string             `json:"warnings,omitempty"`
+	Resumed    bool                 `json:"resumed,omitempty"`
 }
 
-// PrepareRestore checks the target and creates the topics: partition
-// counts and configs as backed up, time retention relaxed while old records
-// arrive. A target topic holding data is refused unless allow_nonempty.
-// Every check runs before the first topic is created.
-func (a *Activities) PrepareRestore(ctx context.Context, in PrepareInput) (*PrepareResult, error) {
-	cfg := in.Config
-	b, err := a.openTarget(ctx, cfg.Source.Target)
-	if err != nil {
-		return nil, permanent(err)
+// bookmarkGroup is where a restore keeps its bookmarks on the target
+// cluster: the committed offset of each target partition is its base (the
+// end offset before the restore wrote), and partition 0's commit metadata
+// holds the topic's original settings (restoreplan.TopicInfo). A retried
+// restore reads them back, so it produces only what had not landed and sets
+// back what the first run found. The group is deleted when the restore
+// ends successfully.
+func bookmarkGroup(restoreID string) string { return "kbr-restore-" + restoreID }
+
+func readBookmarks(ctx context.Context, adm *kadm.Client, group string, topics []string) (map[string]restoreplan.Bookmark, error) {
+	out := map[string]restoreplan.Bookmark{}
+	want := map[string]bool{}
+	for _, t := range topics {
+		want[t] = true
 	}
-	defer b.Close()
-	m, err := a.loadView(ctx, b, in.Manifest)
+	resp, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return nil, fmt.Errorf("bookmarks of %s: %w", group, err)
+	}
+	if err := resp.Error(); err != nil {
+		return nil, fmt.Errorf("bookmarks of %s: %w", group, err)
+	}
+	for t, ps := range resp {
+		if len(want) > 0 && !want[t] {
+			continue
+		}
+		bm := restoreplan.Bookmark{Bases: map[int32]int64{}}
+		for p, o := range ps {
+			if o.Err != nil || o.At < 0 {
+				continue
+			}
+			bm.Bases[p] = o.At
+			if p == 0 && o.Metadata != "" {
+				if err := json.Unmarshal([]byte(o.Metadata), &bm.Info); err != nil {
+					return nil, fmt.Errorf("bookmark of %s in %s: %w", t, group, err)
+				}
+			}
+		}
+		if len(bm.Bases) > 0 {
+			out[t] = bm
+		}
+	}
+	return out, nil
+}
+
+func writeBookmarks(ctx context.Context, adm *kadm.Client, group, topic string, info restoreplan.TopicInfo, bases map[int32]int64) error {
+	meta, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	os := kadm.Offsets{}
+	for p, b := range bases {
+		o := kadm.Offset{Topic: topic, Partition: p, At: b, LeaderEpoch: -1}
+		if p == 0 {
+			o.Metadata = string(meta)
+		}
+		os.Add(o)
+	}
+	resp, err := adm.CommitOffsets(ctx, group, os)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("bookmark the bases of %s in group %s: %w", topic, group, err)
+	}
+	return nil
+}
+
+// PrepareImport checks the target and creates the topics (restoreplan):
+// partition counts and configs as backed up, time retention relaxed while
+// old records arrive, LogAppendTime topics CreateTime meanwhile. A target
+// topic holding data is refused unless allow_nonempty, or unless this
+// restore's own earlier run wrote it (its bookmarks say so). Every check
+// runs before the first topic is created. Then it fixes each partition's
+// base offset in the bookmarks and splits the partitions into work units.
+func (a *Activities) PrepareImport(ctx context.Context, in PrepareInput) (*PrepareResult, error) {
+	cfg := in.Config
+	b, releaseT, err := a.target(ctx, cfg.Source.Target)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseT()
+	v, err := a.loadView(ctx, b, in.Manifest)
 	if err != nil {
 		return nil, permanent(err)
 	}
 	rename, _ := cfg.RenameMap()
-
-	inBackup := map[string]int32{}
-	for _, p := range m.Partitions {
-		inBackup[p.Topic] = max(inBackup[p.Topic], p.Partition+1)
-	}
-	topics := cfg.Topics
-	if len(topics) == 0 {
-		for t := range inBackup {
-			topics = append(topics, t)
-		}
-		sort.Strings(topics)
-	}
-	for i, t := range topics {
-		if _, ok := inBackup[t]; !ok {
-			return nil, badInput("topics[%d]: %q is not in recovery point %s", i, t, in.Manifest)
-		}
-	}
-	for src := range rename {
-		if _, ok := inBackup[src]; !ok {
-			return nil, badInput("rename: source topic %q is not in recovery point %s", src, in.Manifest)
-		}
-	}
-
 	var snap *kmeta.Snapshot
-	if m.Metadata != nil {
-		err := readVerified(ctx, b, *m.Metadata, func(r io.Reader) error {
+	if v.Metadata != nil {
+		err := readVerified(ctx, b, *v.Metadata, func(r io.Reader) error {
 			var err error
 			snap, _, err = metaarchive.ReadArchive(r)
 			return err
@@ -250,175 +459,242 @@ func (a *Activities) PrepareRestore(ctx context.Context, in PrepareInput) (*Prep
 			return nil, permanent(err)
 		}
 	}
-	var offsets OffsetsFile
-	offsetsEntry := m.Offsets
-	var warnings []string
-	if cfg.ToTime != nil && !cfg.SkipGroups {
-		var note string
-		offsetsEntry, note, err = a.offsetsAsOf(ctx, b, in.Manifest, *cfg.ToTime)
-		if err != nil {
-			return nil, permanent(err)
-		}
-		if note != "" {
-			warnings = append(warnings, note)
-		}
-	}
-	if offsetsEntry != nil && !cfg.SkipGroups {
-		if err := readVerified(ctx, b, *offsetsEntry, func(r io.Reader) error { return json.NewDecoder(r).Decode(&offsets) }); err != nil {
-			return nil, permanent(err)
+	res := &PrepareResult{}
+	if !cfg.SkipGroups {
+		res.Offsets = v.Offsets
+		if cfg.ToTime != nil {
+			var note string
+			if res.Offsets, note, err = a.offsetsAsOf(ctx, b, in.Manifest, *cfg.ToTime); err != nil {
+				return nil, permanent(err)
+			}
+			if note != "" {
+				res.Warnings = append(res.Warnings, note)
+			}
 		}
 	}
 
-	cl, err := kclient.New(cfg.Cluster)
+	cl, release, err := a.kafka(ctx, cfg.Cluster)
 	if err != nil {
-		return nil, badInput("%v", err)
+		return nil, err
 	}
-	defer cl.Close()
-	if _, err := kclient.Ping(ctx, cfg.Cluster, cl); err != nil {
-		return nil, badInput("%v", err)
+	defer release()
+	if err := pingCluster(ctx, cfg.Cluster, cl); err != nil {
+		return nil, err
 	}
 	adm := kadm.NewClient(cl)
 	brokers, err := adm.ListBrokers(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list brokers: %w", err)
 	}
-
-	res := &PrepareResult{Warnings: warnings}
-	var plans []kmeta.TopicPlan
-	if snap != nil {
-		plans = kmeta.PlanTopics(snap, topics, rename, len(brokers))
+	// The targets' names, to read what exists and what earlier runs left.
+	var targets []string
+	for _, t := range selectedTopics(v, cfg.Topics) {
+		dst := t
+		if r, ok := rename[t]; ok && r != "" {
+			dst = r
+		}
+		targets = append(targets, dst)
 	}
-	for i := range topics {
-		// Without a metadata archive the layout comes from the manifest.
-		if snap == nil || plans[i].Partitions == 0 {
-			p := kmeta.TopicPlan{Source: topics[i], Target: topics[i], Partitions: inBackup[topics[i]],
-				ReplicationFactor: int16(min(3, len(brokers))), Configs: map[string]string{},
-				Note: "no metadata in the backup: partition count from the data, configs left to the target's defaults"}
-			if dst, ok := rename[topics[i]]; ok {
-				p.Target = dst
+	existing, err := targetTopics(ctx, adm, targets)
+	if err != nil {
+		return nil, err
+	}
+	group := bookmarkGroup(in.RestoreID)
+	bookmarks, err := readBookmarks(ctx, adm, group, targets)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := restoreplan.PlanTopics(restoreplan.Input{View: v, Snapshot: snap, Topics: cfg.Topics, Rename: rename,
+		AllowNonEmpty: cfg.AllowNonEmpty, ReplicationFactor: cfg.Options.ReplicationFactor, TargetBrokers: len(brokers),
+		Existing: existing, Bookmarks: bookmarks}, names.ErrNonEmpty, names.ErrBadInput)
+	if err != nil {
+		var pe *restoreplan.Error
+		if errors.As(err, &pe) {
+			return nil, badInputTyped(pe.Msg, pe.Type)
+		}
+		return nil, err
+	}
+	res.Warnings = append(res.Warnings, plan.Warnings...)
+
+	// Create what is missing, relax what exists.
+	var create []kmeta.TopicPlan
+	for _, t := range plan.Topics {
+		if !t.Exists {
+			create = append(create, t.TopicPlan)
+			create[len(create)-1].Configs = t.Configs
+		}
+	}
+	created := map[string]bool{}
+	if len(create) > 0 {
+		results, err := kmeta.CreateTopics(ctx, cl, create)
+		if err != nil {
+			return nil, fmt.Errorf("create topics: %w", err)
+		}
+		for _, r := range results {
+			if !r.Existed {
+				created[r.Target] = true
 			}
-			if snap == nil {
-				plans = append(plans, p)
-			} else {
-				plans[i] = p
-			}
 		}
 	}
-	for i := range plans {
-		if cfg.Options.ReplicationFactor > 0 {
-			plans[i].ReplicationFactor = cfg.Options.ReplicationFactor
-		}
-		if plans[i].Partitions < inBackup[plans[i].Source] {
-			return nil, badInput("topic %s: metadata has %d partitions, data has %d", plans[i].Source, plans[i].Partitions, inBackup[plans[i].Source])
-		}
-	}
-
-	// Refuse non-empty targets before creating anything.
-	targets := make([]string, len(plans))
-	for i, p := range plans {
-		targets[i] = p.Target
-	}
-	existing, err := adm.ListTopics(ctx, targets...)
-	if err != nil {
-		return nil, fmt.Errorf("list target topics: %w", err)
-	}
-	startOffs, err := adm.ListStartOffsets(ctx, targets...)
-	if err != nil {
-		return nil, fmt.Errorf("start offsets: %w", err)
-	}
-	endOffs, err := adm.ListEndOffsets(ctx, targets...)
-	if err != nil {
-		return nil, fmt.Errorf("end offsets: %w", err)
-	}
-	for i, p := range plans {
-		td, ok := existing[p.Target]
-		if !ok || td.Err != nil {
-			continue
-		}
-		if int32(len(td.Partitions)) != p.Partitions {
-			return nil, badInput("target topic %s exists with %d partitions, the backup of %s has %d", p.Target, len(td.Partitions), p.Source, p.Partitions)
-		}
-		var held int64
-		for part := int32(0); part < p.Partitions; part++ {
-			s, _ := startOffs.Lookup(p.Target, part)
-			e, _ := endOffs.Lookup(p.Target, part)
-			held += e.Offset - s.Offset
-		}
-		if held > 0 && !cfg.AllowNonEmpty {
-			return nil, temporalNonEmpty(p.Target, held)
-		}
-		_ = i
-	}
-
-	// Relax time retention: restored records keep their old timestamps and
-	// would otherwise be deleted by the next retention check.
-	for i := range plans {
-		orig, had := plans[i].Configs["retention.ms"]
-		rr := RetentionReset{Topic: plans[i].Target}
-		if had {
-			rr.Original = &orig
-		}
-		res.Retention = append(res.Retention, rr)
-		plans[i].Configs["retention.ms"] = "-1"
-	}
-	created, err := kmeta.CreateTopics(ctx, cl, plans)
-	if err != nil {
-		return nil, fmt.Errorf("create topics: %w", err)
-	}
-	for _, c := range created {
-		if c.Existed {
-			if err := setRetention(ctx, adm, c.Target, strPtr("-1")); err != nil {
+	for _, t := range plan.Topics {
+		if t.Exists && !t.Resumed {
+			if err := relax(ctx, adm, t.Target, t.Info); err != nil {
 				return nil, err
 			}
 		}
 	}
-	res.Topics, res.Plans = created, plans
-
-	// Fix each partition's base offset and the group offsets to translate.
+	// Fix the bases before anything is written: the end offsets now, or
+	// what an earlier run bookmarked.
 	ends, err := adm.ListEndOffsets(ctx, targets...)
 	if err != nil {
 		return nil, fmt.Errorf("end offsets: %w", err)
 	}
-	translate := map[string]map[int32][]int64{}
-	restoring := map[string]bool{}
-	for _, p := range plans {
-		restoring[p.Source] = true
-	}
-	res.GroupOffsets = map[string][]GroupOffset{}
-	for _, g := range offsets.Groups {
-		for _, o := range g.Offsets {
-			if !restoring[o.Topic] {
-				continue
+	for _, t := range plan.Topics {
+		e := map[int32]int64{}
+		for p := int32(0); p < t.Partitions; p++ {
+			o, ok := ends.Lookup(t.Target, p)
+			if !ok || o.Err != nil {
+				return nil, fmt.Errorf("end offset of %s[%d]: %v (found %v)", t.Target, p, o.Err, ok)
 			}
-			res.GroupOffsets[g.ID] = append(res.GroupOffsets[g.ID], GroupOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset})
-			if translate[o.Topic] == nil {
-				translate[o.Topic] = map[int32][]int64{}
+			e[p] = o.Offset
+		}
+		bm := bookmarks[t.Target]
+		bases := restoreplan.Bases(t, bm, e)
+		if !t.Resumed || len(bm.Bases) < int(t.Partitions) {
+			if err := writeBookmarks(ctx, adm, group, t.Target, t.Info, bases); err != nil {
+				return nil, err
 			}
-			translate[o.Topic][o.Partition] = append(translate[o.Topic][o.Partition], o.Offset)
+		}
+		res.TopicCount++
+		res.Resumed = res.Resumed || t.Resumed
+		if len(res.Topics) < 100 {
+			res.Topics = append(res.Topics, TopicMapping{Source: t.Source, Target: t.Target, Created: t.Info.Created, Resumed: t.Resumed, Note: t.Note})
 		}
 	}
-	for _, p := range plans {
-		for part := int32(0); part < p.Partitions; part++ {
-			e, ok := ends.Lookup(p.Target, part)
-			if !ok || e.Err != nil {
-				return nil, fmt.Errorf("end offset of %s[%d]: %v", p.Target, part, e.Err)
+	res.Units = restoreplan.Units(v, plan.Selected(), cfg.Options.UnitPartitions)
+	for _, u := range res.Units {
+		res.Partitions += u.Partitions
+		res.Records += u.Records
+	}
+	if res.Offsets != nil {
+		of, err := a.offsetsFile(ctx, b, *res.Offsets)
+		if err != nil {
+			return nil, permanent(err)
+		}
+		sel := plan.Selected()
+		for _, g := range of.Groups {
+			for _, o := range g.Offsets {
+				if sel[o.Topic] {
+					res.Groups++
+					break
+				}
 			}
-			pp := PartitionPlan{SourceTopic: p.Source, TargetTopic: p.Target, Partition: part, Base: e.Offset,
-				Translate: dedup(translate[p.Source][part])}
-			if mp := m.Partition(p.Source, part); mp != nil {
-				pp.Records = mp.Records
-			}
-			res.Partitions = append(res.Partitions, pp)
 		}
 	}
 	return res, nil
 }
 
-func toTime(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
+// selectedTopics are the source topics a restore reads.
+func selectedTopics(v *backupset.View, topics []string) []string {
+	if len(topics) > 0 {
+		return topics
 	}
-	return *t
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range v.Partitions {
+		if !seen[p.Topic] {
+			seen[p.Topic] = true
+			out = append(out, p.Topic)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// targetTopics reads the target topics that exist: partitions, records
+// held, retention override and timestamp type. A failed lookup is an error,
+// never an empty topic.
+func targetTopics(ctx context.Context, adm *kadm.Client, targets []string) (map[string]restoreplan.TargetTopic, error) {
+	out := map[string]restoreplan.TargetTopic{}
+	if len(targets) == 0 {
+		return out, nil
+	}
+	listed, err := adm.ListTopics(ctx, targets...)
+	if err != nil {
+		return nil, fmt.Errorf("list target topics: %w", err)
+	}
+	var present []string
+	for _, t := range targets {
+		if td, ok := listed[t]; ok && td.Err == nil {
+			present = append(present, t)
+		}
+	}
+	if len(present) == 0 {
+		return out, nil
+	}
+	starts, err := adm.ListStartOffsets(ctx, present...)
+	if err != nil {
+		return nil, fmt.Errorf("start offsets: %w", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, present...)
+	if err != nil {
+		return nil, fmt.Errorf("end offsets: %w", err)
+	}
+	configs, err := adm.DescribeTopicConfigs(ctx, present...)
+	if err != nil {
+		return nil, fmt.Errorf("describe target topics: %w", err)
+	}
+	for _, t := range present {
+		tt := restoreplan.TargetTopic{Partitions: int32(len(listed[t].Partitions))}
+		for p := int32(0); p < tt.Partitions; p++ {
+			s, ok1 := starts.Lookup(t, p)
+			e, ok2 := ends.Lookup(t, p)
+			if !ok1 || !ok2 || s.Err != nil || e.Err != nil {
+				return nil, fmt.Errorf("records held by %s[%d]: start %v, end %v (listed %v %v): cannot tell whether it is empty", t, p, s.Err, e.Err, ok1, ok2)
+			}
+			tt.Held += e.Offset - s.Offset
+		}
+		rc, err := configs.On(t, nil)
+		if err != nil || rc.Err != nil {
+			return nil, fmt.Errorf("configs of %s: %v %v", t, err, rc.Err)
+		}
+		for _, c := range rc.Configs {
+			switch {
+			case c.Key == "retention.ms" && c.Source == kmsg.ConfigSourceDynamicTopicConfig && c.Value != nil:
+				v := *c.Value
+				tt.Retention = &v
+			case c.Key == "message.timestamp.type" && c.Value != nil:
+				tt.LogAppendTime = *c.Value == "LogAppendTime"
+			}
+		}
+		out[t] = tt
+	}
+	return out, nil
+}
+
+// relax sets an existing topic up for the restore: retention off, and
+// CreateTime while records arrive.
+func relax(ctx context.Context, adm *kadm.Client, topic string, info restoreplan.TopicInfo) error {
+	minus := "-1"
+	alter := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &minus}}
+	if info.LogAppendTime {
+		ct := "CreateTime"
+		alter = append(alter, kadm.AlterConfig{Op: kadm.SetConfig, Name: "message.timestamp.type", Value: &ct})
+	}
+	return alterTopic(ctx, adm, topic, alter)
+}
+
+func alterTopic(ctx context.Context, adm *kadm.Client, topic string, alter []kadm.AlterConfig) error {
+	resp, err := adm.AlterTopicConfigs(ctx, alter, topic)
+	if err != nil {
+		return fmt.Errorf("alter configs of %s: %w", topic, err)
+	}
+	for _, r := range resp {
+		if r.Err != nil {
+			return fmt.Errorf("alter configs of %s: %w", topic, r.Err)
+		}
+	}
+	return nil
 }
 
 // offsetsAsOf picks the consumer offsets of the newest recovery point of
@@ -454,219 +730,309 @@ func (a *Activities) offsetsAsOf(ctx context.Context, b storage.Backend, name st
 	return latest, fmt.Sprintf("the backup holds no consumer offsets as of %s: the recovery point's own are used, and offsets past the point in time land at the end of each restored partition", t.Format(time.RFC3339)), nil
 }
 
-func dedup(in []int64) []int64 {
-	sort.Slice(in, func(i, j int) bool { return in[i] < in[j] })
-	var out []int64
-	for i, v := range in {
-		if i == 0 || v != in[i-1] {
-			out = append(out, v)
-		}
+// offsetsFile reads (once per worker) a recovery point's offsets file.
+func (a *Activities) offsetsFile(ctx context.Context, b storage.Backend, f backupset.FileEntry) (*backupset.OffsetsFile, error) {
+	key := b.String() + "|" + f.Name
+	if v, ok := a.offsets.Load(key); ok {
+		return v.(*backupset.OffsetsFile), nil
 	}
-	return out
-}
-
-func strPtr(s string) *string { return &s }
-
-func temporalNonEmpty(topic string, held int64) error {
-	msg := fmt.Sprintf("target topic %s already holds %d records: refusing to restore into it (set allow_nonempty: true to append)", topic, held)
-	return badInputTyped(msg, names.ErrNonEmpty)
-}
-
-func setRetention(ctx context.Context, adm *kadm.Client, topic string, v *string) error {
-	op := kadm.SetConfig
-	if v == nil {
-		op = kadm.DeleteConfig
+	var of backupset.OffsetsFile
+	if err := readVerified(ctx, b, f, func(r io.Reader) error { return json.NewDecoder(r).Decode(&of) }); err != nil {
+		return nil, err
 	}
-	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: op, Name: "retention.ms", Value: v}}, topic)
-	if err != nil {
-		return fmt.Errorf("set retention.ms of %s: %w", topic, err)
-	}
-	for _, r := range resp {
-		if r.Err != nil {
-			return fmt.Errorf("set retention.ms of %s: %w", topic, r.Err)
-		}
-	}
-	return nil
+	a.offsets.Store(key, &of)
+	return &of, nil
 }
 
-// RestorePartitionInput is one partition to restore.
-type RestorePartitionInput struct {
-	Config   config.Restore `json:"config"`
-	Manifest string         `json:"manifest"`
-	Plan     PartitionPlan  `json:"plan"`
+// ---------------------------------------------------------------------------
+// Import a unit.
+
+// ImportUnitInput is one work unit of a restore.
+type ImportUnitInput struct {
+	Config    config.Restore       `json:"config"`
+	Manifest  string               `json:"manifest"`
+	RestoreID string               `json:"restore_id"`
+	Unit      restoreplan.UnitRef  `json:"unit"`
+	Offsets   *backupset.FileEntry `json:"offsets,omitempty"`
 }
 
-// RestorePartitionResult is a restored partition.
-type RestorePartitionResult struct {
-	Plan       PartitionPlan    `json:"plan"`
-	Records    int64            `json:"records"`
-	Produced   int64            `json:"produced"`
-	Skipped    int64            `json:"skipped"`
-	EndOffset  int64            `json:"end_offset"`
-	Translated map[string]int64 `json:"translated"` // source offset (decimal) -> target offset
+// ImportUnitResult is a restored unit.
+type ImportUnitResult struct {
+	Index      int   `json:"index"`
+	Partitions int   `json:"partitions"`
+	Records    int64 `json:"records"`
+	Produced   int64 `json:"produced"`
+	Skipped    int64 `json:"skipped"`
+	// Groups counts the groups whose offsets the unit committed, for its
+	// partitions; GroupErrors names those it could not.
+	Groups      int      `json:"groups"`
+	GroupErrors []string `json:"group_errors,omitempty"`
+	RawBatches  int64    `json:"raw_batches"`
+	Rebuilt     int64    `json:"rebuilt_batches"`
 }
 
-// RestorePartition produces the partition's records that have not landed
-// yet (see kdata.RestoreSpec for why this is exactly once).
-func (a *Activities) RestorePartition(ctx context.Context, in RestorePartitionInput) (*RestorePartitionResult, error) {
+// ImportUnit produces a unit's records that have not landed yet (see
+// kdata.ImportPartition for why this is exactly once), then commits each
+// group's offsets for the unit's partitions, translated through the exact
+// source to target offset map.
+func (a *Activities) ImportUnit(ctx context.Context, in ImportUnitInput) (*ImportUnitResult, error) {
 	cfg := in.Config
-	b, err := a.openTarget(ctx, cfg.Source.Target)
-	if err != nil {
-		return nil, permanent(err)
-	}
-	defer b.Close()
-	m, err := a.loadView(ctx, b, in.Manifest)
-	if err != nil {
-		return nil, permanent(err)
-	}
-	var segs []backupset.SegmentInfo
-	var minOffset int64
-	if mp := m.Partition(in.Plan.SourceTopic, in.Plan.Partition); mp != nil {
-		segs, minOffset = mp.Segments, mp.StartOffset
-	}
-	batchMax, err := maxMessageBytes(ctx, cfg.Cluster, in.Plan.TargetTopic)
+	b, releaseT, err := a.target(ctx, cfg.Source.Target)
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kclient.New(cfg.Cluster,
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerBatchMaxBytes(batchMax),
-		// Bounded per partition: a worker runs several restores at once,
-		// and 16 MiB in flight keeps a loopback or LAN broker busy.
-		kgo.MaxBufferedBytes(max(16<<20, 2*int(batchMax))),
-		kgo.ProducerLinger(5*time.Millisecond),
-		kgo.ProducerBatchCompression(producerCompression(cfg.Options.ProducerCompression)),
-		// No RecordDeliveryTimeout: kgo measures it from each record's
-		// timestamp, so restored records with old timestamps would fail at
-		// once. The activity's context and heartbeat bound the wait instead.
-	)
-	if err != nil {
-		return nil, badInput("%v", err)
-	}
-	defer cl.Close()
-	spec := kdata.RestoreSpec{
-		Topic: in.Plan.TargetTopic, Partition: in.Plan.Partition, Base: in.Plan.Base,
-		Segments: segs, Compression: m.Compression, Translate: in.Plan.Translate, MinOffset: minOffset,
-		ToTime:         toTime(cfg.ToTime),
-		ThrottleBytesS: int64(cfg.Options.ThrottleBytesPerSecond),
-	}
-	res, err := kdata.Restore(ctx, cl, b, spec, func(n int64) { activity.RecordHeartbeat(ctx, n) })
+	defer releaseT()
+	v, err := a.loadView(ctx, b, in.Manifest)
 	if err != nil {
 		return nil, permanent(err)
 	}
-	out := &RestorePartitionResult{Plan: in.Plan, Records: res.Records, Produced: res.Produced, Skipped: res.Skipped,
-		EndOffset: res.EndOffset, Translated: map[string]int64{}}
-	out.Plan.Translate = nil
-	for k, v := range res.Translated {
-		out.Translated[strconv.FormatInt(k, 10)] = v
+	rename, _ := cfg.RenameMap()
+	selected := map[string]bool{}
+	for _, t := range selectedTopics(v, cfg.Topics) {
+		selected[t] = true
+	}
+	parts := restoreplan.UnitPartitions(v, selected, in.Unit)
+	if len(parts) != in.Unit.Partitions {
+		return nil, badInput("unit %d: %d partitions in the recovery point, the plan had %d", in.Unit.Index, len(parts), in.Unit.Partitions)
+	}
+	target := func(src string) string {
+		if r, ok := rename[src]; ok && r != "" {
+			return r
+		}
+		return src
+	}
+	// Committed source offsets of the unit's partitions, to translate.
+	type tp struct {
+		t string
+		p int32
+	}
+	translate := map[tp][]int64{}
+	var groups []kmeta.Group
+	if in.Offsets != nil && !cfg.SkipGroups {
+		of, err := a.offsetsFile(ctx, b, *in.Offsets)
+		if err != nil {
+			return nil, permanent(err)
+		}
+		mine := map[tp]bool{}
+		for _, p := range parts {
+			mine[tp{p.Topic, p.Partition}] = true
+		}
+		for _, g := range of.Groups {
+			keep := kmeta.Group{ID: g.ID}
+			for _, o := range g.Offsets {
+				if mine[tp{o.Topic, o.Partition}] {
+					keep.Offsets = append(keep.Offsets, o)
+					translate[tp{o.Topic, o.Partition}] = append(translate[tp{o.Topic, o.Partition}], o.Offset)
+				}
+			}
+			if len(keep.Offsets) > 0 {
+				groups = append(groups, keep)
+			}
+		}
+	}
+	cl, release, err := a.kafka(ctx, cfg.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	adm := kadm.NewClient(cl)
+	var targets []string
+	seen := map[string]bool{}
+	for _, p := range parts {
+		if t := target(p.Topic); !seen[t] {
+			seen[t] = true
+			targets = append(targets, t)
+		}
+	}
+	bookmarks, err := readBookmarks(ctx, adm, bookmarkGroup(in.RestoreID), targets)
+	if err != nil {
+		return nil, err
+	}
+	maxBytes, err := maxMessageBytes(ctx, adm, targets)
+	if err != nil {
+		return nil, err
+	}
+	spec := kdata.ImportSpec{Compression: cfg.Options.ProducerCompression, MaxBatchBytes: maxBytes,
+		ThrottleBytesS: int64(cfg.Options.ThrottleBytesPerSecond)}
+	if cfg.ToTime != nil {
+		spec.ToTime = *cfg.ToTime
+	}
+	for _, p := range parts {
+		dst := target(p.Topic)
+		base, ok := bookmarks[dst].Bases[p.Partition]
+		if !ok {
+			return nil, permanent(fmt.Errorf("restore %s[%d]: no base offset in bookmark group %s: was the restore prepared, or its bookmarks deleted?", dst, p.Partition, bookmarkGroup(in.RestoreID)))
+		}
+		tr := translate[tp{p.Topic, p.Partition}]
+		sort.Slice(tr, func(i, j int) bool { return tr[i] < tr[j] })
+		spec.Partitions = append(spec.Partitions, kdata.ImportPartition{SourceTopic: p.Topic, TargetTopic: dst, Partition: p.Partition,
+			Base: base, MinOffset: p.StartOffset, Sources: p.Sources, Translate: tr})
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	var mu sync.Mutex
+	var live int64
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				mu.Lock()
+				n := live
+				mu.Unlock()
+				activity.RecordHeartbeat(ctx, n)
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	res, err := kdata.Import(ctx, cl, b, spec, func(n int64) {
+		mu.Lock()
+		live = n
+		mu.Unlock()
+		activity.RecordHeartbeat(ctx, n)
+	})
+	if err != nil {
+		return nil, permanent(err)
+	}
+	out := &ImportUnitResult{Index: in.Unit.Index, Partitions: len(parts), RawBatches: res.RawBatches, Rebuilt: res.Rebuilt}
+	translated := map[tp]map[int64]int64{}
+	for i, p := range parts {
+		r := res.Partitions[i]
+		out.Records += r.Records
+		out.Produced += r.Produced
+		out.Skipped += r.Skipped
+		translated[tp{p.Topic, p.Partition}] = r.Translated
+	}
+	// Group offsets, translated, for this unit's partitions.
+	if len(groups) > 0 {
+		listed, err := adm.ListGroups(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list groups: %w", err)
+		}
+		for _, g := range groups {
+			if lg, ok := listed[g.ID]; ok && !kmeta.GroupInactive(lg.State) {
+				out.GroupErrors = append(out.GroupErrors, fmt.Sprintf("%s: the group is active (state %s); stop its consumers first", g.ID, lg.State))
+				continue
+			}
+			os := kadm.Offsets{}
+			for _, o := range g.Offsets {
+				at, ok := translated[tp{o.Topic, o.Partition}][o.Offset]
+				if !ok {
+					continue
+				}
+				os.Add(kadm.Offset{Topic: target(o.Topic), Partition: o.Partition, At: at, LeaderEpoch: -1, Metadata: o.Metadata})
+			}
+			resp, err := adm.CommitOffsets(ctx, g.ID, os)
+			if err == nil {
+				err = resp.Error()
+			}
+			if err != nil {
+				out.GroupErrors = append(out.GroupErrors, fmt.Sprintf("%s: %v", g.ID, err))
+				continue
+			}
+			out.Groups++
+		}
+		if len(out.GroupErrors) > 0 {
+			return nil, fmt.Errorf("unit %d restored, but %d of %d groups' offsets not committed: %s", in.Unit.Index, len(out.GroupErrors), len(groups), backupset.Summarize(out.GroupErrors, 3))
+		}
 	}
 	return out, nil
 }
 
-func producerCompression(name string) kgo.CompressionCodec {
-	switch name {
-	case "lz4":
-		return kgo.Lz4Compression()
-	case "zstd":
-		return kgo.ZstdCompression()
-	case "snappy":
-		return kgo.SnappyCompression()
-	case "gzip":
-		return kgo.GzipCompression()
-	}
-	return kgo.NoCompression()
-}
-
-// maxMessageBytes is the target topic's effective max.message.bytes: the
-// largest batch the producer may send.
-func maxMessageBytes(ctx context.Context, c config.Cluster, topic string) (int32, error) {
-	cl, err := kclient.New(c)
+// maxMessageBytes is each target topic's effective max.message.bytes: the
+// largest batch a producer may send.
+func maxMessageBytes(ctx context.Context, adm *kadm.Client, topics []string) (map[string]int32, error) {
+	out := map[string]int32{}
+	rcs, err := adm.DescribeTopicConfigs(ctx, topics...)
 	if err != nil {
-		return 0, badInput("%v", err)
-	}
-	defer cl.Close()
-	rcs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, topic)
-	if err != nil {
-		return 0, fmt.Errorf("describe %s: %w", topic, err)
+		return nil, fmt.Errorf("describe %d target topics: %w", len(topics), err)
 	}
 	for _, rc := range rcs {
+		out[rc.Name] = 1 << 20
 		for _, c := range rc.Configs {
 			if c.Key == "max.message.bytes" && c.Value != nil {
 				if v, err := strconv.Atoi(*c.Value); err == nil && v > 0 {
-					return int32(min(v, 64<<20)), nil
+					out[rc.Name] = int32(min(v, 64<<20))
 				}
 			}
 		}
 	}
-	return 1 << 20, nil
+	return out, nil
 }
 
-// GroupCommitInput is the translated offsets of every group.
-type GroupCommitInput struct {
-	Config   config.Restore                        `json:"config"`
-	Manifest string                                `json:"manifest"`
-	Offsets  map[string]map[string]map[int32]int64 `json:"offsets"` // group -> target topic -> partition -> offset
-}
+// ---------------------------------------------------------------------------
+// Finish.
 
-// GroupCommitResult reports committed groups.
-type GroupCommitResult struct {
-	Committed []string          `json:"committed"`
-	Failed    map[string]string `json:"failed,omitempty"`
-}
-
-// CommitGroupOffsets commits each group's translated offsets on the target.
-func (a *Activities) CommitGroupOffsets(ctx context.Context, in GroupCommitInput) (*GroupCommitResult, error) {
-	cl, err := kclient.New(in.Config.Cluster)
-	if err != nil {
-		return nil, badInput("%v", err)
-	}
-	defer cl.Close()
-	res := &GroupCommitResult{Failed: map[string]string{}}
-	groups := make([]string, 0, len(in.Offsets))
-	for g := range in.Offsets {
-		groups = append(groups, g)
-	}
-	sort.Strings(groups)
-	for _, g := range groups {
-		if err := kmeta.CommitGroupOffsets(ctx, cl, g, in.Offsets[g]); err != nil {
-			res.Failed[g] = err.Error()
-			continue
-		}
-		res.Committed = append(res.Committed, g)
-	}
-	if len(res.Failed) > 0 {
-		return res, fmt.Errorf("commit offsets: %d of %d groups failed: %v", len(res.Failed), len(groups), res.Failed)
-	}
-	return res, nil
-}
-
-// FinishInput puts topic configs back.
+// FinishInput ends a restore.
 type FinishInput struct {
-	Config    config.Restore   `json:"config"`
-	Retention []RetentionReset `json:"retention"`
+	Config    config.Restore `json:"config"`
+	RestoreID string         `json:"restore_id"`
 }
 
-// FinishRestore sets retention.ms back on every restored topic.
-func (a *Activities) FinishRestore(ctx context.Context, in FinishInput) error {
-	cl, err := kclient.New(in.Config.Cluster)
-	if err != nil {
-		return badInput("%v", err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	for _, r := range in.Retention {
-		if err := setRetention(ctx, adm, r.Topic, r.Original); err != nil {
-			return err
-		}
-	}
-	return nil
+// FinishResult says what was set back.
+type FinishResult struct {
+	Topics int `json:"topics"`
 }
 
-// Summary reads a manifest and summarises it, without verifying files.
-func (a *Activities) Summary(ctx context.Context, b storage.Backend, name string) (*RecoveryPoint, error) {
-	m, err := a.loadManifest(ctx, b, name)
+// FinishImport sets back on every restored topic what the restore relaxed
+// (retention.ms as it was, LogAppendTime again), from the bookmarks, and
+// then deletes the bookmarks.
+func (a *Activities) FinishImport(ctx context.Context, in FinishInput) (*FinishResult, error) {
+	cl, release, err := a.kafka(ctx, in.Config.Cluster)
 	if err != nil {
 		return nil, err
 	}
-	return summarize(name, m), nil
+	defer release()
+	adm := kadm.NewClient(cl)
+	group := bookmarkGroup(in.RestoreID)
+	bms, err := readBookmarks(ctx, adm, group, nil)
+	if err != nil {
+		return nil, err
+	}
+	topics := make([]string, 0, len(bms))
+	for t := range bms {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	for _, t := range topics {
+		info := bms[t].Info
+		alter := []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: "retention.ms"}}
+		if info.Retention != nil {
+			alter[0] = kadm.AlterConfig{Op: kadm.SetConfig, Name: "retention.ms", Value: info.Retention}
+		}
+		if info.LogAppendTime {
+			lat := "LogAppendTime"
+			alter = append(alter, kadm.AlterConfig{Op: kadm.SetConfig, Name: "message.timestamp.type", Value: &lat})
+		}
+		if err := alterTopic(ctx, adm, t, alter); err != nil {
+			return nil, err
+		}
+		activity.RecordHeartbeat(ctx, t)
+	}
+	resp, err := adm.DeleteGroups(ctx, group)
+	if err == nil {
+		if r, ok := resp[group]; ok && r.Err != nil && !isGroupGone(r.Err) {
+			err = r.Err
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("delete bookmark group %s: %w", group, err)
+	}
+	return &FinishResult{Topics: len(topics)}, nil
+}
+
+func isGroupGone(err error) bool {
+	return errors.Is(err, kerr.GroupIDNotFound)
+}
+
+// pingCluster checks the cluster answers within its connect timeout.
+func pingCluster(ctx context.Context, c config.Cluster, cl *kgo.Client) error {
+	if _, err := kclient.Ping(ctx, c, cl); err != nil {
+		return badInput("%v", err)
+	}
+	return nil
 }

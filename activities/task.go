@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -19,102 +18,6 @@ import (
 	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/storage"
 )
-
-// PlanRunInput asks whether a run of a task is full or incremental.
-type PlanRunInput struct {
-	Target    storage.Target `json:"target"`
-	TaskDir   string         `json:"task_dir"`
-	Policy    string         `json:"policy"`
-	FullEvery int            `json:"full_every,omitempty"`
-	MaxCopies int            `json:"max_copies,omitempty"`
-}
-
-// RunPlan is the decision, with its reason for the history.
-type RunPlan struct {
-	Kind   string `json:"kind"` // full | incremental
-	Base   string `json:"base,omitempty"`
-	Reason string `json:"reason"`
-	// Chain is how many recovery points the new one's chain will hold.
-	Chain int `json:"chain"`
-}
-
-// PlanRun applies the task's policy to the recovery points in its folder:
-// full every time; full first, then incremental; or a full once every n
-// runs. An incremental run needs the previous recovery point's chain intact
-// (every file present with its size); otherwise the run is full and says why.
-func (a *Activities) PlanRun(ctx context.Context, in PlanRunInput) (*RunPlan, error) {
-	if in.Policy == config.PolicyFull || in.Policy == "" {
-		return &RunPlan{Kind: backupset.KindFull, Reason: "policy: full every time", Chain: 1}, nil
-	}
-	b, err := a.openTarget(ctx, in.Target)
-	if err != nil {
-		return nil, permanent(err)
-	}
-	defer b.Close()
-	files, err := b.List(ctx, in.TaskDir+"/")
-	if err != nil {
-		return nil, permanent(err)
-	}
-	manifests := taskManifests(files)
-	if len(manifests) == 0 {
-		return &RunPlan{Kind: backupset.KindFull, Reason: "first run of the task", Chain: 1}, nil
-	}
-	latest := manifests[len(manifests)-1]
-	sizes := map[string]int64{}
-	for _, f := range files {
-		sizes[f.Name] = f.Size
-	}
-	chain := 0
-	for name := latest; name != ""; {
-		m, err := a.loadManifest(ctx, b, name)
-		if err != nil {
-			return &RunPlan{Kind: backupset.KindFull, Reason: fmt.Sprintf("previous recovery point unreadable (%v)", err), Chain: 1}, nil
-		}
-		for _, f := range m.Files() {
-			if sz, ok := sizes[f.Name]; !ok || sz != f.Size {
-				return &RunPlan{Kind: backupset.KindFull, Reason: fmt.Sprintf("previous chain is broken: %s missing or resized", f.Name), Chain: 1}, nil
-			}
-		}
-		chain++
-		name = m.Base
-		if _, ok := sizes[name]; name != "" && !ok {
-			return &RunPlan{Kind: backupset.KindFull, Reason: fmt.Sprintf("previous chain is broken: base %s missing", name), Chain: 1}, nil
-		}
-	}
-	if in.Policy == config.PolicyFullEveryN && chain >= in.FullEvery {
-		return &RunPlan{Kind: backupset.KindFull, Reason: fmt.Sprintf("policy: a full once every %d runs", in.FullEvery), Chain: 1}, nil
-	}
-	// A chain longer than max copies could never be pruned: start a new one.
-	if in.MaxCopies > 0 && chain+1 > in.MaxCopies {
-		return &RunPlan{Kind: backupset.KindFull, Reason: fmt.Sprintf("an incremental would make a chain of %d, over max copies %d: a new full starts a new chain", chain+1, in.MaxCopies), Chain: 1}, nil
-	}
-	return &RunPlan{Kind: backupset.KindIncremental, Base: latest, Chain: chain + 1,
-		Reason: fmt.Sprintf("incremental after %s", latest)}, nil
-}
-
-// taskManifests lists the manifest names among files, oldest first.
-func taskManifests(files []storage.FileInfo) []string {
-	type mf struct {
-		name string
-		at   int64
-	}
-	var ms []mf
-	for _, f := range files {
-		if _, _, executed, ok := backupset.ParseManifestName(f.Name); ok {
-			ms = append(ms, mf{f.Name, executed.UnixNano()})
-		}
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].at < ms[j].at })
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = m.name
-	}
-	return out
-}
-
-// FaultPruneExit, set in a worker's environment, makes it exit in the
-// middle of a prune (after the manifests, before the files): for tests only.
-const FaultPruneExit = "KBR_FAULT_PRUNE_EXIT"
 
 // PruneInput is the retention of one task folder.
 type PruneInput struct {
@@ -141,118 +44,106 @@ type PruneResult struct {
 }
 
 // PruneTask keeps the newest MaxCopies recovery points of a task and every
-// one a kept incremental needs. It deletes the unkept manifests first, then
-// every kbr file of the folder no kept manifest lists, so an interrupted
-// prune never leaves a kept recovery point broken and the next prune removes
-// what this one left. Nothing is deleted unless every kept manifest reads.
+// one a kept incremental or a restore needs (backupset.PlanRetention). It
+// deletes the unkept manifests first, then every kbr file of the folder no
+// kept manifest lists, so an interrupted prune never leaves a kept recovery
+// point broken and the next prune removes what this one left. Nothing is
+// deleted unless every kept recovery point reads.
 func (a *Activities) PruneTask(ctx context.Context, in PruneInput) (*PruneResult, error) {
 	if in.MaxCopies < 1 {
 		return nil, badInput("max_copies: %d, want at least 1", in.MaxCopies)
 	}
-	b, err := a.openTarget(ctx, in.Target)
+	b, release, err := a.target(ctx, in.Target)
 	if err != nil {
-		return nil, permanent(err)
+		return nil, err
 	}
-	defer b.Close()
+	defer release()
 	files, err := b.List(ctx, in.TaskDir+"/")
 	if err != nil {
 		return nil, permanent(err)
-	}
-	manifests := taskManifests(files)
-	res := &PruneResult{}
-	keep := map[string]bool{}
-	if in.Current != "" {
-		keep[in.Current] = true
-	}
-	for i := len(manifests) - 1; i >= 0 && len(keep) < in.MaxCopies; i-- {
-		keep[manifests[i]] = true
-	}
-	// What running restores read stays, with its chain, until they end.
-	inUse, err := a.recoveryPointsInUse(ctx, in.TaskDir)
-	if err != nil {
-		return nil, fmt.Errorf("retention: which recovery points running restores read, nothing deleted: %w", err)
-	}
-	for _, n := range manifests {
-		if inUse[n] && !keep[n] {
-			keep[n] = true
-			res.KeptInUse = append(res.KeptInUse, n)
-		}
-	}
-	// The chains of the kept ones.
-	wanted := map[string]bool{}
-	var queue []string
-	for n := range keep {
-		queue = append(queue, n)
-	}
-	sort.Strings(queue)
-	for len(queue) > 0 {
-		n := queue[0]
-		queue = queue[1:]
-		if wanted[n] {
-			continue
-		}
-		m, err := a.loadManifest(ctx, b, n)
-		if err != nil {
-			return nil, permanent(fmt.Errorf("retention: kept recovery point %s unreadable, nothing deleted: %w", n, err))
-		}
-		activity.RecordHeartbeat(ctx, res)
-		wanted[n] = true
-		if !keep[n] {
-			res.KeptForChain = append(res.KeptForChain, n)
-		}
-		for _, f := range m.Files() {
-			wanted[f.Name] = true
-		}
-		if m.Base != "" {
-			queue = append(queue, m.Base)
-		}
-	}
-	for _, n := range manifests {
-		if wanted[n] {
-			res.Kept = append(res.Kept, n)
-		}
-	}
-	// Manifests first: once gone, their recovery points no longer exist.
-	var deleted []string
-	for _, n := range manifests {
-		if wanted[n] {
-			continue
-		}
-		if err := b.Delete(ctx, n); err != nil {
-			return res, fmt.Errorf("retention: delete %s: %w", n, err)
-		}
-		deleted = append(deleted, n)
-		res.DeletedManifests = append(res.DeletedManifests, n)
-		activity.RecordHeartbeat(ctx, res)
-	}
-	if len(res.DeletedManifests) > 0 && os.Getenv(FaultPruneExit) != "" {
-		// Fault injection for the e2e test of an interrupted prune: the
-		// worker dies with the manifests gone and their files still there.
-		a.log().Error("fault injection: worker exits in the middle of a prune", "env", FaultPruneExit)
-		os.Exit(3)
 	}
 	// Temporary files of writes a killed worker left: no run of this task
 	// writes now (the cluster lock), so none is in progress.
 	if partials, err := storage.ListPartial(ctx, b, in.TaskDir+"/"); err == nil {
 		files = append(files, partials...)
 	} else if !errors.Is(err, storage.ErrUnsupported) {
-		return res, fmt.Errorf("retention: list partial files: %w", err)
+		return nil, fmt.Errorf("retention: list partial files: %w", err)
 	}
+	sizes := make(map[string]int64, len(files))
+	ri := backupset.RetentionInput{TaskDir: in.TaskDir, MaxCopies: in.MaxCopies, Current: in.Current,
+		Manifests: taskManifests(files), Links: map[string]backupset.ChainLink{}}
 	for _, f := range files {
-		if wanted[f.Name] {
+		ri.Files = append(ri.Files, f.Name)
+		sizes[f.Name] = f.Size
+	}
+	// What running restores read stays, with its chain, until they end.
+	if ri.InUse, err = a.recoveryPointsInUse(ctx, in.TaskDir); err != nil {
+		return nil, fmt.Errorf("retention: which recovery points running restores read, nothing deleted: %w", err)
+	}
+	pins, err := a.pinnedRecoveryPoints(ctx, b, in.TaskDir)
+	if err != nil {
+		return nil, fmt.Errorf("retention: the recovery points restores pinned, nothing deleted: %w", err)
+	}
+	if ri.InUse == nil {
+		ri.InUse = map[string]bool{}
+	}
+	for n := range pins {
+		ri.InUse[n] = true
+	}
+	// Load the chains of what is kept: newest max copies and in use.
+	var queue []string
+	for i := len(ri.Manifests) - 1; i >= 0 && len(queue) < in.MaxCopies; i-- {
+		queue = append(queue, ri.Manifests[i])
+	}
+	for n := range ri.InUse {
+		queue = append(queue, n)
+	}
+	if in.Current != "" {
+		queue = append(queue, in.Current)
+	}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		if _, done := ri.Links[n]; done {
 			continue
 		}
-		if dir, _, _, _, ok := backupset.ParseEntry(f.Name); !ok || dir != in.TaskDir {
-			res.Foreign = append(res.Foreign, f.Name)
-			continue
+		if _, ok := sizes[n]; !ok && !slices.Contains(ri.Manifests, n) {
+			continue // in use elsewhere, or gone: nothing to keep here
 		}
-		if err := b.Delete(ctx, f.Name); err != nil {
-			return res, fmt.Errorf("retention: delete %s: %w", f.Name, err)
+		l := a.chainLink(ctx, b, n)
+		ri.Links[n] = l
+		if l.Base != "" {
+			queue = append(queue, l.Base)
 		}
-		deleted = append(deleted, f.Name)
+		activity.RecordHeartbeat(ctx, len(ri.Links))
+	}
+	plan, err := backupset.PlanRetention(ri)
+	if err != nil {
+		return nil, permanent(fmt.Errorf("retention: %w", err))
+	}
+	res := &PruneResult{Kept: plan.Kept, KeptForChain: plan.KeptForChain, KeptInUse: plan.KeptInUse}
+	res.Foreign = plan.Foreign[:min(len(plan.Foreign), 100)]
+	// Manifests first: once gone, their recovery points no longer exist.
+	var deleted []string
+	for _, n := range plan.Delete {
+		if err := b.Delete(ctx, n); err != nil {
+			return res, fmt.Errorf("retention: delete %s: %w", n, err)
+		}
+		deleted = append(deleted, n)
+		res.DeletedManifests = append(res.DeletedManifests, n)
+		activity.RecordHeartbeat(ctx, len(deleted))
+	}
+	if len(res.DeletedManifests) > 0 {
+		faultPruneExit(a.log()) // a test hook in kbrfault builds only
+	}
+	for _, f := range plan.DeleteFiles {
+		if err := b.Delete(ctx, f); err != nil {
+			return res, fmt.Errorf("retention: delete %s: %w", f, err)
+		}
+		deleted = append(deleted, f)
 		res.DeletedFiles++
-		res.DeletedBytes += f.Size
-		activity.RecordHeartbeat(ctx, res) // the SDK throttles these
+		res.DeletedBytes += sizes[f]
+		activity.RecordHeartbeat(ctx, len(deleted)) // the SDK throttles these
 	}
 	// The directories the deleted files leave empty (a recovery point's
 	// data folder), up to the task folder, which holds the kept ones.
@@ -300,11 +191,11 @@ func (a *Activities) CheckTopics(ctx context.Context, cfg config.Backup) error {
 	if err := cfg.Validate(); err != nil {
 		return badInput("%v", err)
 	}
-	cl, err := kclient.New(cfg.Cluster)
+	cl, release, err := a.kafka(ctx, cfg.Cluster)
 	if err != nil {
-		return badInput("%v", err)
+		return err
 	}
-	defer cl.Close()
+	defer release()
 	pctx, cancel := context.WithTimeout(ctx, cfg.Cluster.ConnectTimeout.D())
 	defer cancel()
 	if _, err := kclient.Ping(pctx, cfg.Cluster, cl); err != nil {

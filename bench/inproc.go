@@ -18,8 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/kclient"
@@ -115,96 +113,84 @@ func pool(n, par int, fn func(i int) error) error {
 	return firstErr
 }
 
-// inprocExport exports every partition of topic with kdata.Export, par at a
-// time, one kgo client per partition as the activity does.
+// inprocExport exports every partition of topic as one work unit with
+// kdata.Export (one client, one multi-partition fetch in flight per broker),
+// as an ExportUnit activity does.
 func inprocExport(ctx context.Context, src cluster, topic string, id [16]byte, starts, ends []int64,
-	dir, compression string, par int, prof string, ws *wireStats) ([][]backupset.SegmentInfo, *localdir.Dir, error) {
+	dir, compression string, prof string, ws *wireStats) (kdata.ExportState, *localdir.Dir, error) {
 	be, err := localdir.New(dir)
 	if err != nil {
-		return nil, nil, err
+		return kdata.ExportState{}, nil, err
 	}
 	cc := config.Cluster{Name: src.name, BootstrapServers: src.bootstrap}
-	segs := make([][]backupset.SegmentInfo, len(ends))
+	spec := kdata.ExportSpec{Dir: "inproc_20260101T000000Z/3.9_topicdata_20260101T000000Z", PackBytes: config.DefaultSegmentBytes,
+		Compression: compression, FetchMaxBytes: config.DefaultFetchMaxBytes, PartitionMaxBytes: config.DefaultFetchPartBytes}
+	for p := range ends {
+		spec.Partitions = append(spec.Partitions, kdata.ExportPartition{Topic: topic, TopicID: id, Partition: int32(p), From: starts[p], To: ends[p]})
+	}
+	var st kdata.ExportState
 	err = withCPUProfile(prof, func() error {
-		return pool(len(ends), par, func(p int) error {
-			cl, err := kclient.New(cc, ws.hook())
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			res, err := kdata.Export(ctx, cl, be, kdata.ExportSpec{
-				Topic: topic, TopicID: id, Partition: int32(p), From: starts[p], To: ends[p],
-				Dir:           "inproc_20260101T000000Z/topicdata",
-				SegmentBytes:  config.DefaultSegmentBytes,
-				Compression:   compression,
-				FetchMaxBytes: config.DefaultFetchMaxBytes,
-			}, nil, nil)
-			segs[p] = res.Segments
+		cl, err := kclient.New(cc, ws.hook())
+		if err != nil {
 			return err
-		})
+		}
+		defer cl.Close()
+		st, err = kdata.Export(ctx, cl, be, spec, kdata.NewExportState(spec), nil, nil)
+		return err
 	})
-	return segs, be, err
+	return st, be, err
 }
 
-// inprocVerify reads every segment file through the SHA-256 check, as the
+// inprocVerify reads every pack through the SHA-256 check, as the
 // restore's "verify recovery point" step does.
-func inprocVerify(ctx context.Context, be *localdir.Dir, segs [][]backupset.SegmentInfo) (int64, error) {
+func inprocVerify(ctx context.Context, be *localdir.Dir, st kdata.ExportState) (int64, error) {
 	var n int64
-	for _, ps := range segs {
-		for _, s := range ps {
-			rc, err := be.Open(ctx, s.Name)
-			if err != nil {
-				return n, err
-			}
-			vr := backupset.NewVerifyingReader(rc, s.Name, s.Size, s.SHA256)
-			c, err := io.Copy(io.Discard, vr)
-			rc.Close()
-			n += c
-			if err != nil {
-				return n, err
-			}
+	for _, ps := range st.Packs {
+		s := ps.File
+		rc, err := be.Open(ctx, s.Name)
+		if err != nil {
+			return n, err
+		}
+		vr := backupset.NewVerifyingReader(rc, s.Name, s.Size, s.SHA256)
+		c, err := io.Copy(io.Discard, vr)
+		rc.Close()
+		n += c
+		if err != nil {
+			return n, err
 		}
 	}
 	return n, nil
 }
 
-// inprocRestore restores every partition with kdata.Restore into topic
-// (already created, empty), with the producer options of the
-// RestorePartition activity.
+// inprocRestore restores every partition with kdata.Import as one work
+// unit into topic (already created, empty), as an ImportUnit activity does.
 func inprocRestore(ctx context.Context, dst cluster, topic string, batchMax int32, be *localdir.Dir,
-	segs [][]backupset.SegmentInfo, par int, prof string, ws *wireStats) (int64, error) {
+	st kdata.ExportState, srcTopic string, prof string, ws *wireStats) (int64, error) {
 	cc := config.Cluster{Name: dst.name, BootstrapServers: dst.bootstrap}
-	var (
-		mu    sync.Mutex
-		total int64
-	)
+	var total int64
 	err := withCPUProfile(prof, func() error {
-		return pool(len(segs), par, func(p int) error {
-			// The options of activities.RestorePartition as of commit
-			// 613f628: buffer max(16MiB, 2 batches), no
-			// RecordDeliveryTimeout (kgo counts it from the record's own,
-			// old, timestamp).
-			cl, err := kclient.New(cc,
-				kgo.RecordPartitioner(kgo.ManualPartitioner()),
-				kgo.ProducerBatchMaxBytes(batchMax),
-				kgo.MaxBufferedBytes(max(16<<20, 2*int(batchMax))),
-				kgo.ProducerLinger(5*time.Millisecond),
-				kgo.ProducerBatchCompression(kgo.NoCompression()),
-				ws.hook(),
-			)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			res, err := kdata.Restore(ctx, cl, be, kdata.RestoreSpec{
-				Topic: topic, Partition: int32(p), Base: 0, Segments: segs[p],
-				Compression: backupset.CompressionZstd,
-			}, nil)
-			mu.Lock()
-			total += res.Records
-			mu.Unlock()
+		cl, err := kclient.New(cc, ws.hook())
+		if err != nil {
 			return err
-		})
+		}
+		defer cl.Close()
+		spec := kdata.ImportSpec{MaxBatchBytes: map[string]int32{topic: batchMax}}
+		for p := range st.Next {
+			src := backupset.Source{Format: backupset.FormatVersion}
+			for _, ps := range st.Packs {
+				for _, slot := range ps.Slots {
+					if slot == p {
+						src.Packs = append(src.Packs, ps.File)
+					}
+				}
+			}
+			spec.Partitions = append(spec.Partitions, kdata.ImportPartition{SourceTopic: srcTopic, TargetTopic: topic, Partition: int32(p), Sources: []backupset.Source{src}})
+		}
+		res, err := kdata.Import(ctx, cl, be, spec, nil)
+		for _, r := range res.Partitions {
+			total += r.Records
+		}
+		return err
 	})
 	return total, err
 }

@@ -57,6 +57,7 @@ import (
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/kclient"
+	"github.com/kbr-project/kbr/internal/kdata"
 	"github.com/kbr-project/kbr/storage/localdir"
 )
 
@@ -1022,26 +1023,28 @@ func (b *bench) inproc(ctx context.Context, par, rpar int, prof string) error {
 	ph := &Phase{Name: fmt.Sprintf("kdata export in-process p%d", par), Tool: "kbr-inproc", Op: "backup", Parallelism: par,
 		Records: n, PayloadBytes: b.data.payload, Notes: []string{"no Temporal; CPU profile " + exportProf}}
 	var (
-		segs [][]backupset.SegmentInfo
-		be   *localdir.Dir
+		st kdata.ExportState
+		be *localdir.Dir
 	)
+	count := func(ph *Phase, st kdata.ExportState) {
+		var recs int64
+		for i := range st.Records {
+			recs += st.Records[i]
+		}
+		for _, ps := range st.Packs {
+			ph.FileBytes += ps.File.Size
+		}
+		b.checkCount(ph, "exported", recs, -1)
+	}
 	if err := b.measure(ph, b.zkPIDs, false, func(ph *Phase) error {
 		var err error
 		ws := &wireStats{}
-		segs, be, err = inprocExport(ctx, b.zk, b.topic, b.topicID, b.starts, b.ends, dir, backupset.CompressionZstd, par, exportProf, ws)
+		st, be, err = inprocExport(ctx, b.zk, b.topic, b.topicID, b.starts, b.ends, dir, backupset.CompressionNone, exportProf, ws)
 		if err != nil {
 			return err
 		}
 		ph.Notes = append(ph.Notes, ws.String())
-		var recs, payload int64
-		for _, ps := range segs {
-			for _, s := range ps {
-				recs += s.Records
-				payload += s.PayloadBytes
-				ph.FileBytes += s.Size
-			}
-		}
-		b.checkCount(ph, "exported", recs, payload)
+		count(ph, st)
 		return nil
 	}); err != nil {
 		return err
@@ -1050,40 +1053,34 @@ func (b *bench) inproc(ctx context.Context, par, rpar int, prof string) error {
 	b.writeTop(ctx, exportProf)
 
 	if b.extraNone {
-		// The same without compression: what the export costs besides zstd.
+		// The same with zstd: what compressing every chunk again costs.
 		b.pause()
-		noneProf := profilePath(prof, "export-none")
-		ph := &Phase{Name: fmt.Sprintf("kdata export in-process p%d compression none", par), Tool: "kbr-inproc", Op: "backup", Parallelism: par,
-			Records: n, PayloadBytes: b.data.payload, Notes: []string{"no Temporal; CPU profile " + noneProf}}
-		noneDir := filepath.Join(b.tmp, "inproc-none")
+		zProf := profilePath(prof, "export-zstd")
+		ph := &Phase{Name: fmt.Sprintf("kdata export in-process p%d compression zstd", par), Tool: "kbr-inproc", Op: "backup", Parallelism: par,
+			Records: n, PayloadBytes: b.data.payload, Notes: []string{"no Temporal; CPU profile " + zProf}}
+		zDir := filepath.Join(b.tmp, "inproc-zstd")
 		if err := b.measure(ph, b.zkPIDs, false, func(ph *Phase) error {
 			ws := &wireStats{}
-			segs, _, err := inprocExport(ctx, b.zk, b.topic, b.topicID, b.starts, b.ends, noneDir, backupset.CompressionNone, par, noneProf, ws)
+			st, _, err := inprocExport(ctx, b.zk, b.topic, b.topicID, b.starts, b.ends, zDir, backupset.CompressionZstd, zProf, ws)
 			if err != nil {
 				return err
 			}
 			ph.Notes = append(ph.Notes, ws.String())
-			var recs, payload int64
-			for _, ps := range segs {
-				for _, s := range ps {
-					recs, payload, ph.FileBytes = recs+s.Records, payload+s.PayloadBytes, ph.FileBytes+s.Size
-				}
-			}
-			b.checkCount(ph, "exported", recs, payload)
+			count(ph, st)
 			return nil
 		}); err != nil {
 			return err
 		}
-		os.RemoveAll(noneDir)
-		b.res.Profiles["export-none"] = noneProf
-		b.writeTop(ctx, noneProf)
+		os.RemoveAll(zDir)
+		b.res.Profiles["export-zstd"] = zProf
+		b.writeTop(ctx, zProf)
 	}
 
 	b.pause()
 	ph = &Phase{Name: "kdata verify in-process (sha256 read)", Tool: "kbr-inproc", Op: "verify",
-		Records: n, PayloadBytes: b.data.payload, Notes: []string{"reads every segment file through the SHA-256 check, as the restore's verify step does"}}
+		Records: n, PayloadBytes: b.data.payload, Notes: []string{"reads every pack file through the SHA-256 check, as the restore's verify step does"}}
 	if err := b.measure(ph, nil, false, func(ph *Phase) error {
-		read, err := inprocVerify(ctx, be, segs)
+		read, err := inprocVerify(ctx, be, st)
 		ph.FileBytes = read
 		return err
 	}); err != nil {
@@ -1091,7 +1088,7 @@ func (b *bench) inproc(ctx context.Context, par, rpar int, prof string) error {
 	}
 
 	dst := fmt.Sprintf("kbr-bench-inproc-p%d-%s", rpar, b.runID)
-	if err := b.createKraftTopic(ctx, dst, int32(len(segs))); err != nil {
+	if err := b.createKraftTopic(ctx, dst, int32(len(st.Next))); err != nil {
 		return err
 	}
 	batchMax := maxMessageBytes(ctx, b.kraftAdm, dst)
@@ -1101,7 +1098,7 @@ func (b *bench) inproc(ctx context.Context, par, rpar int, prof string) error {
 		Records: n, PayloadBytes: b.data.payload, Notes: []string{"no Temporal, no verify step; CPU profile " + restoreProf}}
 	if err := b.measure(ph, b.kraftPIDs, false, func(ph *Phase) error {
 		ws := &wireStats{}
-		total, err := inprocRestore(ctx, b.kraft, dst, batchMax, be, segs, rpar, restoreProf, ws)
+		total, err := inprocRestore(ctx, b.kraft, dst, batchMax, be, st, b.topic, restoreProf, ws)
 		if err == nil {
 			b.checkCount(ph, "restored", total, -1)
 			ph.Notes = append(ph.Notes, ws.String())

@@ -1,5 +1,6 @@
 // Package storage is the one interface every backup target implements, and the
-// registry that maps a path type (LocalDir, LocalHDFS, ...) to its backend.
+// Registry type that maps a path type (LocalDir, LocalHDFS, ...) to its
+// backend (storage/all builds the one that links every backend).
 //
 // Contract, for every backend:
 //   - Names are slash-separated paths relative to the backend's root. A name
@@ -8,7 +9,8 @@
 //     until Commit returns nil. Abort, or a crash, leaves nothing visible. A
 //     retried Create of the same name replaces any leftover partial write.
 //   - Reads stream: Open returns the committed bytes; a missing name returns an
-//     error for which errors.Is(err, ErrNotFound) holds.
+//     error for which errors.Is(err, ErrNotFound) holds. OpenRange (see
+//     RangeOpener) returns a part of them.
 //   - Delete of a missing name succeeds.
 //   - Errors that retrying cannot fix (auth, permission, no space, not found,
 //     bad name) are wrapped with Permanent; everything else may be retried.
@@ -26,7 +28,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kbr-project/kbr/internal/secret"
@@ -72,6 +73,9 @@ var (
 	ErrNotFound    = errors.New("not found")
 	ErrBadName     = errors.New("bad file name")
 	ErrUnsupported = errors.New("not supported by this target")
+	// ErrBadRange: a range read asked for bytes the file does not have
+	// (see RangeOpener), or for a negative offset or length.
+	ErrBadRange = errors.New("range outside the file")
 )
 
 // PermanentError marks an error that retrying will not fix.
@@ -95,7 +99,7 @@ func Permanent(err error) error {
 // IsPermanent reports whether err (or what it wraps) was marked permanent.
 func IsPermanent(err error) bool {
 	var p *PermanentError
-	return errors.As(err, &p) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadName)
+	return errors.As(err, &p) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadName) || errors.Is(err, ErrBadRange)
 }
 
 // CleanName validates a backend-relative name and returns it cleaned.
@@ -147,6 +151,10 @@ type Target struct {
 	UnmountCommand string `json:"unmount_command,omitempty" yaml:"unmount_command,omitempty"`
 	// Share is the CIFS share name.
 	Share string `json:"share,omitempty" yaml:"share,omitempty"`
+	// Signing is the CIFS signing policy: "auto" (the default: SMB
+	// messages are signed when the server requires it) or "required"
+	// (always signed; a server or session that cannot sign is refused).
+	Signing string `json:"signing,omitempty" yaml:"signing,omitempty"`
 
 	// SFTP: PrivateKey is the client key; KnownHostKey the server's public
 	// key as a known_hosts or authorized_keys line; an unknown or changed
@@ -320,73 +328,6 @@ func RemoveEmptyDirs(ctx context.Context, b Backend, files []string, stop string
 		}
 	}
 	return removed, left, nil
-}
-
-// Factory opens a backend for a target.
-type Factory func(ctx context.Context, t Target) (Backend, error)
-
-// ParamError names the target parameter that is wrong, as it is written in
-// a backup config ("target.server"); callers nest it under their own field.
-type ParamError struct{ Param, Msg string }
-
-func (e *ParamError) Error() string { return e.Param + ": " + e.Msg }
-
-// Validator checks a target's parameters without touching the network or
-// disk; it returns a *ParamError naming the parameter.
-type Validator func(t Target) error
-
-var (
-	regMu      sync.RWMutex
-	registry   = map[string]Factory{}
-	validators = map[string]Validator{}
-)
-
-// RegisterValidator adds the parameter check of a path type.
-func RegisterValidator(pathType string, v Validator) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	validators[strings.ToLower(pathType)] = v
-}
-
-// Validate runs the path type's parameter check, if it has one.
-func Validate(t Target) error {
-	regMu.RLock()
-	v := validators[strings.ToLower(t.Type)]
-	regMu.RUnlock()
-	if v == nil {
-		return nil
-	}
-	return v(t)
-}
-
-// Register makes a path type available; backends call it from init.
-func Register(pathType string, f Factory) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	registry[strings.ToLower(pathType)] = f
-}
-
-// Types lists the registered path types.
-func Types() []string {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	var out []string
-	for k := range registry {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// Open returns the backend for t.
-func Open(ctx context.Context, t Target) (Backend, error) {
-	regMu.RLock()
-	f, ok := registry[strings.ToLower(t.Type)]
-	regMu.RUnlock()
-	if !ok {
-		return nil, Permanent(fmt.Errorf("target.type: unknown path type %q (known: %s)", t.Type, strings.Join(Types(), ", ")))
-	}
-	return f(ctx, t)
 }
 
 // WriteFile writes r to name and commits it, aborting on any error.

@@ -14,6 +14,7 @@ import (
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/metrics"
 	"github.com/kbr-project/kbr/internal/names"
+	"github.com/kbr-project/kbr/storage"
 	"github.com/kbr-project/kbr/workflows"
 )
 
@@ -23,6 +24,8 @@ type Options struct {
 	// (default 32); each partition export or restore is one activity.
 	MaxConcurrentActivities int
 	Logger                  *slog.Logger
+	// Storage opens backup targets: storage/all.Registry() in the binary.
+	Storage *storage.Registry
 }
 
 // Register adds every kbr workflow and activity to w.
@@ -34,6 +37,8 @@ func Register(w worker.Registry, acts *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.CheckTaskWorkflow, workflow.RegisterOptions{Name: names.CheckTaskWorkflow})
 	w.RegisterWorkflowWithOptions(workflows.MetadataRestoreWorkflow, workflow.RegisterOptions{Name: names.MetadataRestoreWorkflow})
 	w.RegisterWorkflowWithOptions(workflows.LogicalRestoreWorkflow, workflow.RegisterOptions{Name: names.LogicalRestoreWorkflow})
+	w.RegisterWorkflowWithOptions(workflows.ExportWorkflow, workflow.RegisterOptions{Name: names.ExportWorkflow})
+	w.RegisterWorkflowWithOptions(workflows.ImportWorkflow, workflow.RegisterOptions{Name: names.ImportWorkflow})
 	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 }
 
@@ -46,7 +51,7 @@ func New(c client.Client, o Options) worker.Worker {
 		MaxConcurrentActivityExecutionSize: o.MaxConcurrentActivities,
 		Interceptors:                       interceptors(),
 	})
-	Register(w, &activities.Activities{Logger: o.Logger, Temporal: c, TaskQueue: names.TaskQueue})
+	Register(w, &activities.Activities{Logger: o.Logger, Temporal: c, TaskQueue: names.TaskQueue, Storage: o.Storage})
 	return w
 }
 

@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -35,9 +34,17 @@ type BackupResult struct {
 	Kind          string           `json:"kind,omitempty"` // full | incremental
 	Base          string           `json:"base,omitempty"`
 	PolicyReason  string           `json:"policy_reason,omitempty"`
-	// FullPartitions names the partitions an incremental run copied whole, and why.
-	FullPartitions []string                `json:"full_partitions,omitempty"`
-	Retention      *activities.PruneResult `json:"retention,omitempty"`
+	// FullPartitions names partitions an incremental run copied whole, and
+	// why (the first few; FullCopied counts them all).
+	FullPartitions []string `json:"full_partitions,omitempty"`
+	FullCopied     int      `json:"full_copied,omitempty"`
+	// Units is how many work units exported the data.
+	Units int `json:"units,omitempty"`
+	// Lost is set when retention deleted records of the cut before the
+	// export read them: the recovery point lacks them, and the run's status
+	// says so (records-lost).
+	Lost      *backupset.LostSummary  `json:"lost,omitempty"`
+	Retention *activities.PruneResult `json:"retention,omitempty"`
 }
 
 // HistoryMemo is the memo a finished backup leaves on its execution, which
@@ -56,279 +63,260 @@ type HistoryMemo struct {
 var a *activities.Activities
 
 // BackupWorkflow backs one cluster up: preflight, metadata snapshot,
-// consumer offsets, the cut, the partition exports, then the manifest.
-// Its input is the same document as `kbr backup run -f` reads.
+// consumer offsets, the cut, the export of the partitions in work units
+// (child workflows), then the manifest and retention. Its input is the same
+// document as `kbr backup run -f` reads.
 func BackupWorkflow(ctx workflow.Context, cfg config.Backup) (*BackupResult, error) {
-	w := &backupRun{cfg: cfg}
-	if err := w.setup(ctx); err != nil {
-		return nil, err
+	if workflow.GetVersion(ctx, "data-plane", workflow.DefaultVersion, 2) == workflow.DefaultVersion {
+		return backupV1(ctx, cfg)
 	}
+	w := &backup{cfg: cfg}
 	res, err := w.run(ctx)
 	status := names.StatusSucceeded
-	if err != nil {
+	switch {
+	case err != nil:
 		status = names.StatusFailed
+	case res.Lost != nil:
+		status = names.StatusRecordsLost
 	}
 	w.progress.Status = status
 	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SAStatus.ValueSet(status))
-	if workflow.GetVersion(ctx, "history-memo", workflow.DefaultVersion, 1) == 1 {
-		memo := HistoryMemo{Kind: w.kind}
-		if res != nil {
-			memo.RecoveryPoint, memo.Records, memo.Bytes = res.RecoveryPoint, res.Totals.Records, res.Totals.Bytes
-			memo.Path = res.Target + "/" + res.RecoveryPoint
-			if len(res.FullPartitions) > 0 {
-				memo.Note = fmt.Sprintf("%d partitions copied whole: %s", len(res.FullPartitions), strings.Join(res.FullPartitions[:min(3, len(res.FullPartitions))], "; "))
-			}
+	memo := HistoryMemo{Kind: w.plan.Kind}
+	if res != nil {
+		memo.RecoveryPoint, memo.Records, memo.Bytes = res.RecoveryPoint, res.Totals.Records, res.Totals.Bytes
+		memo.Path = res.Target + "/" + res.RecoveryPoint
+		var notes []string
+		if res.Lost != nil {
+			notes = append(notes, fmt.Sprintf("RECORDS LOST: %d offsets in %d partitions deleted by retention before the backup read them (%s)",
+				res.Lost.Offsets, res.Lost.Partitions, strings.Join(res.Lost.Examples, "; ")))
 		}
-		if err != nil {
-			memo.Error = err.Error()
+		if res.FullCopied > 0 {
+			notes = append(notes, fmt.Sprintf("%d partitions copied whole: %s", res.FullCopied, strings.Join(res.FullPartitions[:min(3, len(res.FullPartitions))], "; ")))
 		}
-		_ = workflow.UpsertMemo(ctx, map[string]any{names.MemoHistory: memo})
+		memo.Note = strings.Join(notes, "; ")
 	}
+	if err != nil {
+		memo.Error = err.Error()
+	}
+	_ = workflow.UpsertMemo(ctx, map[string]any{names.MemoHistory: memo})
 	w.track.end()
 	return res, err
 }
 
-// partitionBackup is a partition's manifest entry before its segments.
-func partitionBackup(r activities.PartitionRange) backupset.PartitionBackup {
-	pb := backupset.PartitionBackup{Topic: r.Topic, TopicID: r.TopicID, Partition: r.Partition,
-		StartOffset: r.Start, EndOffset: r.End, FullReason: r.FullReason}
-	if r.Incremental {
-		pb.StartOffset, pb.From, pb.Incremental = r.LogStart, r.Start, true
-	}
-	return pb
+type backup struct {
+	cfg      config.Backup
+	progress Progress
+	track    *tracker
+	plan     backupset.RunPlan
 }
 
-type backupRun struct {
-	// local: the short steps run as local activities (runs started since
-	// the "local-short-steps" version).
-	local     bool
-	fullParts []string
-	kind      string
-	cfg       config.Backup
-	progress  Progress
-	track     *tracker
-}
-
-func (w *backupRun) setup(ctx workflow.Context) error {
-	w.cfg.ApplyDefaults()
-	w.local = workflow.GetVersion(ctx, "local-short-steps", workflow.DefaultVersion, 1) == 1
+func (w *backup) run(ctx workflow.Context) (*BackupResult, error) {
 	w.progress = Progress{Kind: names.KindBackup, Cluster: w.cfg.Cluster.Name, Task: w.cfg.Task, Status: names.StatusRunning}
-	w.track = newTracker(ctx, &w.progress, StepPreflight, StepMetadataSnapshot, StepConsumerOffsets, StepCut, StepExport, StepManifest, StepRetention)
+	t := newTracker(ctx, &w.progress, StepPreflight, StepMetadataSnapshot, StepConsumerOffsets, StepCut, StepExport, StepManifest, StepRetention)
+	w.track = t
 	if err := workflow.SetQueryHandler(ctx, names.QueryProgress, func() (Progress, error) { return w.progress, nil }); err != nil {
-		return err
-	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx,
-		names.SACluster.ValueSet(w.cfg.Cluster.Name), names.SATask.ValueSet(w.cfg.Task),
-		names.SAKind.ValueSet(names.KindBackup), names.SAStatus.ValueSet(names.StatusRunning)); err != nil {
-		return err
-	}
-	return nil
-}
-
-func shortOpts(ctx workflow.Context, timeout time.Duration, attempts int32) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: timeout,
-		HeartbeatTimeout:    timeout,
-		RetryPolicy:         shortRetry(attempts),
-	})
-}
-
-// short runs one of the backup's short steps (preflight, plan, cut,
-// manifest); see shortStep.
-func (w *backupRun) short(ctx workflow.Context, timeout time.Duration, attempts int32, fn, arg any) workflow.Future {
-	return shortStep(ctx, w.local, timeout, attempts, fn, arg)
-}
-
-// shortStep runs a step that neither heartbeats nor moves data. As a local
-// activity it runs in the worker that runs the workflow, recorded in the
-// same workflow task: no server round trips to schedule and hand it over,
-// which is most of a small run's time. Histories from before local steps
-// keep normal activities.
-func shortStep(ctx workflow.Context, local bool, timeout time.Duration, attempts int32, fn, arg any) workflow.Future {
-	if !local {
-		return workflow.ExecuteActivity(shortOpts(ctx, timeout, attempts), fn, arg)
-	}
-	return workflow.ExecuteLocalActivity(localOpts(ctx, timeout, attempts), fn, arg)
-}
-
-// localOpts is shortOpts for local activities.
-func localOpts(ctx workflow.Context, timeout time.Duration, attempts int32) workflow.Context {
-	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: timeout, RetryPolicy: shortRetry(attempts),
-	})
-}
-
-// shortRetry is the retry policy of short steps.
-func shortRetry(attempts int32) *temporal.RetryPolicy {
-	return &temporal.RetryPolicy{
-		InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
-		MaximumAttempts: attempts,
-	}
-}
-
-// longOpts is for activities that heartbeat and resume from their last
-// heartbeat when retried.
-func longOpts(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 48 * time.Hour,
-		HeartbeatTimeout:    20 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
-			MaximumAttempts: 30,
-		},
-	})
-}
-
-func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
-	cfg := w.cfg
-	t := w.track
-	executed := workflow.Now(ctx).UTC().Truncate(time.Second)
-
-	t.start(StepPreflight)
-	if err := cfg.Validate(); err != nil {
-		t.fail(StepPreflight, err)
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), names.ErrBadInput, nil)
-	}
-	// One run per cluster at a time, whoever started it (histories recorded
-	// before the lock existed replay without it).
-	if workflow.GetVersion(ctx, "cluster-lock", workflow.DefaultVersion, 1) == 1 {
-		release, err := clusterLock(ctx, cfg.Cluster.Name, cfg.Task, names.KindBackup, cfg.Cluster.LockQueue, &w.progress, t)
-		if err != nil {
-			t.fail(StepPreflight, err)
-			return nil, err
-		}
-		defer release()
-	}
-	var pre activities.PreflightReport
-	if err := w.short(ctx, 5*time.Minute, 3, a.Preflight,
-		activities.PreflightInput{Config: cfg, ExecutedAt: executed}).Get(ctx, &pre); err != nil {
-		t.fail(StepPreflight, err)
 		return nil, err
 	}
-	w.progress.Report = pre
-	w.progress.EstimatedBytes = pre.EstimatedBytes
-	if pre.ExecutedAt.After(executed) {
-		// An earlier run of the task used this second: names must not collide.
-		executed = pre.ExecutedAt
-	}
-
-	// The task policy: full, or incremental after the previous recovery point.
-	policies := workflow.GetVersion(ctx, "task-policies", workflow.DefaultVersion, 1) == 1
-	plan := activities.RunPlan{Kind: backupset.KindFull, Reason: "policy: full every time"}
-	if policies && cfg.Policy != config.PolicyFull && cfg.Has(config.SourceTopicData) {
-		if err := w.short(ctx, 10*time.Minute, 5, a.PlanRun, activities.PlanRunInput{
-			Target: cfg.Target, TaskDir: pre.TaskDir, Policy: cfg.Policy, FullEvery: cfg.FullEvery, MaxCopies: cfg.MaxCopies,
-		}).Get(ctx, &plan); err != nil {
-			t.fail(StepPreflight, err)
-			return nil, err
+	executed := workflow.Now(ctx).UTC().Truncate(time.Second)
+	var (
+		cfg     config.Backup
+		pre     activities.PreflightReport
+		release = func() {}
+	)
+	defer func() { release() }()
+	err := t.run(StepPreflight, func() (string, error) {
+		var err error
+		if cfg, err = normalizeBackup(ctx, w.cfg); err != nil {
+			return "", err
 		}
+		w.cfg = cfg
+		w.progress.Task = cfg.Task
+		if err := workflow.UpsertTypedSearchAttributes(ctx, names.SACluster.ValueSet(cfg.Cluster.Name), names.SATask.ValueSet(cfg.Task),
+			names.SAKind.ValueSet(names.KindBackup), names.SAStatus.ValueSet(names.StatusRunning)); err != nil {
+			return "", err
+		}
+		// One run per cluster at a time, whoever started it.
+		rel, err := clusterLock(ctx, cfg.Cluster.Name, cfg.Task, names.KindBackup, cfg.Cluster.LockQueue, &w.progress, t)
+		if err != nil {
+			return "", err
+		}
+		release = rel
+		if err := shortStep(ctx, true, 5*time.Minute, 3, a.BackupPreflight, activities.PreflightInput{Config: cfg, ExecutedAt: executed}).Get(ctx, &pre); err != nil {
+			return "", err
+		}
+		w.progress.Report, w.progress.EstimatedBytes = pre, pre.EstimatedBytes
+		if pre.ExecutedAt.After(executed) {
+			executed = pre.ExecutedAt // an earlier run of the task used this second
+		}
+		w.plan = backupset.RunPlan{Kind: backupset.KindFull, Reason: "policy: full every time"}
+		if cfg.Policy != config.PolicyFull && cfg.Has(config.SourceTopicData) {
+			if err := shortStep(ctx, true, 10*time.Minute, 5, a.PlanBackupRun, activities.PlanRunInput{
+				Target: cfg.Target, TaskDir: pre.TaskDir, Policy: cfg.Policy, FullEvery: cfg.FullEvery, MaxCopies: cfg.MaxCopies,
+			}).Get(ctx, &w.plan); err != nil {
+				return "", err
+			}
+		}
+		w.progress.Kind = names.KindBackup + " (" + w.plan.Kind + ")"
+		return fmt.Sprintf("%d topics, %d partitions, ~%d bytes, ~%s; %s: %s", pre.TopicCount, pre.Partitions, pre.EstimatedBytes, pre.EstimatedDuration, w.plan.Kind, w.plan.Reason), nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	w.kind = plan.Kind
-	w.progress.Kind = "backup (" + plan.Kind + ")"
-	t.done(StepPreflight, fmt.Sprintf("%d topics, %d partitions, ~%d bytes, ~%s; %s: %s", len(pre.Topics), pre.Partitions, pre.EstimatedBytes, pre.EstimatedDuration, plan.Kind, plan.Reason))
 
 	m := &backupset.Manifest{
 		Format: backupset.FormatVersion, Task: cfg.Task, TaskDir: pre.TaskDir, Cluster: cfg.Cluster.Name,
-		ClusterID: pre.ClusterID, KafkaVersion: backupset.SafeVersion(pre.KafkaVersion), Mode: pre.Mode, Kind: plan.Kind,
-		Base: plan.Base, Policy: cfg.Policy,
-		ExecutedAt: executed, DataSources: cfg.DataSources, Compression: cfg.Options.Compression,
+		ClusterID: pre.ClusterID, KafkaVersion: backupset.SafeVersion(pre.KafkaVersion), Mode: pre.Mode, Kind: w.plan.Kind,
+		Base: w.plan.Base, Policy: cfg.Policy, ExecutedAt: executed, DataSources: cfg.DataSources, Compression: cfg.Options.Compression,
 		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID,
 	}
+	name := backupset.ManifestName(m.TaskDir, m.KafkaVersion, executed)
 	snapIn := activities.SnapshotInput{Config: cfg, TaskDir: pre.TaskDir, KafkaVersion: m.KafkaVersion, ExecutedAt: executed}
-
-	if cfg.Has(config.SourceMetadata) {
-		t.start(StepMetadataSnapshot)
-		if err := workflow.ExecuteActivity(shortOpts(ctx, 30*time.Minute, 5), a.SnapshotMetadata, snapIn).Get(ctx, &m.Metadata); err != nil {
-			t.fail(StepMetadataSnapshot, err)
-			return nil, err
+	if err := t.run(StepMetadataSnapshot, func() (string, error) {
+		if !cfg.Has(config.SourceMetadata) {
+			return "", skip("not a chosen data source")
 		}
-		t.done(StepMetadataSnapshot, m.Metadata.Name)
-	} else {
-		t.skip(StepMetadataSnapshot, "not a chosen data source")
-	}
-
-	// Offsets before the cut: every committed offset is then at or below
-	// the exported end offsets, so each one translates to a real position.
-	if cfg.Has(config.SourceOffsets) {
-		t.start(StepConsumerOffsets)
-		if err := workflow.ExecuteActivity(shortOpts(ctx, 10*time.Minute, 5), a.SnapshotOffsets, snapIn).Get(ctx, &m.Offsets); err != nil {
-			t.fail(StepConsumerOffsets, err)
-			return nil, err
-		}
-		t.done(StepConsumerOffsets, m.Offsets.Name)
-	} else {
-		t.skip(StepConsumerOffsets, "not a chosen data source")
-	}
-
-	if cfg.Has(config.SourceTopicData) {
-		t.start(StepCut)
-		var ranges []activities.PartitionRange
-		cut := activities.CutInput{Cluster: cfg.Cluster, Topics: pre.Topics}
-		if plan.Kind == backupset.KindIncremental {
-			cut.Target, cut.Base = cfg.Target, plan.Base
-		}
-		if err := w.short(ctx, 5*time.Minute, 5, a.CutOffsets, cut).Get(ctx, &ranges); err != nil {
-			t.fail(StepCut, err)
-			return nil, err
-		}
-		var total int64
-		for _, r := range ranges {
-			total += r.End - r.Start
-			if plan.Kind == backupset.KindIncremental && !r.Incremental {
-				w.fullParts = append(w.fullParts, fmt.Sprintf("%s[%d]: %s", r.Topic, r.Partition, r.FullReason))
-			}
-		}
-		w.progress.RecordsTotal = total
-		detail := fmt.Sprintf("%d partitions, %d offsets", len(ranges), total)
-		if len(w.fullParts) > 0 {
-			detail += fmt.Sprintf("; %d copied whole (%s)", len(w.fullParts), strings.Join(w.fullParts[:min(3, len(w.fullParts))], "; "))
-		}
-		t.done(StepCut, detail)
-
-		t.start(StepExport)
-		dir := pre.TaskDir + "/" + backupset.Name(m.KafkaVersion, backupset.SourceTopicData, executed)
-		parts, err := w.export(ctx, dir, ranges)
+		err := workflow.ExecuteActivity(shortOpts(ctx, 30*time.Minute, 5), a.SnapshotMetadata, snapIn).Get(ctx, &m.Metadata)
 		if err != nil {
-			t.fail(StepExport, err)
-			return nil, err
+			return "", err
 		}
-		m.Partitions = parts
-		t.done(StepExport, fmt.Sprintf("%d records in %d partitions", w.progress.RecordsDone, len(parts)))
-	} else {
-		t.skip(StepCut, "not a chosen data source")
-		t.skip(StepExport, "not a chosen data source")
-	}
-
-	t.start(StepManifest)
-	var name string
-	if err := w.short(ctx, 10*time.Minute, 5, a.WriteManifest,
-		activities.ManifestInput{Target: cfg.Target, Manifest: m}).Get(ctx, &name); err != nil {
-		t.fail(StepManifest, err)
+		return m.Metadata.Name, nil
+	}); err != nil {
 		return nil, err
 	}
-	m.ComputeTotals()
-	w.progress.RecoveryPoint = name
-	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SARecoveryPoint.ValueSet(name))
-	t.done(StepManifest, name)
-	res := &BackupResult{RecoveryPoint: name, TaskDir: pre.TaskDir, Target: cfg.Target.String(), Totals: m.Totals,
-		Kind: plan.Kind, Base: plan.Base, PolicyReason: plan.Reason, FullPartitions: w.fullParts}
+	// Offsets before the cut: every committed offset is then at or below
+	// the exported end offsets, so each one translates to a real position.
+	if err := t.run(StepConsumerOffsets, func() (string, error) {
+		if !cfg.Has(config.SourceOffsets) {
+			return "", skip("not a chosen data source")
+		}
+		if err := workflow.ExecuteActivity(shortOpts(ctx, 10*time.Minute, 5), a.SnapshotOffsets, snapIn).Get(ctx, &m.Offsets); err != nil {
+			return "", err
+		}
+		return m.Offsets.Name, nil
+	}); err != nil {
+		return nil, err
+	}
+
+	res := &BackupResult{TaskDir: pre.TaskDir, Target: cfg.Target.String(), Kind: w.plan.Kind, Base: w.plan.Base, PolicyReason: w.plan.Reason}
+	dir := pre.TaskDir + "/" + backupset.Name(m.KafkaVersion, backupset.SourceTopicData, executed)
+	var plan activities.ExportPlan
+	if err := t.run(StepCut, func() (string, error) {
+		if !cfg.Has(config.SourceTopicData) {
+			return "", skip("not a chosen data source")
+		}
+		in := activities.PlanExportInput{Cluster: cfg.Cluster, Target: cfg.Target, Topics: cfg.Topics, Options: cfg.Options, Dir: dir}
+		if w.plan.Kind == backupset.KindIncremental {
+			in.Base = w.plan.Base
+		}
+		if err := workflow.ExecuteActivity(longOpts(ctx), a.PlanExport, in).Get(ctx, &plan); err != nil {
+			return "", err
+		}
+		w.progress.PartitionsTotal, w.progress.UnitsTotal = plan.Partitions, len(plan.Units)
+		w.progress.RecordsTotal = plan.Offsets
+		res.FullPartitions, res.FullCopied, res.Units = plan.FullExamples, plan.FullCopied, len(plan.Units)
+		detail := fmt.Sprintf("%d partitions, %d offsets, %d work units", plan.Partitions, plan.Offsets, len(plan.Units))
+		if plan.FullCopied > 0 {
+			detail += fmt.Sprintf("; %d copied whole (%s)", plan.FullCopied, strings.Join(plan.FullExamples[:min(3, len(plan.FullExamples))], "; "))
+		}
+		return detail, nil
+	}); err != nil {
+		return nil, err
+	}
+
+	var lost backupset.LostSummary
+	if err := t.run(StepExport, func() (string, error) {
+		if !cfg.Has(config.SourceTopicData) {
+			return "", skip("not a chosen data source")
+		}
+		results := make([]activities.UnitResult, 0, len(plan.Units))
+		template := activities.ExportUnitInput{Cluster: cfg.Cluster, Target: cfg.Target, Options: cfg.Options, Dir: dir, Manifest: name}
+		err := children(ctx, &w.progress, len(plan.Units), cfg.Options.Parallelism,
+			func(cctx workflow.Context, k, from, to, window int) workflow.ChildWorkflowFuture {
+				return workflow.ExecuteChildWorkflow(cctx, names.ExportWorkflow, ExportUnits{
+					Parent: workflow.GetInfo(ctx).WorkflowExecution.ID, Template: template, Units: plan.Units[from:to], Window: window})
+			}, func(k int, f workflow.Future) error {
+				var rs []activities.UnitResult
+				if err := f.Get(ctx, &rs); err != nil {
+					return err
+				}
+				results = append(results, rs...)
+				return nil
+			}, func(d UnitDone) {
+				w.progress.UnitsDone++
+				w.progress.PartitionsDone += d.Partitions
+				w.progress.RecordsDone += d.Records
+				w.progress.BytesDone += d.Bytes
+				w.progress.RecordsLost += d.LostOffsets
+				w.progress.LostPartitions += d.LostPartitions
+				t.details()
+			})
+		if err != nil {
+			return "", err
+		}
+		if len(results) != len(plan.Units) {
+			return "", errf("%d of %d work units reported", len(results), len(plan.Units))
+		}
+		// The parts in unit order, whatever order the units ended in.
+		m.Parts = make([]backupset.PartRef, len(results))
+		var records int64
+		for _, r := range results {
+			if r.Unit < 0 || r.Unit >= len(m.Parts) || m.Parts[r.Unit].Name != "" {
+				return "", errf("work unit %d reported twice or out of range", r.Unit)
+			}
+			m.Parts[r.Unit] = r.Part
+			records += r.Part.Records
+			lost.Partitions += r.LostPartitions
+			lost.Ranges += r.LostRanges
+			lost.Offsets += r.LostOffsets
+			for _, e := range r.LostExamples {
+				if len(lost.Examples) < 5 {
+					lost.Examples = append(lost.Examples, e)
+				}
+			}
+		}
+		detail := fmt.Sprintf("%d records in %d partitions, %d work units", records, plan.Partitions, len(results))
+		if lost.Ranges > 0 {
+			res.Lost = &lost
+			msg := fmt.Sprintf("records lost: %d offsets in %d partitions were deleted by retention before the export read them: %s",
+				lost.Offsets, lost.Partitions, strings.Join(lost.Examples, "; "))
+			if cfg.Options.FailOnLostRecords {
+				return "", temporal.NewNonRetryableApplicationError(msg+" (options.fail_on_lost_records: no recovery point written)", names.ErrRecordsLost, nil, lost)
+			}
+			detail += "; " + msg
+		}
+		return detail, nil
+	}); err != nil {
+		return nil, err
+	}
+
+	if err := t.run(StepManifest, func() (string, error) {
+		if err := workflow.ExecuteActivity(longOpts(ctx), a.WriteIndex, activities.IndexInput{Target: cfg.Target, Manifest: m}).Get(ctx, &res.RecoveryPoint); err != nil {
+			return "", err
+		}
+		m.ComputeTotals()
+		res.Totals = m.Totals
+		w.progress.RecoveryPoint = res.RecoveryPoint
+		_ = workflow.UpsertTypedSearchAttributes(ctx, names.SARecoveryPoint.ValueSet(res.RecoveryPoint))
+		return res.RecoveryPoint, nil
+	}); err != nil {
+		return nil, err
+	}
 
 	// Retention, still under the cluster lock: a prune cut short leaves
 	// only unlisted files, which the next one removes.
-	if policies && cfg.MaxCopies > 0 {
-		t.start(StepRetention)
+	if err := t.run(StepRetention, func() (string, error) {
+		if cfg.MaxCopies <= 0 {
+			return "", skip("max copies not set: every recovery point kept")
+		}
 		var pr activities.PruneResult
 		pctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: time.Hour, HeartbeatTimeout: 30 * time.Second,
 			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10},
 		})
 		if err := workflow.ExecuteActivity(pctx, a.PruneTask, activities.PruneInput{
-			Target: cfg.Target, TaskDir: pre.TaskDir, MaxCopies: cfg.MaxCopies, Current: name,
+			Target: cfg.Target, TaskDir: pre.TaskDir, MaxCopies: cfg.MaxCopies, Current: res.RecoveryPoint,
 		}).Get(ctx, &pr); err != nil {
-			// The recovery point exists and is complete; the run says the
-			// prune failed and the next run's prune finishes it.
-			t.fail(StepRetention, err)
-			return res, fmt.Errorf("recovery point %s written, but retention failed: %w", name, err)
+			return "", err
 		}
 		res.Retention = &pr
 		t.pruned(pr)
@@ -337,67 +325,13 @@ func (w *backupRun) run(ctx workflow.Context) (*BackupResult, error) {
 			detail += fmt.Sprintf("; %d kept beyond max copies for a kept incremental", len(pr.KeptForChain))
 		}
 		if len(pr.KeptInUse) > 0 {
-			detail += fmt.Sprintf("; %d kept beyond max copies while a running restore reads them", len(pr.KeptInUse))
+			detail += fmt.Sprintf("; %d kept beyond max copies while restores read them", len(pr.KeptInUse))
 		}
-		t.done(StepRetention, detail)
-	} else {
-		t.skip(StepRetention, "max copies not set: every recovery point kept")
+		return detail, nil
+	}); err != nil {
+		// The recovery point exists and is complete; the run says the
+		// prune failed and the next run's prune finishes it.
+		return res, errf("recovery point %s written, but %w", res.RecoveryPoint, err)
 	}
 	return res, nil
-}
-
-// export runs one activity per partition, at most Parallelism at once. On
-// the first failure it starts no more and waits for those running.
-func (w *backupRun) export(ctx workflow.Context, dir string, ranges []activities.PartitionRange) ([]backupset.PartitionBackup, error) {
-	w.progress.PartitionsTotal = len(ranges)
-	out := make([]backupset.PartitionBackup, len(ranges))
-	actx := longOpts(ctx)
-	sel := workflow.NewSelector(ctx)
-	var firstErr error
-	running, next := 0, 0
-	for next < len(ranges) || running > 0 {
-		for firstErr == nil && running < w.cfg.Options.Parallelism && next < len(ranges) {
-			i, r := next, ranges[next]
-			next++
-			running++
-			if r.End <= r.Start {
-				// Nothing to read: settle it here, without an activity.
-				out[i] = partitionBackup(r)
-				running--
-				w.progress.PartitionsDone++
-				continue
-			}
-			f := workflow.ExecuteActivity(actx, a.ExportPartition, activities.ExportInput{
-				Cluster: w.cfg.Cluster, Target: w.cfg.Target, Options: w.cfg.Options, Dir: dir, Range: r,
-			})
-			sel.AddFuture(f, func(f workflow.Future) {
-				running--
-				var p activities.ExportProgress
-				if err := f.Get(ctx, &p); err != nil {
-					if firstErr == nil {
-						firstErr = fmt.Errorf("export %s[%d]: %w", r.Topic, r.Partition, err)
-					}
-					return
-				}
-				out[i] = partitionBackup(r)
-				out[i].Segments, out[i].Records, out[i].Lost = p.Segments, p.Records, p.Gaps
-				w.progress.PartitionsDone++
-				w.progress.RecordsDone += p.Records
-				w.progress.BytesDone += p.Bytes
-				w.track.details()
-			})
-		}
-		if running > 0 {
-			sel.Select(ctx)
-		} else if firstErr != nil || next >= len(ranges) {
-			break
-		}
-	}
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	if w.progress.PartitionsDone != len(ranges) {
-		return nil, errors.New("export ended with partitions unaccounted for")
-	}
-	return out, nil
 }

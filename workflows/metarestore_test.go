@@ -141,9 +141,22 @@ func TestMetadataRestoreResume(t *testing.T) {
 	if !c.has("start h1") || !c.has("healthy") {
 		t.Errorf("the remaining steps did not run: %v", c.l)
 	}
-	v, _ := env.QueryWorkflow(names.QueryProgress)
+	v, err := env.QueryWorkflow(names.QueryProgress)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var p Progress
-	_ = v.Get(&p)
+	if err := v.Get(&p); err != nil {
+		t.Fatal(err)
+	}
+	// Every step, in order: a loop over an empty list passed.
+	var names []string
+	for _, s := range p.Steps {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, ",") != strings.Join(MetaRestoreSteps, ",") {
+		t.Errorf("steps %v, want %v", names, MetaRestoreSteps)
+	}
 	for _, s := range p.Steps {
 		if s.Status != "done" {
 			t.Errorf("step %s: %s", s.Name, s.Status)

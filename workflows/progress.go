@@ -36,12 +36,17 @@ type Progress struct {
 	BytesDone       int64  `json:"bytes_done"`
 	RecordsTotal    int64  `json:"records_total,omitempty"`
 	EstimatedBytes  int64  `json:"estimated_bytes,omitempty"`
-	// RecordsLost counts records of the cut that retention deleted before
-	// the export read them, in LostPartitions partitions: data loss, which
-	// the run's outcome says.
+	RecoveryPoint   string `json:"recovery_point,omitempty"`
+	// UnitsTotal and UnitsDone count the work units of the data step;
+	// Running names the child workflows running units now, whose activities
+	// heartbeat the units' live counts.
+	UnitsTotal int      `json:"units_total,omitempty"`
+	UnitsDone  int      `json:"units_done,omitempty"`
+	Running    []string `json:"running,omitempty"`
+	// RecordsLost counts the offsets of records retention deleted before
+	// the export reached them, in LostPartitions partitions.
 	RecordsLost    int64  `json:"records_lost,omitempty"`
 	LostPartitions int    `json:"lost_partitions,omitempty"`
-	RecoveryPoint  string `json:"recovery_point,omitempty"`
 	Error          string `json:"error,omitempty"`
 	Report         any    `json:"report,omitempty"`
 }
@@ -80,9 +85,9 @@ func newTracker(ctx workflow.Context, p *Progress, steps ...string) *tracker {
 	return &tracker{ctx: ctx, p: p}
 }
 
-// run names the run in its metrics: the kind of its workflow type (Progress
+// metricRun names the run in its metrics: the kind of its workflow type (Progress
 // .Kind is for people: "backup (full)"), its cluster and task.
-func (t *tracker) run() metrics.Run {
+func (t *tracker) metricRun() metrics.Run {
 	return metrics.Run{Kind: names.KindOf(workflow.GetInfo(t.ctx).WorkflowType.Name), Cluster: t.p.Cluster, Task: t.p.Task}
 }
 
@@ -101,7 +106,7 @@ func (t *tracker) step(name string) *Step {
 func (t *tracker) start(name string) {
 	s := t.step(name)
 	s.Status, s.StartedAt = "running", workflow.Now(t.ctx)
-	metrics.StepStarted(t.metrics(), t.run(), name)
+	metrics.StepStarted(t.metrics(), t.metricRun(), name)
 	t.details()
 }
 
@@ -115,6 +120,10 @@ func (t *tracker) done(name, detail string) {
 func (t *tracker) skip(name, why string) {
 	s := t.step(name)
 	s.Status, s.Detail = "skipped", why
+	if !s.StartedAt.IsZero() { // started by run(), then found not to apply
+		s.EndedAt = workflow.Now(t.ctx)
+		t.ended(s, metrics.OutcomeSkipped)
+	}
 }
 
 func (t *tracker) fail(name string, err error) {
@@ -131,7 +140,7 @@ func (t *tracker) ended(s *Step, outcome string) {
 	if s.StartedAt.IsZero() {
 		return
 	}
-	metrics.StepEnded(t.metrics(), t.run(), s.Name, outcome, s.EndedAt.Sub(s.StartedAt))
+	metrics.StepEnded(t.metrics(), t.metricRun(), s.Name, outcome, s.EndedAt.Sub(s.StartedAt))
 }
 
 // end is the run's last word, once its Status is final: the Web UI's
@@ -140,7 +149,7 @@ func (t *tracker) ended(s *Step, outcome string) {
 func (t *tracker) end() {
 	t.details()
 	now := workflow.Now(t.ctx)
-	r := t.run()
+	r := t.metricRun()
 	metrics.RunEnded(t.metrics(), r, t.p.Status, now.Sub(workflow.GetInfo(t.ctx).WorkflowStartTime))
 	if r.Kind == names.KindBackup && t.p.Status == names.StatusSucceeded {
 		metrics.BackupSucceeded(t.metrics(), r.Cluster, r.Task, now)
@@ -159,7 +168,7 @@ func (t *tracker) emitProgress() {
 	if p.PartitionsTotal == 0 && p.RecordsTotal == 0 && p.EstimatedBytes == 0 && p.BytesDone == 0 && p.RecordsDone == 0 {
 		return // nothing planned yet: no series for a run that moves nothing
 	}
-	h, r := t.metrics(), t.run()
+	h, r := t.metrics(), t.metricRun()
 	metrics.SetProgress(h, r, metrics.Progress{
 		BytesDone: p.BytesDone, BytesPlanned: p.EstimatedBytes,
 		RecordsDone: p.RecordsDone, RecordsPlanned: p.RecordsTotal,
@@ -185,12 +194,15 @@ func (t *tracker) details() {
 	}
 	if p.PartitionsTotal > 0 {
 		s += fmt.Sprintf("\n\npartitions %d/%d, records %d, bytes %d", p.PartitionsDone, p.PartitionsTotal, p.RecordsDone, p.BytesDone)
+		if p.UnitsTotal > 0 {
+			s += fmt.Sprintf(", work units %d/%d", p.UnitsDone, p.UnitsTotal)
+		}
+	}
+	if p.RecordsLost > 0 {
+		s += fmt.Sprintf("\n\n**records lost**: %d offsets in %d partitions were deleted by retention before the backup read them", p.RecordsLost, p.LostPartitions)
 	}
 	if p.RecoveryPoint != "" {
 		s += "\n\nrecovery point: " + p.RecoveryPoint
-	}
-	if p.RecordsLost > 0 {
-		s += fmt.Sprintf("\n\n**%d records lost** in %d partitions: retention deleted them before the export read them", p.RecordsLost, p.LostPartitions)
 	}
 	workflow.SetCurrentDetails(t.ctx, s)
 	t.emitProgress()

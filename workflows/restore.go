@@ -1,10 +1,8 @@
 package workflows
 
 import (
-	"encoding/json"
 	"fmt"
-	"sort"
-	"strconv"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -13,6 +11,7 @@ import (
 	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/names"
+	"github.com/kbr-project/kbr/storage"
 )
 
 // Restore step names.
@@ -26,52 +25,30 @@ const (
 
 // RestoreResult is what a successful restore returns.
 type RestoreResult struct {
-	RecoveryPoint string                              `json:"recovery_point"`
-	Topics        []TopicMapping                      `json:"topics"`
-	Records       int64                               `json:"records"`
-	Groups        []string                            `json:"groups,omitempty"`
-	Partitions    []activities.RestorePartitionResult `json:"partitions"`
-	Warnings      []string                            `json:"warnings,omitempty"`
+	RecoveryPoint string `json:"recovery_point"`
+	// Topics names the first restored topics; TopicCount counts them all.
+	Topics     []TopicMapping `json:"topics"`
+	TopicCount int            `json:"topic_count,omitempty"`
+	Records    int64          `json:"records"`
+	Produced   int64          `json:"produced,omitempty"`
+	Skipped    int64          `json:"skipped,omitempty"`
+	Partitions int            `json:"partitions"`
+	Units      int            `json:"units,omitempty"`
+	// Groups names the groups whose offsets were committed (runs before
+	// format 2); GroupsCommitted counts group commits by work unit.
+	Groups          []string `json:"groups,omitempty"`
+	GroupsCommitted int      `json:"groups_committed,omitempty"`
+	RawBatches      int64    `json:"raw_batches,omitempty"`
+	RebuiltBatches  int64    `json:"rebuilt_batches,omitempty"`
+	Warnings        []string `json:"warnings,omitempty"`
 }
 
 // TopicMapping is a restored topic.
-type TopicMapping struct {
-	Source  string `json:"source"`
-	Target  string `json:"target"`
-	Created bool   `json:"created"`
-	Note    string `json:"note,omitempty"`
-}
-
-// RestoreWorkflow restores topic data and consumer-group offsets from a
-// recovery point into a running cluster: verify every checksum, create the
-// topics, produce every partition, commit the translated group offsets,
-// put retention back. Its input is the document `kbr restore run -f` reads.
-func RestoreWorkflow(ctx workflow.Context, cfg config.Restore) (*RestoreResult, error) {
-	cfg.ApplyDefaults()
-	p := Progress{Kind: names.KindRestore, Cluster: cfg.Cluster.Name, Status: names.StatusRunning}
-	t := newTracker(ctx, &p, StepVerify, StepPrepare, StepRestoreData, StepCommitOffsets, StepFinish)
-	if err := workflow.SetQueryHandler(ctx, names.QueryProgress, func() (Progress, error) { return p, nil }); err != nil {
-		return nil, err
-	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, names.SACluster.ValueSet(cfg.Cluster.Name),
-		names.SAKind.ValueSet(names.KindRestore), names.SAStatus.ValueSet(names.StatusRunning)); err != nil {
-		return nil, err
-	}
-	res, err := restoreRun(ctx, cfg, &p, t)
-	p.Status = names.StatusSucceeded
-	if err != nil {
-		p.Status = names.StatusFailed
-	}
-	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SAStatus.ValueSet(p.Status))
-	t.end()
-	return res, err
-}
+type TopicMapping = activities.TopicMapping
 
 // announceRecoveryPoint resolves "latest" in src to the manifest it names
-// and sets KbrRecoveryPoint to it, before anything reads it: a prune of the
-// task keeps what running restores carry there, and verifying a recovery
-// point can take minutes. Histories from before keep resolving it in the
-// verify.
+// and sets KbrRecoveryPoint to it, before anything reads it. Histories
+// from before keep resolving it in the verify.
 func announceRecoveryPoint(ctx workflow.Context, src *config.Source) error {
 	if workflow.GetVersion(ctx, "announce-recovery-point", workflow.DefaultVersion, 1) != 1 {
 		return nil
@@ -82,206 +59,203 @@ func announceRecoveryPoint(ctx workflow.Context, src *config.Source) error {
 	return workflow.UpsertTypedSearchAttributes(ctx, names.SARecoveryPoint.ValueSet(src.RecoveryPoint))
 }
 
-// MaxPlanMemoBytes bounds the compressed restore plan kept in a memo
-// (Temporal refuses memos over 2 MiB by default).
-const MaxPlanMemoBytes = 1 << 20
-
-func restoreRun(ctx workflow.Context, cfg config.Restore, p *Progress, t *tracker) (*RestoreResult, error) {
-	t.start(StepVerify)
-	if err := cfg.Validate(); err != nil {
-		t.fail(StepVerify, err)
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), names.ErrBadInput, nil)
+// RestoreWorkflow restores topic data and consumer-group offsets from a
+// recovery point into a running cluster: verify every checksum, create the
+// topics, produce every partition in work units (child workflows; each
+// unit commits its groups' translated offsets), put retention back. Its
+// input is the document `kbr restore run -f` reads.
+func RestoreWorkflow(ctx workflow.Context, cfg config.Restore) (*RestoreResult, error) {
+	if workflow.GetVersion(ctx, "data-plane", workflow.DefaultVersion, 2) == workflow.DefaultVersion {
+		return restoreV1(ctx, cfg)
 	}
-	if workflow.GetVersion(ctx, "cluster-lock", workflow.DefaultVersion, 1) == 1 {
-		release, err := clusterLock(ctx, cfg.Cluster.Name, "", names.KindRestore, cfg.Cluster.LockQueue, p, t)
-		if err != nil {
-			t.fail(StepVerify, err)
-			return nil, err
+	p := Progress{Kind: names.KindRestore, Cluster: cfg.Cluster.Name, Status: names.StatusRunning}
+	t := newTracker(ctx, &p, StepVerify, StepPrepare, StepRestoreData, StepCommitOffsets, StepFinish)
+	if err := workflow.SetQueryHandler(ctx, names.QueryProgress, func() (Progress, error) { return p, nil }); err != nil {
+		return nil, err
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, names.SACluster.ValueSet(cfg.Cluster.Name),
+		names.SAKind.ValueSet(names.KindRestore), names.SAStatus.ValueSet(names.StatusRunning)); err != nil {
+		return nil, err
+	}
+	r := &restore{cfg: cfg, p: &p, t: t}
+	res, err := r.run(ctx)
+	p.Status = names.StatusSucceeded
+	if err != nil {
+		p.Status = names.StatusFailed
+		if r.plan != nil {
+			p.Error += "; the restored topics keep retention.ms -1 (and CreateTime) until `kbr restore retry " + workflow.GetInfo(ctx).WorkflowExecution.ID + "` finishes the restore"
 		}
-		defer release()
 	}
-	// Prepare, commit offsets and finish are short local steps in runs
-	// since this version.
-	local := workflow.GetVersion(ctx, "restore-local-short-steps", workflow.DefaultVersion, 1) == 1
-	if err := announceRecoveryPoint(ctx, &cfg.Source); err != nil {
-		t.fail(StepVerify, err)
-		return nil, err
-	}
-	var rp activities.RecoveryPoint
-	if err := workflow.ExecuteActivity(longOpts(ctx), a.ResolveRecoveryPoint, activities.VerifyInput{Source: cfg.Source}).Get(ctx, &rp); err != nil {
-		t.fail(StepVerify, err)
-		return nil, err
-	}
-	p.RecoveryPoint = rp.Manifest
-	p.Task = rp.Task
-	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SATask.ValueSet(rp.Task), names.SARecoveryPoint.ValueSet(rp.Manifest))
-	t.done(StepVerify, fmt.Sprintf("%s: %d files, %d records, checksums match", rp.Manifest, rp.Files, rp.Records))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SAStatus.ValueSet(p.Status))
+	t.end()
+	return res, err
+}
 
-	t.start(StepPrepare)
+type restore struct {
+	cfg  config.Restore
+	p    *Progress
+	t    *tracker
+	plan *activities.PrepareResult
+}
+
+func (r *restore) run(ctx workflow.Context) (*RestoreResult, error) {
+	t, p := r.t, r.p
+	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+	var cfg config.Restore
+	release := func() {}
+	defer func() { release() }()
+	var vp activities.VerifyPlan
+	res := &RestoreResult{}
+	if err := t.run(StepVerify, func() (string, error) {
+		var err error
+		if cfg, err = normalizeRestore(ctx, r.cfg); err != nil {
+			return "", err
+		}
+		rel, err := clusterLock(ctx, cfg.Cluster.Name, "", names.KindRestore, cfg.Cluster.LockQueue, p, t)
+		if err != nil {
+			return "", err
+		}
+		release = rel
+		if rs := cfg.Resume; rs != nil && rs.Manifest != "" {
+			// A retry reads what the failed run read, even if "latest" moved.
+			cfg.Source.RecoveryPoint = rs.Manifest
+		}
+		if err := announceRecoveryPoint(ctx, &cfg.Source); err != nil {
+			return "", err
+		}
+		if err := pin(ctx, cfg.Source, names.KindRestore); err != nil {
+			return "", err
+		}
+		if err := workflow.ExecuteActivity(longOpts(ctx), a.PlanVerify, activities.VerifyInput{Source: cfg.Source}).Get(ctx, &vp); err != nil {
+			return "", err
+		}
+		p.RecoveryPoint, p.Task = vp.Manifest, vp.Summary.Task
+		res.RecoveryPoint = vp.Manifest
+		_ = workflow.UpsertTypedSearchAttributes(ctx, names.SATask.ValueSet(vp.Summary.Task))
+		files, err := verifyAll(ctx, cfg.Source.Target, vp, cfg.Options.Parallelism)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s: %d files, %d records, checksums match", vp.Manifest, files, vp.Summary.Records), nil
+	}); err != nil {
+		return nil, err
+	}
+	// What `kbr restore retry` resumes from if this run fails: the
+	// recovery point (the rest is in the target cluster's bookmarks).
+	_ = workflow.UpsertMemo(ctx, map[string]any{names.MemoRestorePlan: config.RestoreResume{
+		FromRunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Manifest: vp.Manifest}})
+
 	var prep activities.PrepareResult
-	if r := cfg.Resume; r != nil {
-		// A retry: the failed run created the topics and fixed each
-		// partition's base; producing again skips what landed.
-		if r.Manifest != rp.Manifest {
-			err := temporal.NewNonRetryableApplicationError(fmt.Sprintf("resume: the failed run restored %s, this one resolves %s", r.Manifest, rp.Manifest), names.ErrBadInput, nil)
-			t.fail(StepPrepare, err)
-			return nil, err
+	if err := t.run(StepPrepare, func() (string, error) {
+		in := activities.PrepareInput{Config: cfg, Manifest: vp.Manifest, RestoreID: id}
+		if err := workflow.ExecuteActivity(longOpts(ctx), a.PrepareImport, in).Get(ctx, &prep); err != nil {
+			return "", err
 		}
-		if err := r.DecodePlan(&prep); err != nil {
-			err = temporal.NewNonRetryableApplicationError("resume: the failed run's plan: "+err.Error(), names.ErrBadInput, nil)
-			t.fail(StepPrepare, err)
-			return nil, err
+		r.plan = &prep
+		res.Topics, res.TopicCount, res.Warnings, res.Units = prep.Topics, prep.TopicCount, prep.Warnings, len(prep.Units)
+		p.PartitionsTotal, p.RecordsTotal, p.UnitsTotal = prep.Partitions, prep.Records, len(prep.Units)
+		detail := fmt.Sprintf("%d topics, %d partitions, %d work units", prep.TopicCount, prep.Partitions, len(prep.Units))
+		if prep.Resumed {
+			detail += "; resumed: topics and base offsets as the failed run fixed them"
 		}
-	} else if err := shortStep(ctx, local, 10*time.Minute, 5, a.PrepareRestore,
-		activities.PrepareInput{Config: cfg, Manifest: rp.Manifest}).Get(ctx, &prep); err != nil {
-		t.fail(StepPrepare, err)
+		return detail, nil
+	}); err != nil {
 		return nil, err
 	}
-	var planWarning string
-	switch workflow.GetVersion(ctx, "restore-plan-memo", workflow.DefaultVersion, 2) {
-	case 1:
-		// What `kbr restore retry` resumes from if this run fails.
-		if plan, err := json.Marshal(prep); err == nil {
-			_ = workflow.UpsertMemo(ctx, map[string]any{names.MemoRestorePlan: config.RestoreResume{
-				FromRunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Manifest: rp.Manifest, Plan: plan}})
-		}
-	case 2:
-		// The same, compressed, and only when it fits a memo: a memo over
-		// Temporal's limit would fail the workflow task, not just the memo.
-		resume := config.RestoreResume{FromRunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Manifest: rp.Manifest}
-		err := resume.SetPlan(prep)
-		if err == nil && len(resume.PlanGzip) > MaxPlanMemoBytes {
-			err = fmt.Errorf("%d bytes compressed, over the %d kept", len(resume.PlanGzip), MaxPlanMemoBytes)
-		}
-		if err == nil {
-			err = workflow.UpsertMemo(ctx, map[string]any{names.MemoRestorePlan: resume})
-		}
-		if err != nil {
-			planWarning = "the restore plan is not kept for `kbr restore retry` (" + err.Error() + "): if this run fails, restore again into empty topics"
-			workflow.GetLogger(ctx).Warn(planWarning)
-		}
-	}
-	res := &RestoreResult{RecoveryPoint: rp.Manifest, Warnings: prep.Warnings}
-	if planWarning != "" {
-		res.Warnings = append(res.Warnings, planWarning)
-	}
-	for _, tr := range prep.Topics {
-		res.Topics = append(res.Topics, TopicMapping{Source: tr.Source, Target: tr.Target, Created: tr.Created, Note: tr.Note})
-	}
-	for _, pl := range prep.Plans {
-		if pl.Note != "" {
-			res.Warnings = append(res.Warnings, pl.Target+": "+pl.Note)
-		}
-	}
-	if cfg.Resume != nil {
-		t.done(StepPrepare, fmt.Sprintf("resumed: %d topics, %d partitions as run %s prepared them", len(prep.Topics), len(prep.Partitions), cfg.Resume.FromRunID))
-	} else {
-		t.done(StepPrepare, fmt.Sprintf("%d topics, %d partitions", len(prep.Topics), len(prep.Partitions)))
-	}
 
-	t.start(StepRestoreData)
-	p.PartitionsTotal = len(prep.Partitions)
-	for _, pp := range prep.Partitions {
-		p.RecordsTotal += pp.Records
-	}
-	results := make([]activities.RestorePartitionResult, len(prep.Partitions))
-	sel := workflow.NewSelector(ctx)
-	actx := longOpts(ctx)
-	var firstErr error
-	running, next := 0, 0
-	for next < len(prep.Partitions) || running > 0 {
-		for firstErr == nil && running < cfg.Options.Parallelism && next < len(prep.Partitions) {
-			i, pl := next, prep.Partitions[next]
-			next++
-			running++
-			f := workflow.ExecuteActivity(actx, a.RestorePartition, activities.RestorePartitionInput{Config: cfg, Manifest: rp.Manifest, Plan: pl})
-			sel.AddFuture(f, func(f workflow.Future) {
-				running--
-				if err := f.Get(ctx, &results[i]); err != nil {
-					if firstErr == nil {
-						firstErr = fmt.Errorf("restore %s[%d]: %w", pl.TargetTopic, pl.Partition, err)
-					}
-					return
+	var results []activities.ImportUnitResult
+	if err := t.run(StepRestoreData, func() (string, error) {
+		template := activities.ImportUnitInput{Config: cfg, Manifest: vp.Manifest, RestoreID: id, Offsets: prep.Offsets}
+		err := children(ctx, p, len(prep.Units), cfg.Options.Parallelism,
+			func(cctx workflow.Context, k, from, to, window int) workflow.ChildWorkflowFuture {
+				return workflow.ExecuteChildWorkflow(cctx, names.ImportWorkflow, ImportUnits{
+					Parent: id, Template: template, Units: prep.Units[from:to], Window: window})
+			}, func(k int, f workflow.Future) error {
+				var rs []activities.ImportUnitResult
+				if err := f.Get(ctx, &rs); err != nil {
+					return err
 				}
-				p.PartitionsDone++
-				p.RecordsDone += results[i].Records
+				results = append(results, rs...)
+				return nil
+			}, func(d UnitDone) {
+				p.UnitsDone++
+				p.PartitionsDone += d.Partitions
+				p.RecordsDone += d.Records
 				t.details()
 			})
+		if err != nil {
+			return "", err
 		}
-		if running == 0 {
-			break
+		for _, u := range results {
+			res.Records += u.Records
+			res.Produced += u.Produced
+			res.Skipped += u.Skipped
+			res.Partitions += u.Partitions
+			res.GroupsCommitted += u.Groups
+			res.RawBatches += u.RawBatches
+			res.RebuiltBatches += u.Rebuilt
 		}
-		sel.Select(ctx)
-	}
-	if firstErr != nil {
-		t.fail(StepRestoreData, firstErr)
-		return nil, firstErr
-	}
-	res.Partitions = results
-	res.Records = p.RecordsDone
-	t.done(StepRestoreData, fmt.Sprintf("%d records in %d partitions", p.RecordsDone, len(results)))
-
-	// Translate every group's offsets through the exact offset map.
-	t.start(StepCommitOffsets)
-	offsets := translateGroups(prep, results)
-	if len(offsets) == 0 || cfg.SkipGroups {
-		t.skip(StepCommitOffsets, "no group offsets in the recovery point, or skip_groups")
-	} else {
-		in := activities.GroupCommitInput{Config: cfg, Manifest: rp.Manifest, Offsets: offsets}
-		var gr activities.GroupCommitResult
-		if err := shortStep(ctx, local, 10*time.Minute, 5, a.CommitGroupOffsets, in).Get(ctx, &gr); err != nil {
-			t.fail(StepCommitOffsets, err)
-			return nil, err
+		detail := fmt.Sprintf("%d records in %d partitions", res.Records, res.Partitions)
+		if res.Skipped > 0 {
+			detail += fmt.Sprintf(" (%d had landed before: not produced again)", res.Skipped)
 		}
-		res.Groups = gr.Committed
-		t.done(StepCommitOffsets, fmt.Sprintf("%d groups", len(gr.Committed)))
-	}
-
-	t.start(StepFinish)
-	if err := shortStep(ctx, local, 5*time.Minute, 10, a.FinishRestore,
-		activities.FinishInput{Config: cfg, Retention: prep.Retention}).Get(ctx, nil); err != nil {
-		t.fail(StepFinish, err)
+		return detail, nil
+	}); err != nil {
 		return nil, err
 	}
-	t.done(StepFinish, "retention.ms as backed up")
+
+	if err := t.run(StepCommitOffsets, func() (string, error) {
+		if cfg.SkipGroups || prep.Offsets == nil || prep.Groups == 0 {
+			return "", skip("no group offsets in the recovery point, or skip_groups")
+		}
+		return fmt.Sprintf("%d groups, translated through the exact offset map; each work unit committed its partitions' offsets (%d commits)", prep.Groups, res.GroupsCommitted), nil
+	}); err != nil {
+		return nil, err
+	}
+
+	if err := t.run(StepFinish, func() (string, error) {
+		var fr activities.FinishResult
+		if err := workflow.ExecuteActivity(shortOpts(ctx, 10*time.Minute, 10), a.FinishImport, activities.FinishInput{Config: cfg, RestoreID: id}).Get(ctx, &fr); err != nil {
+			return "", err
+		}
+		r.plan = nil
+		return fmt.Sprintf("retention.ms (and the timestamp type) as before the restore on %d topics", fr.Topics), nil
+	}); err != nil {
+		return nil, err
+	}
+	unpin(ctx, cfg.Source, names.KindRestore)
 	return res, nil
 }
 
-// translateGroups maps each group's committed source offsets to target
-// offsets, for every partition, including those with no records.
-func translateGroups(prep activities.PrepareResult, results []activities.RestorePartitionResult) map[string]map[string]map[int32]int64 {
-	type key struct {
-		topic string
-		part  int32
-	}
-	byPart := map[key]activities.RestorePartitionResult{}
-	for _, r := range results {
-		byPart[key{r.Plan.SourceTopic, r.Plan.Partition}] = r
-	}
-	out := map[string]map[string]map[int32]int64{}
-	groups := make([]string, 0, len(prep.GroupOffsets))
-	for g := range prep.GroupOffsets {
-		groups = append(groups, g)
-	}
-	sort.Strings(groups)
-	for _, g := range groups {
-		for _, o := range prep.GroupOffsets[g] {
-			r, ok := byPart[key{o.Topic, o.Partition}]
-			if !ok {
-				continue // a topic not restored
-			}
-			v, ok := r.Translated[strconv.FormatInt(o.Offset, 10)]
-			if !ok {
-				continue
-			}
-			if out[g] == nil {
-				out[g] = map[string]map[int32]int64{}
-			}
-			if out[g][r.Plan.TargetTopic] == nil {
-				out[g][r.Plan.TargetTopic] = map[int32]int64{}
-			}
-			out[g][r.Plan.TargetTopic][o.Partition] = v
+// verifyAll checks every file of a recovery point in shares, parallelism
+// at once, and fails naming every damaged or missing file.
+func verifyAll(ctx workflow.Context, target storage.Target, vp activities.VerifyPlan, parallelism int) (int, error) {
+	const perShare = 8
+	n := (len(vp.Refs) + perShare - 1) / perShare
+	var damaged []string
+	files := 0
+	_, err := fanOut(ctx, n, parallelism, func(i int) workflow.Future {
+		refs := vp.Refs[i*perShare : min(len(vp.Refs), (i+1)*perShare)]
+		return workflow.ExecuteActivity(longOpts(ctx), a.VerifyFiles, activities.VerifyFilesInput{Target: target, Refs: refs})
+	}, func(i int, f workflow.Future) error {
+		var vr activities.VerifyResult
+		if err := f.Get(ctx, &vr); err != nil {
+			return err
 		}
+		files += vr.Files
+		damaged = append(damaged, vr.Damaged...)
+		return nil
+	}, nil, nil)
+	if err != nil {
+		return files, err
 	}
-	return out
+	if len(damaged) > 0 {
+		shown := damaged[:min(50, len(damaged))]
+		msg := fmt.Sprintf("recovery point %s: %d of %d files damaged or missing:\n  - %s", vp.Manifest, len(damaged), files, strings.Join(shown, "\n  - "))
+		if len(damaged) > len(shown) {
+			msg += fmt.Sprintf("\n  - and %d more", len(damaged)-len(shown))
+		}
+		return files, temporal.NewNonRetryableApplicationError(msg, names.ErrChecksum, nil, shown)
+	}
+	return files, nil
 }

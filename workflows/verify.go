@@ -21,7 +21,23 @@ func VerifyWorkflow(ctx workflow.Context, in activities.VerifyInput) (*activitie
 	// verified and make it look damaged.
 	err := announceRecoveryPoint(ctx, &in.Source)
 	var rp activities.RecoveryPoint
-	if err == nil {
+	if workflow.GetVersion(ctx, "verify-in-shares", workflow.DefaultVersion, 1) == 1 {
+		// Pinned while it reads, checked in shares across workers.
+		if err == nil {
+			err = pin(ctx, in.Source, names.KindVerify)
+		}
+		var vp activities.VerifyPlan
+		if err == nil {
+			err = workflow.ExecuteActivity(longOpts(ctx), a.PlanVerify, in).Get(ctx, &vp)
+		}
+		if err == nil {
+			rp = *vp.Summary
+			_, err = verifyAll(ctx, in.Source.Target, vp, 4)
+		}
+		if in.Source.RecoveryPoint != "latest" {
+			unpin(ctx, in.Source, names.KindVerify)
+		}
+	} else if err == nil {
 		err = workflow.ExecuteActivity(longOpts(ctx), a.ResolveRecoveryPoint, in).Get(ctx, &rp)
 	}
 	p.Status = names.StatusSucceeded

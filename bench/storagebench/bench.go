@@ -47,12 +47,12 @@ func (b *bench) runType(ctx context.Context, typ string) (r result) {
 	}
 
 	t0 := time.Now()
-	be, err := storage.Open(ctx, s.target)
+	be, err := registry.Open(ctx, s.target)
 	if err != nil && ctx.Err() == nil {
 		logf("%s: open failed (%v); waiting for the server, then retrying", typ, err)
 		if waitServers(ctx, s.addrs, 3*time.Minute) == nil {
 			t0 = time.Now()
-			be, err = storage.Open(ctx, s.target)
+			be, err = registry.Open(ctx, s.target)
 		}
 	}
 	if err != nil {
@@ -78,7 +78,7 @@ func (b *bench) runType(ctx context.Context, typ string) (r result) {
 					b.env = env
 				}
 				if ns, serr := b.setup(typ); serr == nil {
-					if nbe, oerr := storage.Open(cctx, ns.target); oerr == nil {
+					if nbe, oerr := registry.Open(cctx, ns.target); oerr == nil {
 						be.Close()
 						s, be = ns, nbe
 					}
@@ -120,7 +120,7 @@ func (b *bench) runType(ctx context.Context, typ string) (r result) {
 				b.env = env
 			}
 			if ns, serr := b.setup(typ); serr == nil {
-				if nbe, oerr := storage.Open(ctx, ns.target); oerr == nil {
+				if nbe, oerr := registry.Open(ctx, ns.target); oerr == nil {
 					be.Close()
 					s, be = ns, nbe
 				}
@@ -145,7 +145,7 @@ func (b *bench) runType(ctx context.Context, typ string) (r result) {
 	}
 	r.Native = s.native.describe()
 	r.NativeStartupSecond = median(startups)
-	var kw, nw, kr, nr, wr, rd, wr0, rd0, rdh, rdb, hashMBps []float64
+	var kw, nw, kr, nr, wr, rd, wr0, rd0, rdh, rdb, wrh, wrb, hashMBps []float64
 	for _, rr := range r.Runs {
 		kw = append(kw, b.mbps(rr.KbrWriteSeconds))
 		nw = append(nw, b.mbps(rr.NativeWriteSeconds))
@@ -154,6 +154,8 @@ func (b *bench) runType(ctx context.Context, typ string) (r result) {
 		wr = append(wr, rr.WriteRatio)
 		rd = append(rd, rr.ReadRatio)
 		rdh = append(rdh, rr.ReadRatioNoHash)
+		wrh = append(wrh, rr.WriteRatioNoHash)
+		wrb = append(wrb, max(rr.NativeWriteSeconds-rr.NativeStartup, 1e-3)/max(rr.KbrWriteSeconds-rr.KbrWriteHashSeconds, 1e-3))
 		rdb = append(rdb, max(rr.NativeReadSeconds-rr.NativeStartup, 1e-3)/max(rr.KbrReadSeconds-rr.KbrReadHashSeconds, 1e-3))
 		if rr.KbrReadHashSeconds > 0 {
 			hashMBps = append(hashMBps, b.mbps(rr.KbrReadHashSeconds))
@@ -169,6 +171,7 @@ func (b *bench) runType(ctx context.Context, typ string) (r result) {
 	r.WriteRatioNoStartup, r.ReadRatioNoStartup = median(wr0), median(rd0)
 	r.ReadRatioNoHash, r.KbrReadHashMBps = median(rdh), median(hashMBps)
 	r.ReadRatioAdjusted = median(rdb)
+	r.WriteRatioNoHash, r.WriteRatioAdjusted = median(wrh), median(wrb)
 	return r
 }
 
@@ -197,8 +200,9 @@ func (b *bench) oneRun(ctx context.Context, typ string, s *pathSetup, be storage
 
 	kbrWrite := func() error {
 		written[kbrName] = true
-		d, rss, cpu, prof, err := b.kbrWrite(ctx, typ, be, kbrName, s, i)
+		d, hd, rss, cpu, prof, err := b.kbrWrite(ctx, typ, be, kbrName, s, i)
 		rr.KbrWriteSeconds, rr.KbrWriteRSSAddedMiB, rr.KbrWriteCPUSeconds = d.Seconds(), rss, cpu.Seconds()
+		rr.KbrWriteHashSeconds = hd.Seconds()
 		if prof != "" {
 			rr.Profiles = append(rr.Profiles, prof)
 		}
@@ -258,6 +262,7 @@ func (b *bench) oneRun(ctx context.Context, typ string, s *pathSetup, be storage
 	rr.WriteRatio = rr.NativeWriteSeconds / rr.KbrWriteSeconds
 	rr.ReadRatio = rr.NativeReadSeconds / rr.KbrReadSeconds
 	rr.ReadRatioNoHash = rr.NativeReadSeconds / max(rr.KbrReadSeconds-rr.KbrReadHashSeconds, 1e-3)
+	rr.WriteRatioNoHash = rr.NativeWriteSeconds / max(rr.KbrWriteSeconds-rr.KbrWriteHashSeconds, 1e-3)
 	return rr, nil
 }
 
@@ -286,12 +291,15 @@ func (b *bench) startProfile(typ, op string, run int) (string, func()) {
 
 // kbrWrite streams the source through the backend: Create, Write calls of
 // -iobuf bytes, Commit.
-func (b *bench) kbrWrite(ctx context.Context, typ string, be storage.Backend, name string, s *pathSetup, run int) (d time.Duration, rssMiB float64, cpu time.Duration, prof string, err error) {
+// kbrWrite writes name from the source through SHA-256, as kbr's data path
+// hashes every file it writes for the manifest; hashTime is the part of d
+// spent hashing.
+func (b *bench) kbrWrite(ctx context.Context, typ string, be storage.Backend, name string, s *pathSetup, run int) (d, hashTime time.Duration, rssMiB float64, cpu time.Duration, prof string, err error) {
 	var src io.Reader
 	if b.o.source == "file" || (b.o.source == "auto" && s.fromFile) {
 		f, err := os.Open(b.src)
 		if err != nil {
-			return 0, 0, 0, "", err
+			return 0, 0, 0, 0, "", err
 		}
 		defer f.Close()
 		src = f
@@ -299,6 +307,7 @@ func (b *bench) kbrWrite(ctx context.Context, typ string, be storage.Backend, na
 		src = newStream(b.o.size)
 	}
 	buf := make([]byte, b.o.ioBuf)
+	h := &timedHash{h: sha256.New()}
 	w := watchRSS()
 	prof, stop := b.startProfile(typ, "write", run)
 	t0 := time.Now()
@@ -307,7 +316,7 @@ func (b *bench) kbrWrite(ctx context.Context, typ string, be storage.Backend, na
 		if err != nil {
 			return fmt.Errorf("kbr create: %w", err)
 		}
-		n, err := io.CopyBuffer(onlyWriter{wr}, onlyReader{src}, buf)
+		n, err := io.CopyBuffer(onlyWriter{io.MultiWriter(h, wr)}, onlyReader{src}, buf)
 		if err != nil {
 			wr.Abort()
 			return fmt.Errorf("kbr write: %w", err)
@@ -319,12 +328,15 @@ func (b *bench) kbrWrite(ctx context.Context, typ string, be storage.Backend, na
 		if err := wr.Commit(); err != nil {
 			return fmt.Errorf("kbr commit: %w", err)
 		}
+		if got := hex.EncodeToString(h.h.Sum(nil)); got != b.want {
+			return fmt.Errorf("kbr write: wrote SHA-256 %s, the source has %s", got, b.want)
+		}
 		return nil
 	}()
 	d = time.Since(t0)
 	stop()
 	rssMiB, cpu = w.done()
-	return d, rssMiB, cpu, prof, err
+	return d, h.d, rssMiB, cpu, prof, err
 }
 
 // kbrRead reads name back to io.Discard through SHA-256 and checks it.

@@ -48,19 +48,19 @@ func TestBarLine(t *testing.T) {
 	}
 }
 
-// A failed run says in its first line which run failed, at which step, and
-// why; ids and the whole message follow.
-func TestFailureFirstLine(t *testing.T) {
+// A failed run is one line that says first which run failed, at which
+// step, and why; the ids come last.
+func TestFailureLine(t *testing.T) {
 	t.Parallel()
-	cause := temporal.NewApplicationError("export partitions: export orders[3]: broker 127.0.0.1:9092 unreachable\n  attempt 30 of 30", "X")
+	cause := temporal.NewApplicationError("export partitions: export orders[3]: broker 127.0.0.1:9092 unreachable", "X")
 	p := workflows.Progress{Steps: []workflows.Step{{Name: "preflight", Status: "done"}, {Name: "export partitions", Status: "failed"}}}
 	f := &failure{what: runName("BackupWorkflow"), step: failedStep(p), msg: failureText(cause), id: "backup-x", runID: "r1"}
-	lines := strings.Split(f.Error(), "\n")
-	if want := `backup failed at step "export partitions": export orders[3]: broker 127.0.0.1:9092 unreachable`; lines[0] != want {
-		t.Errorf("first line %q, want %q", lines[0], want)
+	want := `backup failed at step "export partitions": export orders[3]: broker 127.0.0.1:9092 unreachable (workflow id backup-x, run id r1)`
+	if got := f.Error(); got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
 	}
-	if !strings.Contains(f.Error(), "workflow id backup-x, run id r1") || !strings.Contains(f.Error(), "attempt 30 of 30") {
-		t.Errorf("details missing:\n%s", f.Error())
+	if got := f.ledByStep(); got != "export partitions: export orders[3]: broker 127.0.0.1:9092 unreachable" {
+		t.Errorf("--json error %q: want the cause as it names the step", got)
 	}
 	var ee *exitError
 	if err := withCode(exitFailed, f); !errors.As(err, &ee) || ee.code != exitFailed {
@@ -68,8 +68,8 @@ func TestFailureFirstLine(t *testing.T) {
 	}
 	// No step known (refused before its first step): the cause alone.
 	g := &failure{what: runName("RestoreWorkflow"), msg: "cluster busy", id: "r", runID: "1"}
-	if first := strings.SplitN(g.Error(), "\n", 2)[0]; first != "restore failed: cluster busy" {
-		t.Errorf("got %q", first)
+	if got := g.Error(); got != "restore failed: cluster busy (workflow id r, run id 1)" {
+		t.Errorf("got %q", got)
 	}
 }
 

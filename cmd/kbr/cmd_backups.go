@@ -18,10 +18,12 @@ import (
 
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/internal/errtext"
 	"github.com/kbr-project/kbr/internal/names"
 
 	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/localdir"
 )
 
 func backupsCmd() *cobra.Command {
@@ -36,10 +38,10 @@ func backupsCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := context.Background()
-			if st, err := os.Stat(args[0]); pathType == "LocalDir" && (err != nil || !st.IsDir()) {
+			if st, err := os.Stat(args[0]); pathType == localdir.Type && (err != nil || !st.IsDir()) {
 				return withCode(exitBadInput, fmt.Errorf("%s: not a directory", args[0]))
 			}
-			b, err := storage.Open(ctx, storage.Target{Type: pathType, Path: args[0]})
+			b, err := storageRegistry.Open(ctx, storage.Target{Type: pathType, Path: args[0]})
 			if err != nil {
 				return withCode(exitBadInput, err)
 			}
@@ -48,28 +50,42 @@ func backupsCmd() *cobra.Command {
 			if err != nil {
 				return withCode(exitFailed, err)
 			}
-			a := &activities.Activities{}
+			// A manifest that does not read is listed as damaged, with why:
+			// it is no recovery point to restore from.
+			type listed struct {
+				activities.RecoveryPoint
+				Damaged string `json:"damaged,omitempty"`
+			}
+			out := make([]listed, len(rps))
 			for i := range rps {
-				if s, err := a.Summary(ctx, b, rps[i].Manifest); err == nil {
-					rps[i] = *s
+				out[i].RecoveryPoint = rps[i]
+				if s, err := activities.SummarizeRecoveryPoint(ctx, b, rps[i].Manifest); err == nil {
+					out[i].RecoveryPoint = *s
+				} else {
+					out[i].Damaged = strings.TrimPrefix(errtext.Line(err), "manifest "+rps[i].Manifest+": ")
 				}
 			}
-			return printJSONOr(jsonOut, rps, func() {
-				if len(rps) == 0 {
+			return printJSONOr(jsonOut, out, func() {
+				if len(out) == 0 {
 					fmt.Println("no recovery points under", args[0])
 					return
 				}
 				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "EXECUTED\tTASK\tCLUSTER\tVERSION\tTOPICS\tRECORDS\tBYTES\tRECOVERY POINT")
-				for _, r := range rps {
+				for _, r := range out {
+					if r.Damaged != "" {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s  DAMAGED: %s\n", r.ExecutedAt.Format(time.RFC3339), r.Task, "-",
+							r.KafkaVersion, "-", "-", r.Bytes, r.Manifest, r.Damaged)
+						continue
+					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.ExecutedAt.Format(time.RFC3339), r.Task, r.Cluster,
-						r.KafkaVersion, len(r.Topics), r.Records, r.Bytes, r.Manifest)
+						r.KafkaVersion, r.TopicCount, r.Records, r.Bytes, r.Manifest)
 				}
 				tw.Flush()
 			})
 		},
 	}
-	list.Flags().StringVar(&pathType, "type", "LocalDir", "path type of PATH")
+	list.Flags().StringVar(&pathType, "type", localdir.Type, "path type of PATH")
 	list.Flags().BoolVar(&jsonOut, "json", false, "machine-readable output")
 	cmd.AddCommand(list, verifyCmd())
 	return cmd
@@ -142,14 +158,14 @@ func verifyInput(args []string, rp, targetFile string) (activities.VerifyInput, 
 			return in, err
 		}
 		taskDir := filepath.Dir(abs)
-		in.Source.Target = storage.Target{Type: "LocalDir", Path: filepath.Dir(taskDir)}
+		in.Source.Target = storage.Target{Type: localdir.Type, Path: filepath.Dir(taskDir)}
 		in.Source.RecoveryPoint = filepath.Base(taskDir) + "/" + filepath.Base(abs)
 	case len(args) == 1:
 		abs, err := filepath.Abs(args[0])
 		if err != nil {
 			return in, err
 		}
-		in.Source.Target = storage.Target{Type: "LocalDir", Path: abs}
+		in.Source.Target = storage.Target{Type: localdir.Type, Path: abs}
 		in.Source.RecoveryPoint = rp
 	default:
 		return in, fmt.Errorf("give PATH, or --target FILE with --recovery-point")

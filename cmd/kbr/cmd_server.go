@@ -62,7 +62,7 @@ running.`,
 			}
 			defer cl.Close()
 			seedMetrics(ctx, cl, c.namespace, me, logger)
-			w := workers.New(cl, workers.Options{Logger: logger, MaxConcurrentActivities: maxActs})
+			w := workers.New(cl, workers.Options{Logger: logger, MaxConcurrentActivities: maxActs, Storage: storageRegistry})
 			if err := w.Start(); err != nil {
 				return withCode(exitFailed, fmt.Errorf("start worker: %w", err))
 			}
@@ -115,7 +115,7 @@ func workerCmd() *cobra.Command {
 				logger.Warn("could not register kbr's search attributes; ask the Temporal operator to add them", "err", err)
 			}
 			seedMetrics(ctx, cl, c.namespace, me, logger)
-			w := workers.New(cl, workers.Options{Logger: logger, MaxConcurrentActivities: maxActs})
+			w := workers.New(cl, workers.Options{Logger: logger, MaxConcurrentActivities: maxActs, Storage: storageRegistry})
 			if err := w.Start(); err != nil {
 				return withCode(exitFailed, fmt.Errorf("start worker: %w", err))
 			}

@@ -7,7 +7,15 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/internal/errtext"
+	"github.com/kbr-project/kbr/storage/all"
 )
+
+// storageRegistry opens and checks every path type: the one place the
+// binary links the storage backends.
+var storageRegistry = all.Registry()
 
 // Exit codes: how a command ended.
 const (
@@ -47,8 +55,10 @@ func newRoot() *cobra.Command {
 }
 
 func main() {
+	config.UseStorage(storageRegistry)
 	if err := newRoot().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "kbr:", err)
+		// One line, Temporal's nested wrappers read once (errtext.Line).
+		fmt.Fprintln(os.Stderr, "kbr:", errtext.Line(err))
 		var ee *exitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,37 +12,41 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/kbr-project/kbr/activities"
+	"github.com/kbr-project/kbr/internal/errtext"
 	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/workflows"
 )
 
-// live adds what running activities heartbeated to the workflow's progress,
-// so the CLI shows bytes moving inside partitions, not only finished ones.
+// live adds what the running work units heartbeated (in the child
+// workflows the progress names) to the workflow's progress, so the CLI
+// shows bytes moving inside units, not only finished ones.
 func live(ctx context.Context, cl client.Client, id string, p *workflows.Progress) {
-	d, err := cl.DescribeWorkflowExecution(ctx, id, "")
-	if err != nil {
-		return
-	}
 	dc := converter.GetDefaultDataConverter()
-	for _, pa := range d.GetPendingActivities() {
-		hb := pa.GetHeartbeatDetails()
-		if hb == nil || len(hb.Payloads) == 0 {
+	for _, child := range p.Running {
+		d, err := cl.DescribeWorkflowExecution(ctx, child, "")
+		if err != nil {
 			continue
 		}
-		switch pa.GetActivityType().GetName() {
-		case "ExportPartition":
-			var ep activities.ExportProgress
-			if dc.FromPayload(hb.Payloads[0], &ep) == nil {
-				p.RecordsDone += ep.Records
-				p.BytesDone += ep.Bytes
+		for _, pa := range d.GetPendingActivities() {
+			hb := pa.GetHeartbeatDetails()
+			if hb == nil || len(hb.Payloads) == 0 {
+				continue
 			}
-		case "RestorePartition":
-			var n int64
-			if dc.FromPayload(hb.Payloads[0], &n) == nil {
-				p.RecordsDone += n
+			switch pa.GetActivityType().GetName() {
+			case "ExportUnit":
+				var b activities.ExportBeat
+				if dc.FromPayload(hb.Payloads[0], &b) == nil {
+					p.RecordsDone += b.Records
+					p.BytesDone += b.Bytes
+					p.PartitionsDone += b.Done
+				}
+			case "ImportUnit":
+				var n int64
+				if dc.FromPayload(hb.Payloads[0], &n) == nil {
+					p.RecordsDone += n
+				}
 			}
 		}
 	}
@@ -153,7 +156,7 @@ func printSteps(out io.Writer, p workflows.Progress, last *string, tty bool) boo
 		}
 		line := fmt.Sprintf("  %-22s %s", s.Name, s.Status)
 		if s.Detail != "" {
-			line += "  " + firstLine(s.Detail)
+			line += "  " + firstLine(errtext.Clean(s.Detail))
 		}
 		fmt.Fprintln(out, line)
 	}
@@ -184,18 +187,9 @@ func progressLine(p workflows.Progress, elapsed time.Duration) string {
 	return s + fmt.Sprintf("  %s", elapsed.Round(time.Second))
 }
 
-// failureText is the run's error as an operator reads it: the innermost
-// application error's message.
-func failureText(err error) string {
-	var appErr *temporal.ApplicationError
-	msg := err.Error()
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if errors.As(e, &appErr) {
-			msg = appErr.Message()
-		}
-	}
-	return msg
-}
+// failureText is the run's error as an operator reads it: one line, each
+// message of Temporal's nested wrappers once (errtext.Line).
+func failureText(err error) string { return errtext.Line(err) }
 
 // startAndWatch starts a workflow and follows it.
 func startAndWatch(ctx context.Context, cl client.Client, opts client.StartWorkflowOptions, wf string, input any, jsonOut, detach bool, result any) error {
@@ -222,37 +216,43 @@ func startAndWatch(ctx context.Context, cl client.Client, opts client.StartWorkf
 	return nil
 }
 
-// runFailed is a failed run's error: its first line names the run, the
-// step that failed and the cause; the run's ids and the whole message
-// follow. With --json the machine-readable result goes to stdout first.
+// runFailed is a failed run's error, one line: the run, the step that
+// failed and the cause, then the run's ids. With --json the
+// machine-readable result goes to stdout first.
 func runFailed(wf string, run client.WorkflowRun, p workflows.Progress, err error, jsonOut bool) error {
-	msg := failureText(err)
+	f := &failure{what: runName(wf), step: failedStep(p), msg: failureText(err), id: run.GetID(), runID: run.GetRunID()}
 	if jsonOut {
-		_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": names.StatusFailed, "error": msg})
+		_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": names.StatusFailed, "error": f.ledByStep()})
 	}
-	return withCode(exitFailed, &failure{what: runName(wf), step: failedStep(p), msg: msg, id: run.GetID(), runID: run.GetRunID()})
+	return withCode(exitFailed, f)
 }
 
 // failure is a run that ended failed.
 type failure struct {
-	what, step, msg, id, runID string
+	what, step string
+	msg        string // errtext.Line of the run's error
+	id, runID  string
 }
 
+// Error is one line: the run, the step and the cause first, the ids last.
 func (f *failure) Error() string {
-	cause := firstLine(strings.TrimSpace(f.msg))
-	// The cause often starts with the step's name already.
-	if f.step != "" {
-		cause = strings.TrimPrefix(cause, f.step+": ")
-	}
 	head := f.what + " failed"
+	cause := f.msg
 	if f.step != "" {
 		head += fmt.Sprintf(" at step %q", f.step)
+		// The cause often starts with the step's name already.
+		cause = strings.TrimPrefix(cause, f.step+": ")
 	}
-	s := head + ": " + strings.TrimSuffix(cause, " …") + fmt.Sprintf("\n  workflow id %s, run id %s", f.id, f.runID)
-	if strings.Contains(strings.TrimSpace(f.msg), "\n") {
-		s += "\n" + f.msg
+	return fmt.Sprintf("%s: %s (workflow id %s, run id %s)", head, cause, f.id, f.runID)
+}
+
+// ledByStep is the cause led by the failed step unless it names it (the
+// error of --json).
+func (f *failure) ledByStep() string {
+	if f.step != "" && !strings.Contains(f.msg, f.step) {
+		return "step " + f.step + ": " + f.msg
 	}
-	return s
+	return f.msg
 }
 
 // failedStep is the step the progress shows failed, or "".

@@ -145,3 +145,21 @@ func SegmentName(topicDataDir, topic string, partition int32, firstOffset int64,
 	}
 	return fmt.Sprintf("%s/%s/%d/%020d%s", topicDataDir, topic, partition, firstOffset, ext)
 }
+
+// PackName is a pack file of a work unit's attempt: the attempt is in the
+// name so that an attempt that lost its lease (and may still be writing)
+// never replaces a file a newer attempt committed.
+func PackName(topicDataDir string, unit int, attempt int32, seq int) string {
+	return fmt.Sprintf("%s/packs/%05d-a%03d-%05d.pack", topicDataDir, unit, attempt, seq)
+}
+
+// PartName is the manifest part of a work unit, next to the manifest.
+func PartName(manifest string, unit int, attempt int32) string {
+	return fmt.Sprintf("%s.parts/%05d-a%03d.json", strings.TrimSuffix(manifest, ".json"), unit, attempt)
+}
+
+// PlanName is the plan of a work unit of a backup that is running: the
+// partitions and ranges it exports. It is not part of the recovery point.
+func PlanName(topicDataDir string, unit int) string {
+	return fmt.Sprintf("%s/plan/%05d.json", topicDataDir, unit)
+}

@@ -212,7 +212,9 @@ func NewSegmentReader(r io.Reader, compression string) (*SegmentReader, error) {
 	src := r
 	switch compression {
 	case CompressionZstd:
-		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+		// kbr writes 1 MiB windows; the decoder allocates the window a
+		// frame header asks for (up to 512 MiB by default) before any data.
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(4<<20))
 		if err != nil {
 			return nil, err
 		}
@@ -293,21 +295,22 @@ func (s *SegmentReader) Next() (*Record, error) {
 		return nil, corrupt("header count", err)
 	}
 	if nh > 0 {
-		r.Headers = make([]Header, nh)
-		for i := range r.Headers {
+		// The count is read from the file: grow with the headers found.
+		r.Headers = make([]Header, 0, min(nh, 64))
+		for range nh {
 			kl, err := binary.ReadUvarint(s.br)
 			if err != nil || kl > 1<<30 {
 				return nil, corrupt("header key", err)
 			}
-			k := make([]byte, kl)
-			if _, err := io.ReadFull(s.br, k); err != nil {
+			k, err := s.readN(int64(kl))
+			if err != nil {
 				return nil, corrupt("header key", err)
 			}
 			v, err := s.readBytes()
 			if err != nil {
 				return nil, corrupt("header value", err)
 			}
-			r.Headers[i] = Header{Key: string(k), Value: v}
+			r.Headers = append(r.Headers, Header{Key: string(k), Value: v})
 		}
 	}
 	s.records++
@@ -325,9 +328,30 @@ func (s *SegmentReader) readBytes() ([]byte, error) {
 	if n < 0 || n > 1<<30 {
 		return nil, fmt.Errorf("length %d", n)
 	}
-	b := make([]byte, n)
-	_, err = io.ReadFull(s.br, b)
-	return b, err
+	return s.readN(n)
+}
+
+// eagerRead is the most readN allocates before the bytes are there.
+const eagerRead = 1 << 20
+
+// readN reads n bytes. n comes from the file, so past eagerRead the
+// buffer grows with what is read: a corrupt length fails at the end of
+// the file instead of allocating up to 1 GiB first.
+func (s *SegmentReader) readN(n int64) ([]byte, error) {
+	if n <= eagerRead {
+		b := make([]byte, n)
+		_, err := io.ReadFull(s.br, b)
+		return b, err
+	}
+	var buf bytes.Buffer
+	buf.Grow(eagerRead)
+	if _, err := io.CopyN(&buf, s.br, n); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 func corrupt(what string, err error) error {

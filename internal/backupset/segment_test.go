@@ -2,6 +2,7 @@ package backupset
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"testing"
@@ -119,5 +120,49 @@ func TestNames(t *testing.T) {
 		if ValidTaskName(bad) == nil {
 			t.Errorf("task name %q accepted", bad)
 		}
+	}
+}
+
+// TestSegmentReaderLengthsDoNotDriveAllocations guards what the fuzzer
+// found (testdata/fuzz/FuzzSegmentReader): a few corrupt bytes claimed a
+// 51 MB key, a million headers or a 32 MiB zstd window, and the reader
+// allocated all of it before finding the file too short. Each must now be
+// refused as corrupt within a small allocation.
+func TestSegmentReaderLengthsDoNotDriveAllocations(t *testing.T) {
+	rec := func(tail ...byte) []byte { // header, then tag, offset 0, timestamp 0, flags 0
+		return append([]byte("KBRSEG1\n\x01\x00\x00\x00"), tail...)
+	}
+	uvarint := func(v uint64) []byte { return binary.AppendUvarint(nil, v) }
+	varint := func(v int64) []byte { return binary.AppendVarint(nil, v) }
+	for _, c := range []struct {
+		name string
+		data []byte
+		comp string
+	}{
+		{"key of 51 MB (the fuzzer's input)", []byte("KBRSEG1\n\x01000\x90\xe9\xfd0"), CompressionNone},
+		{"value of 1 GiB", rec(append(varint(-1), varint(1<<30)...)...), CompressionNone},
+		{"a million headers", rec(append(append(varint(-1), varint(-1)...), uvarint(1<<20)...)...), CompressionNone},
+		{"header key of 1 GiB", rec(append(append(append(varint(-1), varint(-1)...), uvarint(1)...), uvarint(1<<30)...)...), CompressionNone},
+		{"zstd window of 32 MiB (the fuzzer's input)", []byte("(\xb5/\xfd\x04x\x00\x00\x00"), CompressionZstd},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var err error
+			got := allocated(func() {
+				var r *SegmentReader
+				if r, err = NewSegmentReader(bytes.NewReader(c.data), c.comp); err != nil {
+					return
+				}
+				defer r.Close()
+				for err == nil {
+					_, err = r.Next()
+				}
+			})
+			if !errors.Is(err, ErrCorrupt) {
+				t.Errorf("err = %v, want ErrCorrupt", err)
+			}
+			if got > 8<<20 {
+				t.Errorf("%d bytes of input allocated %d bytes", len(c.data), got)
+			}
+		})
 	}
 }

@@ -12,12 +12,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/kbr-project/kbr/internal/backupset"
+	"github.com/kbr-project/kbr/internal/secret"
 	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/localdir"
 )
 
 // Cluster is a Kafka cluster: the backup object of a task, or a restore's target.
@@ -93,28 +96,41 @@ type Backup struct {
 
 // Backup policies.
 const (
-	PolicyFull        = "full"
-	PolicyIncremental = "incremental"
-	PolicyFullEveryN  = "full_every_n"
+	PolicyFull        = backupset.PolicyFull
+	PolicyIncremental = backupset.PolicyIncremental
+	PolicyFullEveryN  = backupset.PolicyFullEveryN
 )
 
 // BackupOptions tune a backup run.
 type BackupOptions struct {
-	// Parallelism is how many partitions export at once (default 4).
+	// Parallelism is how many work units export at once (default 4).
 	Parallelism int `yaml:"parallelism,omitempty" json:"parallelism,omitempty"`
-	// SegmentBytes rolls a partition's segment file at about this size (default 64MiB).
+	// SegmentBytes rolls a unit's pack file at about this size, and so
+	// checkpoints its progress (default 64MiB).
 	SegmentBytes ByteSize `yaml:"segment_bytes,omitempty" json:"segment_bytes,omitempty"`
-	// Compression of segment files: zstd (default) or none.
+	// Compression of the stored batches: none (default: the batches as the
+	// brokers keep them, with the producers' compression) or zstd (each
+	// chunk compressed again; smaller files, more CPU).
 	Compression string `yaml:"compression,omitempty" json:"compression,omitempty"`
+	// UnitBytes and UnitPartitions bound a work unit: the partitions one
+	// activity reads, led by one broker (defaults 1GiB and 1000).
+	UnitBytes      ByteSize `yaml:"unit_bytes,omitempty" json:"unit_bytes,omitempty"`
+	UnitPartitions int      `yaml:"unit_partitions,omitempty" json:"unit_partitions,omitempty"`
+	// FailOnLostRecords fails a backup that found records of its cut
+	// deleted by retention before it could read them, instead of
+	// completing it with the status records-lost.
+	FailOnLostRecords bool `yaml:"fail_on_lost_records,omitempty" json:"fail_on_lost_records,omitempty"`
+	// FetchPartitionBytes bounds one partition's share of a fetch (default 4MiB).
+	FetchPartitionBytes ByteSize `yaml:"fetch_partition_bytes,omitempty" json:"fetch_partition_bytes,omitempty"`
 	// MinFreeBytes is the least free space at the staging dir and target (default 20GiB, as MRS).
 	MinFreeBytes *ByteSize `yaml:"min_free_bytes,omitempty" json:"min_free_bytes,omitempty"`
 	// StagingDir is the worker's local scratch directory (default: the worker's temp dir).
 	StagingDir string `yaml:"staging_dir,omitempty" json:"staging_dir,omitempty"`
 	// Bandwidth estimates the duration in preflight (default 100MB per second).
 	Bandwidth ByteSize `yaml:"bandwidth,omitempty" json:"bandwidth,omitempty"`
-	// ThrottleBytesPerSecond caps each partition export's read rate (0 = no cap).
+	// ThrottleBytesPerSecond caps each running work unit's read rate (0 = no cap).
 	ThrottleBytesPerSecond ByteSize `yaml:"throttle_bytes_per_second,omitempty" json:"throttle_bytes_per_second,omitempty"`
-	// FetchMaxBytes bounds one fetch response (default 8MiB); memory scales with it.
+	// FetchMaxBytes bounds one fetch response (default 16MiB); memory scales with it.
 	FetchMaxBytes ByteSize `yaml:"fetch_max_bytes,omitempty" json:"fetch_max_bytes,omitempty"`
 }
 
@@ -203,11 +219,16 @@ func (r RestoreResume) DecodePlan(v any) error {
 // RestoreOptions tune a restore run.
 type RestoreOptions struct {
 	Parallelism int `yaml:"parallelism,omitempty" json:"parallelism,omitempty"`
-	// ProducerCompression: none (default), lz4, zstd, snappy, gzip.
+	// ProducerCompression: keep (default: the batches as backed up, with the
+	// producers' compression), or none, lz4, zstd, snappy, gzip to build
+	// every batch again with that codec.
 	ProducerCompression    string   `yaml:"producer_compression,omitempty" json:"producer_compression,omitempty"`
 	ThrottleBytesPerSecond ByteSize `yaml:"throttle_bytes_per_second,omitempty" json:"throttle_bytes_per_second,omitempty"`
 	// ReplicationFactor for created topics (default: as backed up, capped at the target's broker count).
 	ReplicationFactor int16 `yaml:"replication_factor,omitempty" json:"replication_factor,omitempty"`
+	// UnitPartitions bounds a work unit of a restore from a format 1
+	// recovery point (format 2 restores by the backup's own units; default 1000).
+	UnitPartitions int `yaml:"unit_partitions,omitempty" json:"unit_partitions,omitempty"`
 }
 
 // Data sources.
@@ -223,7 +244,10 @@ const (
 	DefaultSegmentBytes   = 64 << 20
 	DefaultMinFreeBytes   = 20 << 30
 	DefaultBandwidth      = 100e6
-	DefaultFetchMaxBytes  = 8 << 20
+	DefaultFetchMaxBytes  = 16 << 20
+	DefaultFetchPartBytes = 4 << 20
+	DefaultUnitBytes      = 1 << 30
+	DefaultUnitPartitions = 1000
 	DefaultConnectTimeout = Duration(10e9)
 )
 
@@ -279,6 +303,10 @@ func decodeFile(path string, v any) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil {
+		var ie *secret.InlineError
+		if errors.As(err, &ie) && ie.Field == "" {
+			ie.Field = fieldAt(data, ie.Line, ie.Column)
+		}
 		return fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	var extra yaml.Node
@@ -286,6 +314,55 @@ func decodeFile(path string, v any) error {
 		return fmt.Errorf("%s: more than one YAML document", path)
 	}
 	return nil
+}
+
+// fieldAt names the field of a YAML document whose key or value starts
+// at line:column ("target.password", "brokers[1].host"), or "".
+func fieldAt(data []byte, line, column int) string {
+	var doc yaml.Node
+	if line <= 0 || yaml.Unmarshal(data, &doc) != nil {
+		return ""
+	}
+	var find func(n *yaml.Node, path string) string
+	find = func(n *yaml.Node, path string) string {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				if p := find(c, path); p != "" {
+					return p
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				if (k.Line == line && k.Column == column) || (v.Line == line && v.Column == column && v.Kind != yaml.MappingNode) {
+					return p
+				}
+				if v.Kind == yaml.MappingNode && v.Line == line && v.Column == column && len(v.Content) == 0 {
+					return p
+				}
+				if q := find(v, p); q != "" {
+					return q
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				if c.Line == line && c.Column == column && c.Kind != yaml.MappingNode {
+					return p
+				}
+				if q := find(c, p); q != "" {
+					return q
+				}
+			}
+		}
+		return ""
+	}
+	return find(&doc, "")
 }
 
 // ApplyDefaults fills what the operator left out.
@@ -365,7 +442,13 @@ func (b *Backup) ApplyDefaults() {
 		o.SegmentBytes = DefaultSegmentBytes
 	}
 	if o.Compression == "" {
-		o.Compression = backupset.CompressionZstd
+		o.Compression = backupset.CompressionNone
+	}
+	if o.UnitBytes == 0 {
+		o.UnitBytes = DefaultUnitBytes
+	}
+	if o.UnitPartitions == 0 {
+		o.UnitPartitions = DefaultUnitPartitions
 	}
 	if o.MinFreeBytes == nil {
 		v := ByteSize(DefaultMinFreeBytes)
@@ -376,6 +459,9 @@ func (b *Backup) ApplyDefaults() {
 	}
 	if o.FetchMaxBytes == 0 {
 		o.FetchMaxBytes = DefaultFetchMaxBytes
+	}
+	if o.FetchPartitionBytes == 0 {
+		o.FetchPartitionBytes = min(DefaultFetchPartBytes, o.FetchMaxBytes)
 	}
 }
 
@@ -430,10 +516,18 @@ func (b *Backup) Validate() error {
 		return fieldErr("options.compression", "%q: want zstd or none", o.Compression)
 	case *o.MinFreeBytes < 0:
 		return fieldErr("options.min_free_bytes", "must not be negative")
-	case o.FetchMaxBytes < 64<<10:
-		return fieldErr("options.fetch_max_bytes", "%v: want at least 64KiB", o.FetchMaxBytes)
+	case o.FetchMaxBytes < 64<<10 || o.FetchMaxBytes > 1<<30:
+		return fieldErr("options.fetch_max_bytes", "%v: want 64KiB..1GiB", o.FetchMaxBytes)
+	case o.FetchPartitionBytes < 1<<10 || o.FetchPartitionBytes > o.FetchMaxBytes:
+		return fieldErr("options.fetch_partition_bytes", "%v: want 1KiB..fetch_max_bytes (%v)", o.FetchPartitionBytes, o.FetchMaxBytes)
+	case o.UnitBytes < 1<<20:
+		return fieldErr("options.unit_bytes", "%v: want at least 1MiB", o.UnitBytes)
+	case o.UnitPartitions < 1 || o.UnitPartitions > 10000:
+		return fieldErr("options.unit_partitions", "%d: want 1..10000", o.UnitPartitions)
 	case o.Bandwidth <= 0:
 		return fieldErr("options.bandwidth", "must be positive")
+	case o.ThrottleBytesPerSecond < 0:
+		return fieldErr("options.throttle_bytes_per_second", "must not be negative (0: no cap)")
 	}
 	return nil
 }
@@ -448,24 +542,39 @@ func (b *Backup) Has(source string) bool {
 	return false
 }
 
+// targets is the registry ValidateTarget checks path types against (see
+// UseStorage).
+var targets atomic.Pointer[storage.Registry]
+
+// UseStorage gives ValidateTarget the path types it knows and their
+// parameter checks: cmd/kbr calls it once at start with the registry it
+// opens targets with (storage/all.Registry()), tests with theirs. Until it
+// is called a target needs a type and a path and nothing more is checked:
+// workflow code validates its input again but links no storage backend, and
+// the worker process that runs it has called UseStorage first.
+func UseStorage(r *storage.Registry) { targets.Store(r) }
+
 // ValidateTarget checks the fields a path type needs.
 func ValidateTarget(field string, t storage.Target) error {
+	reg := targets.Load()
 	if t.Type == "" {
-		return fieldErr(field+".type", "required (%s)", strings.Join(storage.Types(), ", "))
-	}
-	known := false
-	for _, k := range storage.Types() {
-		if strings.EqualFold(k, t.Type) {
-			known = true
+		if reg == nil {
+			return fieldErr(field+".type", "required")
 		}
+		return fieldErr(field+".type", "required (%s)", strings.Join(reg.Types(), ", "))
 	}
-	if !known {
-		return fieldErr(field+".type", "unknown path type %q (known: %s)", t.Type, strings.Join(storage.Types(), ", "))
+	if reg != nil {
+		if _, known := reg.Lookup(t.Type); !known {
+			return fieldErr(field+".type", "unknown path type %q (known: %s)", t.Type, strings.Join(reg.Types(), ", "))
+		}
 	}
 	if t.Path == "" {
 		return fieldErr(field+".path", "required")
 	}
-	if err := storage.Validate(t); err != nil {
+	if reg == nil {
+		return nil
+	}
+	if err := reg.Validate(t); err != nil {
 		var pe *storage.ParamError
 		if errors.As(err, &pe) {
 			// Validators name fields as in a backup config ("target.server").
@@ -523,7 +632,10 @@ func (r *Restore) ApplyDefaults() {
 		r.Options.Parallelism = DefaultParallelism
 	}
 	if r.Options.ProducerCompression == "" {
-		r.Options.ProducerCompression = "none"
+		r.Options.ProducerCompression = "keep"
+	}
+	if r.Options.UnitPartitions == 0 {
+		r.Options.UnitPartitions = DefaultUnitPartitions
 	}
 }
 
@@ -551,12 +663,15 @@ func (r *Restore) Validate() error {
 		return fieldErr("options.parallelism", "%d: want 1..256", o.Parallelism)
 	}
 	switch o.ProducerCompression {
-	case "none", "lz4", "zstd", "snappy", "gzip":
+	case "keep", "none", "lz4", "zstd", "snappy", "gzip":
 	default:
-		return fieldErr("options.producer_compression", "%q: want none, lz4, zstd, snappy or gzip", o.ProducerCompression)
+		return fieldErr("options.producer_compression", "%q: want keep, none, lz4, zstd, snappy or gzip", o.ProducerCompression)
 	}
 	if o.ReplicationFactor < 0 {
 		return fieldErr("options.replication_factor", "must not be negative")
+	}
+	if o.ThrottleBytesPerSecond < 0 {
+		return fieldErr("options.throttle_bytes_per_second", "must not be negative (0: no cap)")
 	}
 	return nil
 }
@@ -588,7 +703,7 @@ func (r *Restore) RenameMap() (map[string]string, error) {
 // command runs in, which is what the operator means; the worker may run
 // elsewhere.
 func absLocal(t *storage.Target) {
-	if strings.EqualFold(t.Type, "LocalDir") && t.Path != "" {
+	if strings.EqualFold(t.Type, localdir.Type) && t.Path != "" {
 		if p, err := filepath.Abs(t.Path); err == nil {
 			t.Path = p
 		}

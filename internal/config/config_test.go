@@ -1,15 +1,32 @@
 package config
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/kbr-project/kbr/storage"
-	_ "github.com/kbr-project/kbr/storage/localdir"
+	"github.com/kbr-project/kbr/storage/localdir"
 )
+
+// testTypes are the path types the tests of this package know: LocalDir
+// (as storage/all registers it, without its opener) and TestType, whose
+// check TestTargetParamsNamed relies on.
+var testTypes = storage.NewRegistry(
+	storage.PathType{Name: localdir.Type},
+	storage.PathType{Name: "TestType", Validate: func(t storage.Target) error {
+		if t.Server == "" {
+			return &storage.ParamError{Param: "target.server", Msg: "required"}
+		}
+		return nil
+	}},
+)
+
+func TestMain(m *testing.M) {
+	UseStorage(testTypes)
+	os.Exit(m.Run())
+}
 
 func TestLoadBackupErrorsNameTheField(t *testing.T) {
 	base := "cluster:\n  name: c\n  bootstrap_servers: [\"h:1\"]\ntarget: {type: LocalDir, path: /b}\n"
@@ -89,15 +106,32 @@ func TestByteSize(t *testing.T) {
 // A path type's own parameter check names the field where the operator
 // wrote it, under the target's place in the document.
 func TestTargetParamsNamed(t *testing.T) {
-	storage.RegisterValidator("TestType", func(t storage.Target) error {
-		if t.Server == "" {
-			return &storage.ParamError{Param: "target.server", Msg: "required"}
-		}
-		return nil
-	})
-	storage.Register("TestType", func(context.Context, storage.Target) (storage.Backend, error) { return nil, nil })
 	err := ValidateTarget("source.target", storage.Target{Type: "TestType", Path: "/x"})
 	if err == nil || err.Error() != "source.target.server: required" {
 		t.Errorf("got %v, want source.target.server: required", err)
+	}
+}
+
+// TestSizesAreNeverNegative guards what the config fuzzer's property
+// ("no accepted negative size") caught: "NaN" parsed as a size (NaN
+// passes every comparison and converts to -9223372036854775808), and a
+// negative throttle from a JSON input was accepted.
+func TestSizesAreNeverNegative(t *testing.T) {
+	for _, s := range []string{"NaN", "nan", "NaNMiB", "-1", "-Inf", "+Inf", "Inf"} {
+		if v, err := ParseByteSize(s); err == nil {
+			t.Errorf("ParseByteSize(%q) = %d, want an error", s, v)
+		}
+	}
+	b := Backup{Cluster: Cluster{Name: "c", BootstrapServers: []string{"h:1"}}, Target: storage.Target{Type: "LocalDir", Path: "/b"}}
+	b.ApplyDefaults()
+	b.Options.ThrottleBytesPerSecond = -5
+	if err := b.Validate(); err == nil || !strings.Contains(err.Error(), "options.throttle_bytes_per_second") {
+		t.Errorf("backup with throttle -5: %v", err)
+	}
+	r := Restore{Cluster: b.Cluster, Source: Source{Target: b.Target, RecoveryPoint: "latest"}}
+	r.ApplyDefaults()
+	r.Options.ThrottleBytesPerSecond = -5
+	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), "options.throttle_bytes_per_second") {
+		t.Errorf("restore with throttle -5: %v", err)
 	}
 }

@@ -20,11 +20,21 @@ func TestTaskValidation(t *testing.T) {
 		{"max_copies: 3\npolicy: full_every_n\nfull_every: 1\n", "full_every: 1"},
 		{"max_copies: 3\ntask: other\n", "task: \"other\" differs from name"},
 		{"max_copies: 3\nperiod: 1x\n", "is not a duration"},
-		{"max_copies: 3\ntarget: {type: Tape, path: /x}\n", ""},
+		// Its own target, not a second `target:` key (a duplicate key fails
+		// to parse, and an empty want matched that, so this case could
+		// never fail).
+		{"max_copies: 3\ntarget: {type: Tape, path: /x}\n", `target.type: unknown path type "Tape"`},
 	}
 	for _, c := range cases {
 		p := filepath.Join(dir, "t.yaml")
-		os.WriteFile(p, []byte(base+c.body), 0o644)
+		doc := base + c.body
+		if strings.Contains(c.body, "target:") {
+			doc = strings.Replace(base, "target: {type: LocalDir, path: "+dir+"}\n", "", 1) + c.body
+		}
+		if c.want == "" || strings.Count(doc, "target:") != 1 {
+			t.Fatalf("case %q: a case must want an error and give one target", c.body)
+		}
+		os.WriteFile(p, []byte(doc), 0o644)
 		_, err := LoadTask(p)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want an error with %q", c.body, err, c.want)

@@ -42,7 +42,8 @@ func ParseByteSize(s string) (ByteSize, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 || f*mult > math.MaxInt64/2 {
+	// NaN passes both comparisons, and converts to a negative count.
+	if err != nil || math.IsNaN(f) || f < 0 || f*mult > math.MaxInt64/2 {
 		return 0, fmt.Errorf("%q is not a size (examples: 64MiB, 20GiB, 1048576)", s)
 	}
 	return ByteSize(f * mult), nil

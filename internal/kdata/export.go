@@ -1,12 +1,17 @@
-// Package kdata moves topic data between Kafka and segment files: the export
-// of one partition's offset range (read_committed, compaction-safe,
-// resumable) and the restore of it (in order, exactly once when resumed).
+// Package kdata moves topic data between Kafka and a recovery point's files,
+// a work unit of many partitions at a time, without Temporal: the export of
+// partition ranges into pack files (read_committed, compaction-safe,
+// resumable, the broker's record batches stored as served) and their import
+// into a cluster (in order, exactly once when resumed, through one
+// idempotent producer).
 package kdata
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -14,360 +19,758 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kbr-project/kbr/internal/backupset"
+	"github.com/kbr-project/kbr/internal/kbatch"
 	"github.com/kbr-project/kbr/storage"
 )
 
-// ExportSpec is one partition range to export: offsets [From, To).
-type ExportSpec struct {
+// ExportPartition is one partition range of a work unit: offsets [From, To).
+type ExportPartition struct {
 	Topic     string
 	TopicID   [16]byte
 	Partition int32
 	From, To  int64
+}
+
+// ExportSpec is a work unit to export.
+type ExportSpec struct {
+	Unit    int
+	Attempt int32 // names the attempt's pack files, so a stale attempt never overwrites a live one's
 	// Dir is the recovery point's topic-data folder on the target.
-	Dir            string
-	SegmentBytes   int64
-	Compression    string
-	FetchMaxBytes  int32
+	Dir        string
+	Partitions []ExportPartition
+	// PackBytes is about how large a pack file grows before it is committed
+	// (and the unit's progress checkpointed).
+	PackBytes   int64
+	Compression string
+	// FetchMaxBytes bounds one fetch response, PartitionMaxBytes one
+	// partition's share of it.
+	FetchMaxBytes     int32
+	PartitionMaxBytes int32
+	// ThrottleBytesS bounds the unit's fetch rate (0: unlimited).
 	ThrottleBytesS int64
 }
 
-// Progress is reported after every fetch.
-type Progress struct {
-	Offset  int64 // next offset to read
-	Records int64 // records written in this call, including the open segment
-	Bytes   int64 // file bytes written in this call, including the open segment
+// PackState is a committed pack and the partitions (indexes into
+// ExportSpec.Partitions) it holds chunks of.
+type PackState struct {
+	File  backupset.FileEntry `json:"file"`
+	Slots []int               `json:"slots"`
 }
 
-// Gap is a range that was gone from the log when the export reached it
-// (deleted by retention during the backup).
-type Gap = backupset.OffsetRange
+// LostRange is a range of one partition (an index into the spec's
+// partitions) that retention deleted before the export reached it.
+type LostRange struct {
+	P    int   `json:"p"`
+	From int64 `json:"from"`
+	To   int64 `json:"to"`
+}
 
-// ExportResult is what one call exported.
-type ExportResult struct {
-	Segments []backupset.SegmentInfo
-	Gaps     []Gap
+// ExportState is a unit's durable progress: what the committed packs hold.
+// A retried attempt given it resumes each partition at Next.
+type ExportState struct {
+	Next    []int64     `json:"next"`
+	Records []int64     `json:"records"`
+	Bytes   []int64     `json:"bytes"`
+	Lost    []LostRange `json:"lost,omitempty"`
+	Packs   []PackState `json:"packs,omitempty"`
+	// Seq numbers the attempt's next pack.
+	Seq int `json:"seq"`
+}
+
+// NewExportState is the state of a unit that has not started.
+func NewExportState(spec ExportSpec) ExportState {
+	st := ExportState{Next: make([]int64, len(spec.Partitions)), Records: make([]int64, len(spec.Partitions)), Bytes: make([]int64, len(spec.Partitions))}
+	for i, p := range spec.Partitions {
+		st.Next[i] = p.From
+	}
+	return st
+}
+
+// Progress is a unit's progress, the open pack included.
+type Progress struct {
+	Records, Bytes int64
+	Done           int // partitions whose range is read
 }
 
 // ErrTopicGone is a permanent failure: the topic was deleted or recreated
 // during the backup.
 var ErrTopicGone = errors.New("topic deleted or recreated during the backup")
 
-// Export reads spec's range, rolling a committed segment file about every
-// SegmentBytes. onSegment runs after each segment is durable, so a caller
-// can checkpoint and resume from SegmentInfo.NextOffset.
-func Export(ctx context.Context, cl *kgo.Client, b storage.Backend, spec ExportSpec,
-	onSegment func(backupset.SegmentInfo) error, onProgress func(Progress)) (ExportResult, error) {
-	var res ExportResult
-	f := &fetcher{cl: cl, spec: spec}
-	off := spec.From
+// patience is how long a partition may go without progress before the
+// export fails with its last error.
+const patience = 2 * time.Minute
+
+// Export reads the unit's ranges with one multi-partition fetch in flight
+// per broker (the next one issued as soon as the previous response's batch
+// headers are read, while its bytes are written) and writes the committed
+// batches into pack files of about PackBytes. onCommit runs after each pack
+// is committed (and at the end) with the new durable state.
+func Export(ctx context.Context, cl *kgo.Client, b storage.Backend, spec ExportSpec, st ExportState,
+	onCommit func(ExportState) error, onProgress func(Progress)) (ExportState, error) {
+	if len(st.Next) != len(spec.Partitions) {
+		return st, fmt.Errorf("export unit %d: state holds %d partitions, spec %d", spec.Unit, len(st.Next), len(spec.Partitions))
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	items := make(chan fetchItem, 2)
+	w := &packer{spec: spec, st: st, b: b, onCommit: onCommit, onProgress: onProgress}
+	w.init()
+	var werr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		werr = w.run(ctx, items)
+		if werr != nil {
+			cancel(werr)
+			for range items { // let the fetch loop finish
+			}
+		}
+	}()
+	f := &fetchLoop{cl: cl, spec: spec, items: items}
+	ferr := f.run(ctx, st.Next)
+	close(items)
+	wg.Wait()
+	if werr != nil {
+		return w.st, werr
+	}
+	if ferr != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			ferr = cause
+		}
+		return w.st, ferr
+	}
+	return w.st, nil
+}
+
+// fetchItem is what one fetch gave of one partition: batches to keep (runs
+// of the response's bytes), or a gap, and where reading continues.
+type fetchItem struct {
+	p     int
+	at    int64 // the fetch offset
+	next  int64
+	runs  [][]byte
+	heads []kbatch.Header // of the batches in runs, in order
+	gapTo int64           // > 0: [at, gapTo) is gone
+	bytes int64           // response bytes, for the throttle
+}
+
+// ---------------------------------------------------------------------------
+// The fetch loop.
+
+type fpart struct {
+	at       int64
+	leader   int32
+	epoch    int32
+	known    bool
+	topicID  [16]byte
+	lastMove time.Time
+	lastErr  error
+}
+
+type fetchLoop struct {
+	cl    *kgo.Client
+	spec  ExportSpec
+	items chan<- fetchItem
+	parts []fpart
+	rot   int
+}
+
+type fetchResult struct {
+	broker int32
+	parts  []int
+	resp   *kmsg.FetchResponse
+	err    error
+}
+
+func (f *fetchLoop) run(ctx context.Context, next []int64) error {
+	f.parts = make([]fpart, len(f.spec.Partitions))
+	now := time.Now()
+	for i := range f.parts {
+		f.parts[i] = fpart{at: next[i], lastMove: now, topicID: f.spec.Partitions[i].TopicID}
+	}
+	inflight := map[int32]bool{}
+	results := make(chan fetchResult, 16)
 	var (
-		seg      *backupset.SegmentWriter
-		segFile  storage.Writer
-		segName  string
-		done     Progress
-		lastTick = time.Now()
-		tickB    int64
+		backoff   = 100 * time.Millisecond
+		metaAfter time.Time
+		tb        = newBucket(f.spec.ThrottleBytesS)
 	)
-	abort := func() {
-		if segFile != nil {
-			_ = segFile.Abort()
-			segFile, seg = nil, nil
+	for {
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
 		}
-	}
-	defer abort()
-	finish := func(next int64) error {
-		if seg == nil {
+		active, unknown := 0, 0
+		for i := range f.parts {
+			if f.parts[i].at < f.spec.Partitions[i].To {
+				active++
+				if !f.parts[i].known {
+					unknown++
+				}
+				if time.Since(f.parts[i].lastMove) > patience {
+					p := f.spec.Partitions[i]
+					return fmt.Errorf("export %s[%d] at offset %d: no progress for %s: %v", p.Topic, p.Partition, f.parts[i].at, patience, f.parts[i].lastErr)
+				}
+			}
+		}
+		if active == 0 && len(inflight) == 0 {
 			return nil
 		}
-		if seg.Records() == 0 {
-			abort()
-			return nil
-		}
-		info, err := seg.Finish(next)
-		if err != nil {
-			return fmt.Errorf("export %s[%d]: finish segment %s: %w", spec.Topic, spec.Partition, segName, err)
-		}
-		if err := segFile.Commit(); err != nil {
-			return fmt.Errorf("export %s[%d]: commit segment %s: %w", spec.Topic, spec.Partition, segName, err)
-		}
-		info.Name = segName
-		segFile, seg = nil, nil
-		res.Segments = append(res.Segments, info)
-		done.Records += info.Records
-		done.Bytes += info.Size
-		if onSegment != nil {
-			return onSegment(info)
-		}
-		return nil
-	}
-
-	for off < spec.To {
-		fp, next, err := f.fetch(ctx, off)
-		if err != nil {
-			return res, err
-		}
-		if fp.gapTo > 0 {
-			// Retention removed [off, gapTo): record it and go on from the log start.
-			if err := finish(off); err != nil {
-				return res, err
-			}
-			to := min(fp.gapTo, spec.To)
-			res.Gaps = append(res.Gaps, Gap{From: off, To: to})
-			off = to
-			continue
-		}
-		for _, r := range fp.records {
-			if r.Offset >= spec.To {
-				break
-			}
-			if seg == nil {
-				segName = backupset.SegmentName(spec.Dir, spec.Topic, spec.Partition, r.Offset, spec.Compression)
-				if segFile, err = b.Create(ctx, segName); err != nil {
-					return res, fmt.Errorf("export %s[%d]: %w", spec.Topic, spec.Partition, err)
+		if unknown > 0 && time.Now().After(metaAfter) {
+			if err := f.locate(ctx); err != nil {
+				if errors.Is(err, ErrTopicGone) {
+					return err
 				}
-				if seg, err = backupset.NewSegmentWriter(segFile, spec.Compression); err != nil {
-					return res, err
+				for i := range f.parts {
+					if !f.parts[i].known {
+						f.parts[i].lastErr = err
+					}
 				}
 			}
-			if err := seg.Append(convert(r)); err != nil {
-				return res, fmt.Errorf("export %s[%d] at offset %d: %w", spec.Topic, spec.Partition, r.Offset, err)
+			metaAfter = time.Now().Add(backoff)
+			backoff = min(2*backoff, 2*time.Second)
+		}
+		// One fetch in flight per broker, each with its partitions.
+		byBroker := map[int32][]int{}
+		for k := 0; k < len(f.parts); k++ {
+			i := (k + f.rot) % len(f.parts)
+			fp := &f.parts[i]
+			if fp.known && fp.at < f.spec.Partitions[i].To && !inflight[fp.leader] {
+				byBroker[fp.leader] = append(byBroker[fp.leader], i)
 			}
-			// Roll inside a fetch too: resuming at the next offset is safe,
-			// since the broker returns the whole batch and the decoder skips
-			// what lies below the fetch offset.
-			if seg.FileBytes() >= spec.SegmentBytes {
-				if err := finish(r.Offset + 1); err != nil {
-					return res, err
+		}
+		f.rot++
+		for broker, parts := range byBroker {
+			if wait := tb.wait(); wait > 0 {
+				break // throttled: launch after the wait below
+			}
+			inflight[broker] = true
+			req := f.request(parts)
+			go func() {
+				resp, err := f.cl.Broker(int(broker)).Request(ctx, req)
+				r := fetchResult{broker: broker, parts: parts, err: err}
+				if err == nil {
+					r.resp = resp.(*kmsg.FetchResponse)
 				}
-			}
+				results <- r
+			}()
 		}
-		off = min(next, spec.To)
-		if seg != nil && seg.FileBytes() >= spec.SegmentBytes {
-			if err := finish(off); err != nil {
-				return res, err
-			}
+		var timer <-chan time.Time
+		if len(inflight) == 0 {
+			// Nothing to wait for but metadata or the throttle.
+			timer = time.After(max(min(time.Until(metaAfter), time.Second), tb.wait(), 10*time.Millisecond))
+		} else if w := tb.wait(); w > 0 {
+			timer = time.After(w)
 		}
-		p := done
-		if seg != nil {
-			p.Records += seg.Records()
-			p.Bytes += seg.FileBytes()
-		}
-		p.Offset = off
-		if onProgress != nil {
-			onProgress(p)
-		}
-		if spec.ThrottleBytesS > 0 {
-			tickB += fp.bytes
-			want := time.Duration(float64(tickB) / float64(spec.ThrottleBytesS) * float64(time.Second))
-			// Sleep in short steps, reporting progress between them, so a
-			// long throttle wait still heartbeats.
-			for sleep := want - time.Since(lastTick); sleep > 0; sleep = want - time.Since(lastTick) {
-				select {
-				case <-time.After(min(sleep, time.Second)):
-				case <-ctx.Done():
-					return res, ctx.Err()
-				}
-				if onProgress != nil {
-					onProgress(p)
-				}
-			}
-			if time.Since(lastTick) > 10*time.Second {
-				lastTick, tickB = time.Now(), 0
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-timer:
+		case r := <-results:
+			delete(inflight, r.broker)
+			if err := f.handle(ctx, r, tb); err != nil {
+				return err
 			}
 		}
 	}
-	if err := finish(spec.To); err != nil {
-		return res, err
-	}
-	return res, nil
 }
 
-func convert(r *kgo.Record) *backupset.Record {
-	out := &backupset.Record{
-		Offset:        r.Offset,
-		Timestamp:     r.Timestamp.UnixMilli(),
-		LogAppendTime: r.Attrs.TimestampType() == 1,
-		Key:           r.Key,
-		Value:         r.Value,
-	}
-	if len(r.Headers) > 0 {
-		out.Headers = make([]backupset.Header, len(r.Headers))
-		for i, h := range r.Headers {
-			out.Headers[i] = backupset.Header{Key: h.Key, Value: h.Value}
+func (f *fetchLoop) request(parts []int) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID = -1
+	req.MaxWaitMillis = 500
+	req.MinBytes = 1
+	req.MaxBytes = f.spec.FetchMaxBytes
+	req.IsolationLevel = 1 // read_committed: aborted transactions are never backed up
+	req.SessionEpoch = -1
+	topics := map[string]int{}
+	for _, i := range parts {
+		p := f.spec.Partitions[i]
+		ti, ok := topics[p.Topic]
+		if !ok {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = p.Topic
+			rt.TopicID = f.parts[i].topicID
+			req.Topics = append(req.Topics, rt)
+			ti = len(req.Topics) - 1
+			topics[p.Topic] = ti
 		}
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = p.Partition
+		rp.FetchOffset = f.parts[i].at
+		rp.PartitionMaxBytes = f.spec.PartitionMaxBytes
+		rp.CurrentLeaderEpoch = f.parts[i].epoch
+		rp.LogStartOffset = -1
+		req.Topics[ti].Partitions = append(req.Topics[ti].Partitions, rp)
 	}
-	return out
+	return req
 }
 
-// fetcher issues Fetch requests for one partition to its leader, so the
-// export knows exactly where each response left off (kgo's consumer hides
-// the position behind compaction gaps and transaction markers).
-type fetcher struct {
-	cl     *kgo.Client
-	spec   ExportSpec
-	leader int32
-	epoch  int32
-	known  bool
-	topic  [16]byte
-}
-
-type fetched struct {
-	records []*kgo.Record
-	bytes   int64
-	gapTo   int64 // > 0: offsets before this were deleted
-}
-
-// transient leadership and availability errors are retried in place.
+// transient leadership and availability errors: look the leader up again.
 func transient(err error) bool {
 	return errors.Is(err, kerr.NotLeaderForPartition) || errors.Is(err, kerr.UnknownTopicOrPartition) ||
 		errors.Is(err, kerr.FencedLeaderEpoch) || errors.Is(err, kerr.LeaderNotAvailable) ||
 		errors.Is(err, kerr.ReplicaNotAvailable) || errors.Is(err, kerr.UnknownLeaderEpoch) ||
 		errors.Is(err, kerr.OffsetNotAvailable) || errors.Is(err, kerr.KafkaStorageError) ||
 		errors.Is(err, kerr.NotCoordinator) || errors.Is(err, kerr.RequestTimedOut) ||
-		errors.Is(err, kerr.CorruptMessage) || errors.Is(err, kerr.UnknownServerError)
+		errors.Is(err, kerr.CorruptMessage) || errors.Is(err, kerr.UnknownServerError) ||
+		errors.Is(err, kerr.UnknownTopicID) || errors.Is(err, kerr.InconsistentTopicID)
 }
 
-func (f *fetcher) fetch(ctx context.Context, off int64) (fetched, int64, error) {
-	const patience = 2 * time.Minute
-	deadline := time.Now().Add(patience)
-	backoff := 100 * time.Millisecond
-	var lastErr error
-	for {
-		if err := ctx.Err(); err != nil {
-			return fetched{}, off, err
-		}
-		if time.Now().After(deadline) {
-			return fetched{}, off, fmt.Errorf("export %s[%d] at offset %d: no progress for %s: %w", f.spec.Topic, f.spec.Partition, off, patience, lastErr)
-		}
-		out, next, err := f.once(ctx, off)
-		if err == nil && (next > off || out.gapTo > 0) {
-			return out, next, nil
-		}
-		if err != nil && (errors.Is(err, ErrTopicGone) || errors.Is(err, context.Canceled)) {
-			return out, next, err
-		}
-		if err == nil {
-			err = errors.New("the broker returned nothing below the cut")
-		} else {
-			f.known = false
-		}
-		lastErr = err
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return fetched{}, off, ctx.Err()
-		}
-		backoff = min(2*backoff, 2*time.Second)
+func (f *fetchLoop) handle(ctx context.Context, r fetchResult, tb *bucket) error {
+	if r.err == nil {
+		r.err = kerr.ErrorForCode(r.resp.ErrorCode)
 	}
+	if r.err != nil {
+		for _, i := range r.parts {
+			f.parts[i].known, f.parts[i].lastErr = false, r.err
+		}
+		return nil
+	}
+	want := map[string]map[int32]int{}
+	for _, i := range r.parts {
+		p := f.spec.Partitions[i]
+		if want[p.Topic] == nil {
+			want[p.Topic] = map[int32]int{}
+		}
+		want[p.Topic][p.Partition] = i
+	}
+	answered := map[int]bool{}
+	for ti := range r.resp.Topics {
+		t := &r.resp.Topics[ti]
+		name := t.Topic
+		if name == "" { // v13+ answers by topic id
+			for _, i := range r.parts {
+				if f.parts[i].topicID == t.TopicID {
+					name = f.spec.Partitions[i].Topic
+					break
+				}
+			}
+		}
+		for pi := range t.Partitions {
+			rp := &t.Partitions[pi]
+			i, ok := want[name][rp.Partition]
+			if !ok {
+				continue
+			}
+			answered[i] = true
+			item, err := f.partition(i, rp)
+			if err != nil {
+				return err
+			}
+			if item == nil {
+				continue
+			}
+			tb.take(item.bytes)
+			select {
+			case f.items <- *item:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+	}
+	for _, i := range r.parts {
+		if !answered[i] {
+			f.parts[i].known, f.parts[i].lastErr = false, errors.New("the broker did not answer for the partition")
+		}
+	}
+	return nil
 }
 
-func (f *fetcher) locate(ctx context.Context) error {
+// partition reads one partition's answer: the batches to keep and where
+// reading continues, or a gap, or an error that sends it back to metadata.
+func (f *fetchLoop) partition(i int, rp *kmsg.FetchResponseTopicPartition) (*fetchItem, error) {
+	fp := &f.parts[i]
+	spec := f.spec.Partitions[i]
+	perr := kerr.ErrorForCode(rp.ErrorCode)
+	switch {
+	case errors.Is(perr, kerr.OffsetOutOfRange):
+		if rp.LogStartOffset > fp.at {
+			to := min(rp.LogStartOffset, spec.To)
+			item := &fetchItem{p: i, at: fp.at, next: to, gapTo: to}
+			fp.at, fp.lastMove = to, time.Now()
+			return item, nil
+		}
+		fp.known, fp.lastErr = false, perr
+		return nil, nil
+	case perr != nil:
+		if !transient(perr) {
+			return nil, fmt.Errorf("export %s[%d] at offset %d: %w", spec.Topic, spec.Partition, fp.at, perr)
+		}
+		fp.known, fp.lastErr = false, perr
+		return nil, nil
+	}
+	var aborted []kbatch.Aborted
+	for _, a := range rp.AbortedTransactions {
+		aborted = append(aborted, kbatch.Aborted{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset})
+	}
+	keep := kbatch.NewCommitted(aborted)
+	item := &fetchItem{p: i, at: fp.at, next: fp.at, bytes: int64(len(rp.RecordBatches))}
+	buf := rp.RecordBatches
+	runStart, pos := -1, 0
+	endRun := func() {
+		if runStart >= 0 {
+			item.runs = append(item.runs, rp.RecordBatches[runStart:pos])
+			runStart = -1
+		}
+	}
+	for len(buf) > 0 {
+		entry, h, rest, complete, err := kbatch.Next(buf)
+		if err != nil {
+			return nil, fmt.Errorf("export %s[%d] at offset %d: %w", spec.Topic, spec.Partition, fp.at, err)
+		}
+		if !complete {
+			break
+		}
+		if h.BaseOffset >= spec.To {
+			break
+		}
+		if h.NextOffset() <= fp.at {
+			// Before the fetch offset (old formats return whole wrappers).
+			pos += len(entry)
+			buf = rest
+			continue
+		}
+		if keep.Keep(h, entry) {
+			if runStart < 0 {
+				runStart = pos
+			}
+			item.heads = append(item.heads, h)
+		} else {
+			endRun()
+		}
+		pos += len(entry)
+		buf = rest
+		item.next = h.NextOffset()
+	}
+	endRun()
+	if item.next == fp.at {
+		fp.lastErr = fmt.Errorf("no complete batch at offset %d (high watermark %d, last stable %d)", fp.at, rp.HighWatermark, rp.LastStableOffset)
+		return nil, nil
+	}
+	item.next = min(item.next, spec.To)
+	fp.at, fp.lastMove, fp.lastErr = item.next, time.Now(), nil
+	return item, nil
+}
+
+// locate asks for the leaders of the unit's partitions that need one.
+func (f *fetchLoop) locate(ctx context.Context) error {
 	req := kmsg.NewPtrMetadataRequest()
-	t := kmsg.NewMetadataRequestTopic()
-	t.Topic = kmsg.StringPtr(f.spec.Topic)
-	req.Topics = append(req.Topics, t)
+	seen := map[string]bool{}
+	for i, p := range f.spec.Partitions {
+		if !f.parts[i].known && f.parts[i].at < p.To && !seen[p.Topic] {
+			seen[p.Topic] = true
+			t := kmsg.NewMetadataRequestTopic()
+			t.Topic = kmsg.StringPtr(p.Topic)
+			req.Topics = append(req.Topics, t)
+		}
+	}
+	if len(req.Topics) == 0 {
+		return nil
+	}
 	resp, err := req.RequestWith(ctx, f.cl)
 	if err != nil {
 		return err
 	}
+	type lp struct {
+		leader, epoch int32
+		err           error
+	}
+	topics := map[string]map[int32]lp{}
+	ids := map[string][16]byte{}
+	var firstErr error
 	for _, rt := range resp.Topics {
-		if rt.Topic == nil || *rt.Topic != f.spec.Topic {
+		if rt.Topic == nil {
 			continue
 		}
 		if err := kerr.ErrorForCode(rt.ErrorCode); err != nil {
 			if errors.Is(err, kerr.UnknownTopicOrPartition) {
-				return fmt.Errorf("export %s[%d]: %w", f.spec.Topic, f.spec.Partition, ErrTopicGone)
+				return fmt.Errorf("export %s: %w", *rt.Topic, ErrTopicGone)
 			}
-			return err
+			firstErr = err
+			continue
 		}
-		if f.spec.TopicID != ([16]byte{}) && rt.TopicID != ([16]byte{}) && rt.TopicID != f.spec.TopicID {
-			return fmt.Errorf("export %s[%d]: topic id changed: %w", f.spec.Topic, f.spec.Partition, ErrTopicGone)
-		}
-		f.topic = rt.TopicID
+		ids[*rt.Topic] = rt.TopicID
+		m := map[int32]lp{}
 		for _, p := range rt.Partitions {
-			if p.Partition == f.spec.Partition {
-				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && !errors.Is(err, kerr.ReplicaNotAvailable) {
-					return err
-				}
-				if p.Leader < 0 {
-					return kerr.LeaderNotAvailable
-				}
-				f.leader, f.epoch, f.known = p.Leader, p.LeaderEpoch, true
-				return nil
-			}
+			m[p.Partition] = lp{p.Leader, p.LeaderEpoch, kerr.ErrorForCode(p.ErrorCode)}
 		}
+		topics[*rt.Topic] = m
 	}
-	return fmt.Errorf("export %s[%d]: partition not in metadata: %w", f.spec.Topic, f.spec.Partition, ErrTopicGone)
+	for i, p := range f.spec.Partitions {
+		fp := &f.parts[i]
+		if fp.known || fp.at >= p.To {
+			continue
+		}
+		m, ok := topics[p.Topic]
+		if !ok {
+			continue
+		}
+		if want := p.TopicID; want != ([16]byte{}) && ids[p.Topic] != ([16]byte{}) && ids[p.Topic] != want {
+			return fmt.Errorf("export %s[%d]: topic id changed: %w", p.Topic, p.Partition, ErrTopicGone)
+		}
+		l, ok := m[p.Partition]
+		if !ok {
+			return fmt.Errorf("export %s[%d]: partition not in metadata: %w", p.Topic, p.Partition, ErrTopicGone)
+		}
+		if l.err != nil && !errors.Is(l.err, kerr.ReplicaNotAvailable) {
+			fp.lastErr = l.err
+			continue
+		}
+		if l.leader < 0 {
+			fp.lastErr = kerr.LeaderNotAvailable
+			continue
+		}
+		fp.leader, fp.epoch, fp.known, fp.topicID = l.leader, l.epoch, true, ids[p.Topic]
+	}
+	return firstErr
 }
 
-func (f *fetcher) once(ctx context.Context, off int64) (fetched, int64, error) {
-	if !f.known {
-		if err := f.locate(ctx); err != nil {
-			return fetched{}, off, err
+// bucket is a byte-rate limit over a sliding second.
+type bucket struct {
+	rate  int64
+	start time.Time
+	taken int64
+}
+
+func newBucket(rate int64) *bucket { return &bucket{rate: rate, start: time.Now()} }
+
+func (b *bucket) take(n int64) {
+	if b.rate > 0 {
+		b.taken += n
+	}
+}
+
+// wait is how long to wait before the next fetch.
+func (b *bucket) wait() time.Duration {
+	if b.rate <= 0 {
+		return 0
+	}
+	want := time.Duration(float64(b.taken) / float64(b.rate) * float64(time.Second))
+	d := want - time.Since(b.start)
+	if time.Since(b.start) > 10*time.Second && d <= 0 {
+		b.start, b.taken = time.Now(), 0
+	}
+	return d
+}
+
+// ---------------------------------------------------------------------------
+// The pack writer.
+
+type packer struct {
+	spec       ExportSpec
+	st         ExportState // durable: as of the last commit
+	b          storage.Backend
+	onCommit   func(ExportState) error
+	onProgress func(Progress)
+
+	pending ExportState // st plus what the open pack holds
+	file    storage.Writer
+	pw      *backupset.PackWriter
+	name    string
+	slots   map[int]bool
+	last    time.Time
+	comp    string
+}
+
+func (w *packer) init() {
+	w.pending = cloneState(w.st)
+	w.slots = map[int]bool{}
+	w.comp = w.spec.Compression
+	if w.comp == "" {
+		w.comp = backupset.CompressionNone
+	}
+}
+
+func cloneState(s ExportState) ExportState {
+	c := s
+	c.Next = append([]int64(nil), s.Next...)
+	c.Records = append([]int64(nil), s.Records...)
+	c.Bytes = append([]int64(nil), s.Bytes...)
+	c.Lost = append([]LostRange(nil), s.Lost...)
+	c.Packs = append([]PackState(nil), s.Packs...)
+	return c
+}
+
+func (w *packer) run(ctx context.Context, items <-chan fetchItem) error {
+	defer func() {
+		if w.file != nil {
+			_ = w.file.Abort()
+		}
+	}()
+	for it := range items {
+		if err := w.add(ctx, it); err != nil {
+			return err
+		}
+		if w.pw != nil && w.pw.Size() >= w.spec.PackBytes {
+			if err := w.commit(); err != nil {
+				return err
+			}
+		}
+		if time.Since(w.last) > time.Second {
+			w.progress()
 		}
 	}
-	maxBytes := f.spec.FetchMaxBytes
-	if t := f.spec.ThrottleBytesS; t > 0 && int64(maxBytes) > max(t, 64<<10) {
-		// Throttled: about a second's worth per fetch, so waits stay short.
-		maxBytes = int32(max(t, 64<<10))
+	if err := ctx.Err(); err != nil {
+		return nil // the fetch loop reports why
 	}
-	req := kmsg.NewPtrFetchRequest()
-	req.ReplicaID = -1
-	req.MaxWaitMillis = 500
-	req.MinBytes = 1
-	req.MaxBytes = maxBytes
-	req.IsolationLevel = 1 // read_committed: aborted transactions are never backed up
-	req.SessionEpoch = -1
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = f.spec.Topic
-	rt.TopicID = f.topic
-	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.Partition = f.spec.Partition
-	rp.FetchOffset = off
-	rp.PartitionMaxBytes = maxBytes
-	rp.CurrentLeaderEpoch = f.epoch
-	rp.LogStartOffset = -1
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
+	if err := w.commit(); err != nil {
+		return err
+	}
+	w.progress()
+	return nil
+}
 
-	kresp, err := f.cl.Broker(int(f.leader)).Request(ctx, req)
+func (w *packer) progress() {
+	w.last = time.Now()
+	if w.onProgress == nil {
+		return
+	}
+	var p Progress
+	for i := range w.pending.Records {
+		p.Records += w.pending.Records[i]
+		p.Bytes += w.pending.Bytes[i]
+		if w.pending.Next[i] >= w.spec.Partitions[i].To {
+			p.Done++
+		}
+	}
+	w.onProgress(p)
+}
+
+func (w *packer) add(ctx context.Context, it fetchItem) error {
+	spec := w.spec.Partitions[it.p]
+	if it.at != w.pending.Next[it.p] {
+		return fmt.Errorf("export %s[%d]: fetched at %d, written up to %d", spec.Topic, spec.Partition, it.at, w.pending.Next[it.p])
+	}
+	if it.gapTo > 0 {
+		w.pending.Lost = append(w.pending.Lost, LostRange{P: it.p, From: it.at, To: it.gapTo})
+		w.pending.Next[it.p] = it.next
+		return nil
+	}
+	pieces, info, err := w.trim(spec, it)
 	if err != nil {
-		return fetched{}, off, err
+		return err
 	}
-	resp := kresp.(*kmsg.FetchResponse)
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return fetched{}, off, err
+	if info.Records > 0 {
+		if w.pw == nil {
+			if err := w.open(ctx); err != nil {
+				return err
+			}
+		}
+		tp := backupset.TopicPartition{Topic: spec.Topic, Partition: spec.Partition}
+		before := w.pw.Size()
+		if err := w.pw.Add(tp, info, pieces...); err != nil {
+			return fmt.Errorf("export %s[%d]: write %s: %w", spec.Topic, spec.Partition, w.name, err)
+		}
+		w.slots[it.p] = true
+		w.pending.Records[it.p] += info.Records
+		w.pending.Bytes[it.p] += w.pw.Size() - before
 	}
-	for i := range resp.Topics {
-		t := &resp.Topics[i]
-		for j := range t.Partitions {
-			p := &t.Partitions[j]
-			if p.Partition != f.spec.Partition {
+	w.pending.Next[it.p] = it.next
+	return nil
+}
+
+// trim keeps the item's batches as they are, except a batch that reaches
+// below the fetch offset or the range's start, or past its end, and the old
+// message formats: those are decoded and written again as one v2 batch of
+// the records inside the range.
+func (w *packer) trim(spec ExportPartition, it fetchItem) ([][]byte, backupset.ChunkInfo, error) {
+	info := backupset.ChunkInfo{First: -1, Next: it.next}
+	floor := max(it.at, spec.From)
+	clean := true
+	for _, h := range it.heads {
+		if h.Magic < 2 || h.BaseOffset < floor || h.LastOffset() >= spec.To {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		for _, h := range it.heads {
+			if info.First < 0 {
+				info.First = h.BaseOffset
+			}
+			info.Records += int64(h.NumRecords)
+			info.MaxTimestamp = max(info.MaxTimestamp, h.MaxTimestamp)
+		}
+		return it.runs, info, nil
+	}
+	var out [][]byte
+	for _, run := range it.runs {
+		for len(run) > 0 {
+			entry, h, rest, _, err := kbatch.Next(run)
+			if err != nil {
+				return nil, info, err
+			}
+			run = rest
+			if h.Magic == 2 && h.BaseOffset >= floor && h.LastOffset() < spec.To {
+				out = append(out, entry)
+				if info.First < 0 {
+					info.First = h.BaseOffset
+				}
+				info.Records += int64(h.NumRecords)
+				info.MaxTimestamp = max(info.MaxTimestamp, h.MaxTimestamp)
 				continue
 			}
-			perr := kerr.ErrorForCode(p.ErrorCode)
-			switch {
-			case errors.Is(perr, kerr.OffsetOutOfRange):
-				if p.LogStartOffset > off {
-					return fetched{gapTo: p.LogStartOffset}, p.LogStartOffset, nil
-				}
-				return fetched{}, off, perr
-			case errors.Is(perr, kerr.UnknownTopicID):
-				return fetched{}, off, fmt.Errorf("export %s[%d]: %w", f.spec.Topic, f.spec.Partition, ErrTopicGone)
-			case perr != nil:
-				return fetched{}, off, perr
+			recs, err := kbatch.Decode(entry, floor)
+			if err != nil {
+				return nil, info, fmt.Errorf("export %s[%d] at offset %d: %w", spec.Topic, spec.Partition, h.BaseOffset, err)
 			}
-			fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
-				Offset:         off,
-				IsolationLevel: kgo.ReadCommitted(),
-				Topic:          f.spec.Topic,
-				Partition:      f.spec.Partition,
-			}, p, kgo.DefaultDecompressor(), nil)
-			if fp.Err != nil {
-				return fetched{}, off, fmt.Errorf("decode %s[%d] at %d: %w", f.spec.Topic, f.spec.Partition, off, fp.Err)
+			n := sort.Search(len(recs), func(k int) bool { return recs[k].Offset >= spec.To })
+			recs = recs[:n]
+			if len(recs) == 0 {
+				continue
 			}
-			return fetched{records: fp.Records, bytes: int64(len(p.RecordBatches))}, next, nil
+			out = append(out, kbatch.Build(recs, nil))
+			if info.First < 0 {
+				info.First = recs[0].Offset
+			}
+			info.Records += int64(len(recs))
+			for _, r := range recs {
+				info.MaxTimestamp = max(info.MaxTimestamp, r.Timestamp)
+			}
 		}
 	}
-	return fetched{}, off, kerr.UnknownTopicOrPartition
+	return out, info, nil
+}
+
+func (w *packer) open(ctx context.Context) error {
+	w.name = backupset.PackName(w.spec.Dir, w.spec.Unit, w.spec.Attempt, w.pending.Seq)
+	f, err := w.b.Create(ctx, w.name)
+	if err != nil {
+		return fmt.Errorf("export unit %d: %w", w.spec.Unit, err)
+	}
+	pw, err := backupset.NewPackWriter(f, w.comp)
+	if err != nil {
+		_ = f.Abort()
+		return err
+	}
+	w.file, w.pw = f, pw
+	return nil
+}
+
+// commit finishes and publishes the open pack, if any, and makes the
+// pending state durable.
+func (w *packer) commit() error {
+	if w.pw != nil {
+		size, sha, _, err := w.pw.Finish()
+		if err != nil {
+			return fmt.Errorf("export unit %d: finish %s: %w", w.spec.Unit, w.name, err)
+		}
+		if err := w.file.Commit(); err != nil {
+			return fmt.Errorf("export unit %d: commit %s: %w", w.spec.Unit, w.name, err)
+		}
+		ps := PackState{File: backupset.FileEntry{Name: w.name, Size: size, SHA256: sha}}
+		for i := range w.slots {
+			ps.Slots = append(ps.Slots, i)
+		}
+		sort.Ints(ps.Slots)
+		w.pending.Packs = append(w.pending.Packs, ps)
+		w.pending.Seq++
+		w.file, w.pw, w.slots = nil, nil, map[int]bool{}
+	}
+	w.st = cloneState(w.pending)
+	if w.onCommit != nil {
+		return w.onCommit(cloneState(w.st))
+	}
+	return nil
 }

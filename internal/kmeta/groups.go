@@ -130,3 +130,6 @@ func CommitGroupOffsets(ctx context.Context, cl *kgo.Client, group string, offse
 	}
 	return nil
 }
+
+// GroupInactive reports a group state in which nobody else commits offsets.
+func GroupInactive(state string) bool { return inactiveStates[state] }

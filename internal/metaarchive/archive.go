@@ -20,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/kbr-project/kbr/internal/kmeta"
@@ -112,6 +114,7 @@ func ReadArchive(r io.Reader) (*kmeta.Snapshot, *zkmeta.Tree, error) {
 		v    *Version
 		s    *kmeta.Snapshot
 		tree *zkmeta.Tree
+		seen = map[string]bool{}
 	)
 	for {
 		hdr, err := tr.Next()
@@ -121,6 +124,13 @@ func ReadArchive(r io.Reader) (*kmeta.Snapshot, *zkmeta.Tree, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("read metadata archive: %w", err)
 		}
+		if !localName(hdr.Name) {
+			return nil, nil, fmt.Errorf("read metadata archive: entry %q: not a relative path inside the archive", hdr.Name)
+		}
+		if seen[hdr.Name] {
+			return nil, nil, fmt.Errorf("read metadata archive: %s appears twice", hdr.Name)
+		}
+		seen[hdr.Name] = true
 		var dst any
 		switch hdr.Name {
 		case VersionEntry:
@@ -140,6 +150,9 @@ func ReadArchive(r io.Reader) (*kmeta.Snapshot, *zkmeta.Tree, error) {
 			dst = tree
 		default:
 			continue
+		}
+		if err := regular(hdr); err != nil {
+			return nil, nil, err
 		}
 		if hdr.Size > maxEntry {
 			return nil, nil, fmt.Errorf("read metadata archive: %s is %d bytes, more than the %d allowed", hdr.Name, hdr.Size, int64(maxEntry))
@@ -161,7 +174,41 @@ func ReadArchive(r io.Reader) (*kmeta.Snapshot, *zkmeta.Tree, error) {
 	if s == nil {
 		return nil, nil, fmt.Errorf("read metadata archive: no %s", LogicalEntry)
 	}
+	if tree != nil {
+		// Every znode path comes from the file: one outside the chroot, or
+		// one read two ways, would make a restore write outside its place.
+		if err := tree.Validate(); err != nil {
+			return nil, nil, fmt.Errorf("read metadata archive: %s: %w", ZnodesEntry, err)
+		}
+		if v.ZKChroot != "" && v.ZKChroot != tree.Chroot {
+			return nil, nil, fmt.Errorf("read metadata archive: %s: chroot %s, but %s says %s", ZnodesEntry, tree.Chroot, VersionEntry, v.ZKChroot)
+		}
+	}
 	return s, tree, nil
+}
+
+// regular refuses an entry that is not a plain file: a sparse one (GNU
+// or PAX form) reads back as its claimed size in zeros, gigabytes from a
+// 512-byte header; links and the rest are nothing WriteArchive writes.
+func regular(hdr *tar.Header) error {
+	sparse := hdr.Typeflag == tar.TypeGNUSparse
+	for k := range hdr.PAXRecords {
+		sparse = sparse || strings.HasPrefix(k, "GNU.sparse.")
+	}
+	if hdr.Typeflag != tar.TypeReg || sparse {
+		return fmt.Errorf("read metadata archive: entry %s is not a regular file (type %q%s)", hdr.Name, hdr.Typeflag, map[bool]string{true: ", sparse"}[sparse])
+	}
+	return nil
+}
+
+// localName tells an entry name that stays inside the archive: relative,
+// slash-separated, clean (no "", "." or ".." segment). The reader writes
+// nothing to disk, but a name that climbs out is a crafted file.
+func localName(name string) bool {
+	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "\\") {
+		return false
+	}
+	return path.Clean(name) == name && name != "." && name != ".." && !strings.HasPrefix(name, "../")
 }
 
 // ReadVersion reads only version.json, for listing recovery points and for
@@ -183,6 +230,9 @@ func ReadVersion(r io.Reader) (*Version, error) {
 		}
 		if hdr.Name != VersionEntry {
 			continue
+		}
+		if err := regular(hdr); err != nil {
+			return nil, err
 		}
 		v := new(Version)
 		if err := json.NewDecoder(io.LimitReader(tr, 1<<20)).Decode(v); err != nil {

@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -181,4 +183,117 @@ func entries(t *testing.T, raw []byte) ([]string, map[string]string) {
 		files[h.Name] = b.String()
 	}
 	return names, files
+}
+
+// TestArchiveRefusesEscapingZnodes guards the chroot escape at the reader:
+// an archive whose znodes.json names a znode outside its chroot (/kafkaX
+// for /kafka), with a ".." or an empty segment, or twice, is refused when
+// it is read, naming the entry, before anything plans a restore from it.
+// So is an archive entry whose own name climbs out (../x, /etc/x).
+func TestArchiveRefusesEscapingZnodes(t *testing.T) {
+	mk := func(files ...string) *bytes.Buffer {
+		var buf bytes.Buffer
+		gz := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(gz)
+		for i := 0; i < len(files); i += 2 {
+			tw.WriteHeader(&tar.Header{Name: files[i], Mode: 0o644, Size: int64(len(files[i+1]))})
+			tw.Write([]byte(files[i+1]))
+		}
+		tw.Close()
+		gz.Close()
+		return &buf
+	}
+	version := `{"format":1,"zkChroot":"/kafka"}`
+	znodes := func(chroot string, paths ...string) string {
+		var zs []string
+		for _, p := range paths {
+			zs = append(zs, `{"path":"`+p+`","data":null,"acl":[]}`)
+		}
+		return `{"chroot":"` + chroot + `","znodes":[` + strings.Join(zs, ",") + `]}`
+	}
+	for name, c := range map[string]struct {
+		in   *bytes.Buffer
+		want string
+	}{
+		"prefix without a / boundary": {mk("version.json", version, "logical.json", `{}`, "znodes.json", znodes("/kafka", "/kafka", "/kafkaX/evil")),
+			`znodes.json: znode 2: "/kafkaX/evil" is outside the chroot /kafka`},
+		"dot-dot": {mk("version.json", version, "logical.json", `{}`, "znodes.json", znodes("/kafka", "/kafka/../zookeeper")),
+			`znodes.json: znode 1: "/kafka/../zookeeper" has a ".." segment`},
+		"empty segment": {mk("version.json", version, "logical.json", `{}`, "znodes.json", znodes("/kafka", "/kafka//a")),
+			`znodes.json: znode 1: "/kafka//a" has an empty segment`},
+		"relative": {mk("version.json", version, "logical.json", `{}`, "znodes.json", znodes("/kafka", "brokers")),
+			`znodes.json: znode 1: "brokers" is not absolute`},
+		"twice": {mk("version.json", version, "logical.json", `{}`, "znodes.json", znodes("/kafka", "/kafka/a", "/kafka/a")),
+			`znodes.json: znode 2: "/kafka/a" appears twice`},
+		"bad chroot": {mk("version.json", `{"format":1,"zkChroot":"/kafka/.."}`, "logical.json", `{}`, "znodes.json", znodes("/kafka/..", "/kafka/../a")),
+			`znodes.json: chroot "/kafka/.." has a ".." segment`},
+		"chroot differs from version.json": {mk("version.json", version, "logical.json", `{}`, "znodes.json", znodes("/other", "/other/a")),
+			`znodes.json: chroot /other, but version.json says /kafka`},
+		"entry name climbs out": {mk("version.json", version, "../evil.json", `{}`, "logical.json", `{}`),
+			`entry "../evil.json": not a relative path inside the archive`},
+		"absolute entry name": {mk("version.json", version, "/etc/evil", `{}`, "logical.json", `{}`),
+			`entry "/etc/evil": not a relative path inside the archive`},
+		"entry twice": {mk("version.json", version, "logical.json", `{}`, "logical.json", `{}`),
+			`logical.json appears twice`},
+	} {
+		_, tree, err := ReadArchive(c.in)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: tree %v, err = %v, want %q", name, tree, err, c.want)
+		}
+	}
+}
+
+// gnuSparse builds an old-GNU sparse tar header (typeflag 'S') for name
+// that claims size bytes, all holes: the tar reader hands back that many
+// zeros from a 512-byte header.
+func gnuSparse(name string, size int64) []byte {
+	var b [512]byte
+	copy(b[0:], name)
+	copy(b[100:], "0000644\x00")
+	copy(b[108:], "0000000\x00")
+	copy(b[116:], "0000000\x00")
+	copy(b[124:], "00000000000\x00")
+	copy(b[136:], "00000000000\x00")
+	b[156] = 'S'
+	copy(b[257:], "ustar  \x00")
+	copy(b[483:], fmt.Sprintf("%011o\x00", size))
+	copy(b[148:], "        ")
+	sum := 0
+	for _, c := range b {
+		sum += int(c)
+	}
+	copy(b[148:], fmt.Sprintf("%06o\x00 ", sum))
+	return b[:]
+}
+
+// TestArchiveRefusesSparseEntries guards a hole found while writing the
+// archive's fuzz target (the property "no allocation ahead of the data"):
+// a tar entry in GNU sparse form claims gigabytes of holes, which the tar
+// reader returns as zeros, so a 150-byte archive made ReadArchive read and
+// allocate up to the 4 GiB entry limit (7 GB with the JSON decoder). The archive holds regular files
+// only; anything else is refused, naming the entry, before it is read.
+func TestArchiveRefusesSparseEntries(t *testing.T) {
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	v := `{"format":1}`
+	tw.WriteHeader(&tar.Header{Name: VersionEntry, Mode: 0o644, Size: int64(len(v))})
+	tw.Write([]byte(v))
+	tw.Flush()
+	raw.Write(gnuSparse(LogicalEntry, 3<<30))
+	raw.Write(make([]byte, 1024))
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	gz.Write(raw.Bytes())
+	gz.Close()
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := ReadArchive(bytes.NewReader(buf.Bytes()))
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "logical.json") || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("err = %v, want logical.json refused as not a regular file", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Errorf("a %d-byte archive allocated %d bytes", buf.Len(), got)
+	}
 }

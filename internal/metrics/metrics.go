@@ -35,8 +35,9 @@ const (
 
 // Step outcomes.
 const (
-	OutcomeDone   = "done"
-	OutcomeFailed = "failed"
+	OutcomeDone    = "done"
+	OutcomeFailed  = "failed"
+	OutcomeSkipped = "skipped"
 )
 
 // Names of kbr's metrics, as Prometheus shows them.
@@ -96,7 +97,7 @@ var (
 // Specs lists every metric kbr emits through a client.MetricsHandler.
 var Specs = map[string]Spec{
 	StepsStarted:      {"counter", stepLabels, "steps started"},
-	StepDuration:      {"histogram", append(stepLabels[:4:4], LabelOutcome), "time of each ended step, by outcome (done, failed)"},
+	StepDuration:      {"histogram", append(stepLabels[:4:4], LabelOutcome), "time of each ended step, by outcome (done, failed, skipped)"},
 	Runs:              {"counter", append(runLabels[:3:3], LabelOutcome), "ended runs, by outcome (succeeded, failed, records-lost)"},
 	RunDuration:       {"histogram", append(runLabels[:3:3], LabelOutcome), "time of each ended run, by outcome"},
 	BytesDone:         {"gauge", runLabels, "bytes moved by the current or last run"},

@@ -5,7 +5,11 @@
 // processes, so each is spelled once, here. It imports nothing of kbr.
 package names
 
-import "go.temporal.io/sdk/temporal"
+import (
+	"fmt"
+
+	"go.temporal.io/sdk/temporal"
+)
 
 // TaskQueue is where kbr workers poll.
 const TaskQueue = "kbr"
@@ -149,4 +153,13 @@ const (
 	ErrCommand       = "CommandFailed"
 	ErrWrongHost     = "WrongHost"
 	ErrRecordsLost   = "RecordsLost"
+	// ErrRetired fails an activity of a data path that no longer exists.
+	ErrRetired = "Retired"
 )
+
+// SignalUnitDone is what a child of a backup or a restore sends its parent
+// after each work unit, for the parent's progress.
+const SignalUnitDone = "kbr-unit-done"
+
+// ChildID is the workflow id of a backup's or a restore's k-th child.
+func ChildID(parent, kind string, k int) string { return fmt.Sprintf("%s/%s-%d", parent, kind, k) }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/localdir"
 )
 
 // Default task, as MRS creates one for a new cluster: hourly, full,
@@ -40,7 +41,7 @@ func DefaultTask(c config.Cluster, localDir string, now time.Time) config.Task {
 		Period:    config.Duration(DefaultTaskPeriod),
 		Backup: config.Backup{
 			Cluster: c, DataSources: []string{config.SourceMetadata},
-			Target:    storage.Target{Type: "LocalDir", Path: localDir},
+			Target:    storage.Target{Type: localdir.Type, Path: localDir},
 			Policy:    config.PolicyFull,
 			MaxCopies: DefaultTaskMaxCopies,
 		},

@@ -75,16 +75,20 @@ func LeftToBrokers(rel string) bool {
 }
 
 // rel makes a path relative to its chroot ("/kafka/brokers" -> "/brokers",
-// the chroot itself -> "/").
-func rel(chroot, path string) string {
+// the chroot itself -> "/"). It is false for a path outside the chroot,
+// which is cut only on a "/" boundary: /kafkaX/a is not in /kafka.
+func rel(chroot, path string) (string, bool) {
 	chroot = normChroot(chroot)
 	if chroot == "/" {
-		return path
+		return path, strings.HasPrefix(path, "/")
 	}
 	if path == chroot {
-		return "/"
+		return "/", true
 	}
-	return strings.TrimPrefix(path, chroot)
+	if !strings.HasPrefix(path, chroot+"/") {
+		return "", false
+	}
+	return path[len(chroot):], true
 }
 
 func abs(chroot, r string) string {
@@ -112,7 +116,15 @@ func PlanRestore(backup, live *Tree, target string) (*RestorePlan, error) {
 	if backup == nil {
 		return nil, errors.New("plan znode restore: the backup holds no znodes (a KRaft cluster's backup?)")
 	}
+	// Every path comes from a file: a crafted one must not reach outside
+	// the target chroot (or into ZooKeeper's own subtree).
+	if err := backup.Validate(); err != nil {
+		return nil, fmt.Errorf("plan znode restore: the backup's znodes: %w", err)
+	}
 	target = normChroot(target)
+	if err := ValidPath(target); err != nil {
+		return nil, fmt.Errorf("plan znode restore: target chroot %w", err)
+	}
 	plan := &RestorePlan{Chroot: target}
 	if red := backup.Redacted(); len(red) > 0 {
 		return nil, &RedactedError{Paths: red}
@@ -120,7 +132,10 @@ func PlanRestore(backup, live *Tree, target string) (*RestorePlan, error) {
 	want := map[string]*Znode{} // by relative path
 	for i := range backup.Znodes {
 		z := &backup.Znodes[i]
-		r := rel(backup.Chroot, z.Path)
+		r, _ := rel(backup.Chroot, z.Path) // inside: Validate checked it
+		if a := abs(target, r); zookeeperOwn(a) {
+			return nil, fmt.Errorf("plan znode restore: the backup's znode %s would be restored as %s, in ZooKeeper's own /zookeeper subtree", z.Path, a)
+		}
 		if z.Ephemeral || LeftToBrokers(r) {
 			plan.Skipped = append(plan.Skipped, r)
 			continue
@@ -135,7 +150,11 @@ func PlanRestore(backup, live *Tree, target string) (*RestorePlan, error) {
 	if live != nil {
 		for i := range live.Znodes {
 			z := &live.Znodes[i]
-			have[rel(live.Chroot, z.Path)] = z
+			r, ok := rel(live.Chroot, z.Path)
+			if !ok {
+				return nil, fmt.Errorf("plan znode restore: live znode %q is outside the chroot %s", z.Path, normChroot(live.Chroot))
+			}
+			have[r] = z
 		}
 	}
 

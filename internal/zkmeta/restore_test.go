@@ -178,3 +178,69 @@ func TestPlanRestoreLeavesNotifications(t *testing.T) {
 		t.Errorf("notifications = %d, want 2", p.Notifications)
 	}
 }
+
+// TestPlanRestoreRefusesPathsOutsideChroot guards the chroot escape: rel()
+// trimmed the chroot with no "/" boundary, so a backup of chroot /kafka
+// holding /kafkaX/evil planned "create /restoredX/evil", outside the
+// target chroot. Every path the backup names must be a clean ZooKeeper
+// path inside its chroot, and the plan names the first that is not.
+func TestPlanRestoreRefusesPathsOutsideChroot(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, chroot, path, want string
+	}{
+		{"prefix without a / boundary", "/kafka", "/kafkaX/evil", `"/kafkaX/evil" is outside the chroot /kafka`},
+		{"sibling of the chroot", "/kafka", "/other", `"/other" is outside the chroot /kafka`},
+		{"dot-dot segment", "/kafka", "/kafka/../etc", `"/kafka/../etc" has a ".." segment`},
+		{"dot segment", "/kafka", "/kafka/./a", `"/kafka/./a" has a "." segment`},
+		{"empty segment", "/kafka", "/kafka//a", `"/kafka//a" has an empty segment`},
+		{"trailing slash", "/kafka", "/kafka/a/", `"/kafka/a/" has an empty segment`},
+		{"relative", "/kafka", "kafka/a", `"kafka/a" is not absolute`},
+		{"empty", "/kafka", "", `"" is not absolute`},
+		{"NUL", "/kafka", "/kafka/a\x00b", `has a control character`},
+		{"chroot with dot-dot", "/kafka/..", "/kafka/../x", `chroot "/kafka/.." has a ".." segment`},
+		{"ZooKeeper's own subtree", "/", "/zookeeper/quota", `"/zookeeper/quota" is in ZooKeeper's own /zookeeper`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			backup := &Tree{Chroot: c.chroot, Znodes: []Znode{{Path: c.path, ACL: open}}}
+			p, err := PlanRestore(backup, nil, "/restored")
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				var ops []string
+				if p != nil {
+					ops = opsOf(p)
+				}
+				t.Fatalf("got ops %q, err %v; want an error containing %q", ops, err, c.want)
+			}
+		})
+	}
+	// Restored at the root, a backed-up /kafka/zookeeper would land in
+	// ZooKeeper's own subtree.
+	backup := tree("/kafka", Znode{Path: "/kafka"}, Znode{Path: "/kafka/zookeeper"})
+	if p, err := PlanRestore(backup, nil, "/"); err == nil || !strings.Contains(err.Error(), "/zookeeper") {
+		t.Fatalf("restore to / planned %v, err %v; want a refusal naming /zookeeper", p, err)
+	}
+	// A bad target chroot is refused too.
+	if _, err := PlanRestore(tree("/k", Znode{Path: "/k"}), nil, "/a/../b"); err == nil || !strings.Contains(err.Error(), `".." segment`) {
+		t.Fatalf("target /a/../b: err %v", err)
+	}
+	// Twice the same path: which one to restore?
+	dup := tree("/k", Znode{Path: "/k"}, Znode{Path: "/k/a", Data: []byte("1")}, Znode{Path: "/k/a", Data: []byte("2")})
+	if _, err := PlanRestore(dup, nil, "/k"); err == nil || !strings.Contains(err.Error(), `"/k/a" appears twice`) {
+		t.Fatalf("duplicate path: err %v", err)
+	}
+}
+
+func TestValidPath(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"/", "/a", "/kafka/brokers/ids/1", "/a-b_c.d/ü", "/config/changes/config_change_0000000041", "/a/..b", "/a/b.."} {
+		if err := ValidPath(p); err != nil {
+			t.Errorf("ValidPath(%q) = %v, want nil", p, err)
+		}
+	}
+	for _, p := range []string{"", "a", "//", "/a/", "/a//b", "/.", "/..", "/a/../b", "/a\x01", "/a\x7f", "/\xff", "/a\u00850"} {
+		if err := ValidPath(p); err == nil {
+			t.Errorf("ValidPath(%q) = nil, want an error", p)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kbr-project/kbr/internal/secret"
 	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/all"
 	"github.com/kbr-project/kbr/storage/cifs"
 )
 
@@ -20,7 +21,7 @@ func TestValidate(t *testing.T) {
 		Type: "CIFS", Server: "fileserver.example.com", User: `CORP\backup`,
 		Password: secret.Ref{Env: "PW"}, Share: "backups", Path: "kafka/prod",
 	}
-	if err := storage.Validate(good); err != nil {
+	if err := all.Registry().Validate(good); err != nil {
 		t.Fatalf("Validate(good) = %v", err)
 	}
 	for _, tc := range []struct {
@@ -39,10 +40,12 @@ func TestValidate(t *testing.T) {
 		{"target.path", func(t *storage.Target) { t.Path = "" }},
 		{"target.path", func(t *storage.Target) { t.Path = `kafka\..\..\other` }},
 		{"target.path", func(t *storage.Target) { t.Path = "kafka:prod" }},
+		{"target.signing", func(t *storage.Target) { t.Signing = "always" }},
+		{"target.signing", func(t *storage.Target) { t.Signing = "mandatory" }},
 	} {
 		tg := good
 		tc.change(&tg)
-		err := storage.Validate(tg)
+		err := all.Registry().Validate(tg)
 		var pe *storage.ParamError
 		if !errors.As(err, &pe) || pe.Param != tc.param {
 			t.Errorf("Validate(%+v) = %v; want a ParamError for %s", tg, err, tc.param)
@@ -54,10 +57,13 @@ func TestValidate(t *testing.T) {
 		func(t *storage.Target) { t.Path = "/" },
 		func(t *storage.Target) { t.Path = `\kafka\prod` },
 		func(t *storage.Target) { t.User = "backup" },
+		func(t *storage.Target) { t.Signing = "auto" },
+		func(t *storage.Target) { t.Signing = "required" },
+		func(t *storage.Target) { t.Signing = "Required" },
 	} {
 		tg := good
 		change(&tg)
-		if err := storage.Validate(tg); err != nil {
+		if err := all.Registry().Validate(tg); err != nil {
 			t.Errorf("Validate(%+v) = %v, want nil", tg, err)
 		}
 	}
@@ -69,7 +75,7 @@ func TestMissingShare(t *testing.T) {
 	s := loadServer(t)
 	tg := s.target("x")
 	tg.Share = "no-such-share"
-	_, err := storage.Open(t.Context(), tg)
+	_, err := all.Registry().Open(t.Context(), tg)
 	if err == nil || !storage.IsPermanent(err) || !strings.Contains(err.Error(), `no share "no-such-share"`) {
 		t.Errorf("Open of a missing share = %v; want a permanent error naming the share", err)
 	}

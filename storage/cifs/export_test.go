@@ -3,7 +3,7 @@ package cifs
 import (
 	"context"
 
-	"github.com/hirochachacha/go-smb2"
+	"github.com/cloudsoda/go-smb2"
 )
 
 // RawShare is the mounted share under b, for tests that set up or inspect
@@ -14,4 +14,12 @@ func RawShare(b *Backend) *smb2.Share {
 		return nil
 	}
 	return s.share
+}
+
+// PreferSMB21 sets whether sessions try SMB 2.1 first, and returns the
+// previous setting (benchmarks compare the dialects).
+func PreferSMB21(v bool) bool {
+	old := preferSMB21
+	preferSMB21 = v
+	return old
 }

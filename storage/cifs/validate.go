@@ -46,5 +46,10 @@ func Validate(t storage.Target) error {
 	if strings.ContainsAny(t.Path, `:*?"<>|`) {
 		return &storage.ParamError{Param: "target.path", Msg: fmt.Sprintf(`%q: a share path cannot hold any of : * ? " < > |`, t.Path)}
 	}
+	switch strings.ToLower(t.Signing) {
+	case "", SigningAuto, SigningRequired:
+	default:
+		return &storage.ParamError{Param: "target.signing", Msg: fmt.Sprintf("%q: want auto (sign when the server requires it; the default) or required (sign everything, refuse a session that cannot)", t.Signing)}
+	}
 	return nil
 }

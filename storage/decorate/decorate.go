@@ -22,6 +22,15 @@ import (
 	"github.com/kbr-project/kbr/storage"
 )
 
+var (
+	_ storage.RangeOpener   = (*retrying)(nil)
+	_ storage.RangeOpener   = (*limited)(nil)
+	_ storage.RangeOpener   = (*logged)(nil)
+	_ storage.PartialLister = (*retrying)(nil)
+	_ storage.PartialLister = (*limited)(nil)
+	_ storage.PartialLister = (*logged)(nil)
+)
+
 // Policy says how Retry retries.
 type Policy struct {
 	// Attempts is the total number of tries of one operation, the first
@@ -37,8 +46,8 @@ type Policy struct {
 // own retry (with its longer backoff) takes over from there.
 var DefaultPolicy = Policy{Attempts: 5, Initial: 500 * time.Millisecond, Max: 4 * time.Second}
 
-// Retry retries the operations that are safe to repeat (Open, Stat, List,
-// Delete, FreeSpace, and the Create call itself) while they fail with an
+// Retry retries the operations that are safe to repeat (Open, OpenRange,
+// Stat, List, ListPartial, Delete, FreeSpace, and the Create call itself) while they fail with an
 // error that is not permanent, waiting between tries as policy says and
 // never past ctx. A write in progress is not retried: the bytes already
 // handed to a Writer cannot be replayed, so an error from Write or Commit
@@ -105,6 +114,14 @@ func (r *retrying) Create(ctx context.Context, name string) (w storage.Writer, e
 
 func (r *retrying) Open(ctx context.Context, name string) (rc io.ReadCloser, err error) {
 	err = r.do(ctx, "open "+name, func() error { rc, err = r.Backend.Open(ctx, name); return err })
+	return rc, err
+}
+
+func (r *retrying) OpenRange(ctx context.Context, name string, offset, length int64) (rc io.ReadCloser, err error) {
+	err = r.do(ctx, fmt.Sprintf("open %s at %d", name, offset), func() error {
+		rc, err = storage.OpenRange(ctx, r.Backend, name, offset, length)
+		return err
+	})
 	return rc, err
 }
 
@@ -193,6 +210,18 @@ func (l *limited) Open(ctx context.Context, name string) (io.ReadCloser, error) 
 		return nil, err
 	}
 	rc, err := l.Backend.Open(ctx, name)
+	if err != nil {
+		l.release()
+		return nil, err
+	}
+	return &limitedReader{ReadCloser: rc, release: sync.OnceFunc(l.release)}, nil
+}
+
+func (l *limited) OpenRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	if err := l.acquire(ctx); err != nil {
+		return nil, err
+	}
+	rc, err := storage.OpenRange(ctx, l.Backend, name, offset, length)
 	if err != nil {
 		l.release()
 		return nil, err
@@ -343,6 +372,17 @@ func (l *logged) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 	return &loggedReader{ReadCloser: rc, l: l, ctx: context.WithoutCancel(ctx), name: name, start: start}, nil
 }
 
+func (l *logged) OpenRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	start := time.Now()
+	rc, err := storage.OpenRange(ctx, l.Backend, name, offset, length)
+	if err != nil {
+		l.done(ctx, "open range", name, start, err, "offset", offset, "length", length)
+		return nil, err
+	}
+	return &loggedReader{ReadCloser: rc, l: l, ctx: context.WithoutCancel(ctx), name: name, start: start,
+		attrs: []any{"offset", offset, "length", length}}, nil
+}
+
 type loggedReader struct {
 	io.ReadCloser
 	l     *logged
@@ -351,6 +391,7 @@ type loggedReader struct {
 	start time.Time
 	n     int64
 	err   error
+	attrs []any // of a range read: its offset and length
 }
 
 func (r *loggedReader) Read(p []byte) (int, error) {
@@ -380,7 +421,7 @@ func (r *loggedReader) WriteTo(w io.Writer) (int64, error) {
 
 func (r *loggedReader) Close() error {
 	err := r.ReadCloser.Close()
-	r.l.done(r.ctx, "read", r.name, r.start, errors.Join(r.err, err), "bytes", r.n)
+	r.l.done(r.ctx, "read", r.name, r.start, errors.Join(r.err, err), append([]any{"bytes", r.n}, r.attrs...)...)
 	return err
 }
 

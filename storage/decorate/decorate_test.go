@@ -99,6 +99,28 @@ func (f *fake) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
+// OpenRange is native (storage.RangeOpener), so tests see whether a
+// decorator hands range reads on or turns them into Open.
+func (f *fake) OpenRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	if err := f.enter("openrange"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, ok := f.files[name]
+	if !ok {
+		return nil, storage.Permanent(fmt.Errorf("%w: %s", storage.ErrNotFound, name))
+	}
+	end := int64(len(b))
+	if length >= 0 {
+		end = offset + length
+	}
+	if offset > int64(len(b)) || end > int64(len(b)) {
+		return nil, storage.RangeError(f.String(), name, offset, length, int64(len(b)))
+	}
+	return io.NopCloser(bytes.NewReader(b[offset:end])), nil
+}
+
 func (f *fake) Stat(ctx context.Context, name string) (storage.FileInfo, error) {
 	if err := f.enter("stat"); err != nil {
 		return storage.FileInfo{}, err
@@ -179,6 +201,13 @@ func TestRetryTransient(t *testing.T) {
 			return err
 		},
 		"create": func() error { _, err := b.Create(ctx, "y"); return err },
+		"openrange": func() error {
+			rc, err := storage.OpenRange(ctx, b, "x", 1, 2)
+			if err == nil {
+				rc.Close()
+			}
+			return err
+		},
 	}
 	for op, fn := range ops {
 		if err := fn(); err != nil {
@@ -436,3 +465,80 @@ func (d *dirRemover) RemoveDir(_ context.Context, name string) error {
 	}
 	return nil
 }
+
+// TestOpenRangePassesThrough guards against decorators that turn a range
+// read into a read of the whole file from its start (the data path reads
+// chunks of pack files by range), that do not hold a Limit slot for as
+// long as the range is read, or that lose the fallback for a backend
+// without native range reads.
+func TestOpenRangePassesThrough(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	f.files["pack"] = []byte("0123456789")
+	b := Log(Limit(Retry(f, fastPolicy), 1), nil)
+	ctx := t.Context()
+	rc, err := storage.OpenRange(ctx, b, "pack", 3, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	if err != nil || string(got) != "3456" {
+		t.Errorf("OpenRange(3, 4) through decorators read %q, %v; want 3456", got, err)
+	}
+	if n, m := f.count("openrange"), f.count("open"); n != 1 || m != 0 {
+		t.Errorf("the backend saw %d OpenRange and %d Open calls, want 1 and 0", n, m)
+	}
+	// The slot is held until Close.
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := storage.OpenRange(short, b, "pack", 0, 1); err == nil {
+		t.Errorf("a second OpenRange with Limit 1 and the first reader open succeeded")
+	}
+	rc.Close()
+	if _, err := storage.OpenRange(ctx, b, "pack", 20, 1); !errors.Is(err, storage.ErrBadRange) {
+		t.Errorf("OpenRange past the end through decorators = %v, want ErrBadRange", err)
+	}
+	if got := f.count("openrange") - 1; got != 1 {
+		t.Errorf("OpenRange past the end was tried %d times, want once (it is permanent)", got)
+	}
+
+	// Without native range reads: Open and discard.
+	plain := Retry(openOnly{f}, fastPolicy)
+	rc, err = storage.OpenRange(ctx, plain, "pack", 7, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(rc); err != nil || string(got) != "789" {
+		t.Errorf("OpenRange(7, -1) by Open read %q, %v; want 789", got, err)
+	}
+	for _, r := range []struct{ off, n int64 }{{11, -1}, {5, 6}} {
+		rc, err := storage.OpenRange(ctx, plain, "pack", r.off, r.n)
+		if err == nil {
+			_, err = io.ReadAll(rc)
+			rc.Close()
+		}
+		if !errors.Is(err, storage.ErrBadRange) {
+			t.Errorf("OpenRange(%d, %d) by Open of a 10-byte file = %v, want ErrBadRange", r.off, r.n, err)
+		}
+	}
+}
+
+// openOnly hides the fake's OpenRange.
+type openOnly struct{ f *fake }
+
+func (o openOnly) Create(ctx context.Context, name string) (storage.Writer, error) {
+	return o.f.Create(ctx, name)
+}
+func (o openOnly) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	return o.f.Open(ctx, name)
+}
+func (o openOnly) Stat(ctx context.Context, name string) (storage.FileInfo, error) {
+	return o.f.Stat(ctx, name)
+}
+func (o openOnly) List(ctx context.Context, prefix string) ([]storage.FileInfo, error) {
+	return o.f.List(ctx, prefix)
+}
+func (o openOnly) Delete(ctx context.Context, name string) error { return o.f.Delete(ctx, name) }
+func (o openOnly) FreeSpace(ctx context.Context) (uint64, error) { return o.f.FreeSpace(ctx) }
+func (o openOnly) Close() error                                  { return nil }
+func (o openOnly) String() string                                { return o.f.String() }

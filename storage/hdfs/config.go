@@ -31,9 +31,18 @@ const defaultServicePrincipal = "nn/_HOST"
 
 var nameServiceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
-// validate is the path types' parameter check: no network, no disk.
+// Validate is the path types' parameter check: no network, no disk. A
+// target without a type is RemoteHDFS.
+func Validate(t storage.Target) error {
+	typ := t.Type
+	if typ == "" {
+		typ = RemoteType
+	}
+	return validate(typ, t)
+}
+
 func validate(pathType string, t storage.Target) error {
-	remote := strings.EqualFold(pathType, "RemoteHDFS")
+	remote := strings.EqualFold(pathType, RemoteType)
 	switch n := len(t.NameNodes); {
 	case n == 0 && remote:
 		return &storage.ParamError{Param: "name_nodes", Msg: "required: the NameNode's host:port, or both of an HA pair"}
@@ -119,7 +128,7 @@ func resolveNameNodes(pathType string, t storage.Target) ([]string, error) {
 	if len(t.NameNodes) > 0 {
 		return t.NameNodes, nil
 	}
-	if strings.EqualFold(pathType, "RemoteHDFS") {
+	if strings.EqualFold(pathType, RemoteType) {
 		return nil, storage.Permanent(errors.New("target.name_nodes: required for RemoteHDFS"))
 	}
 	ns := t.NameService

@@ -24,5 +24,6 @@ func TestConformance(t *testing.T) {
 		StartServer:      func(t *testing.T) { run(t, e.Start) },
 		FreeSpace:        true,
 		Dirs:             true,
+		Partial:          true,
 	})
 }

@@ -46,11 +46,11 @@ func TestHADeadNameNode(t *testing.T) {
 		t.Run(strings.Join(order, ","), func(t *testing.T) {
 			tgt := e.target(e.freshRoot(t))
 			tgt.NameNodes = order
-			if err := storage.Validate(tgt); err != nil {
+			if err := reg.Validate(tgt); err != nil {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			b, err := storage.Open(ctxT(t), tgt)
+			b, err := reg.Open(ctxT(t), tgt)
 			if err != nil {
 				t.Fatalf("Open(%v): %v", order, err)
 			}
@@ -73,7 +73,7 @@ func TestHAStandbyNameNode(t *testing.T) {
 			before := sb.refused.Load()
 			tgt := e.target(e.freshRoot(t))
 			tgt.NameNodes = order
-			b, err := storage.Open(ctxT(t), tgt)
+			b, err := reg.Open(ctxT(t), tgt)
 			if err != nil {
 				t.Fatalf("Open(%v): %v", order, err)
 			}
@@ -89,7 +89,7 @@ func TestHAStandbyNameNode(t *testing.T) {
 	// No active NameNode: a retryable error naming the standby, not a hang.
 	tgt := e.target(e.freshRoot(t))
 	tgt.NameNodes = []string{sb.addr}
-	_, err := Open(ctxT(t), tgt)
+	_, err := New(ctxT(t), tgt)
 	if err == nil || storage.IsPermanent(err) || !strings.Contains(err.Error(), "StandbyException") {
 		t.Errorf("Open with no active NameNode = %v; want a retryable error mentioning StandbyException", err)
 	}
@@ -116,10 +116,10 @@ func TestLocalHDFSFromHadoopConf(t *testing.T) {
 	t.Setenv("HADOOP_CONF_DIR", dir)
 	for _, ns := range []string{"", "hacluster", "single"} {
 		tgt := storage.Target{Type: "LocalHDFS", NameService: ns, User: e.User, Path: e.freshRoot(t)}
-		if err := storage.Validate(tgt); err != nil {
+		if err := reg.Validate(tgt); err != nil {
 			t.Fatalf("Validate(LocalHDFS without name_nodes): %v", err)
 		}
-		b, err := storage.Open(ctxT(t), tgt)
+		b, err := reg.Open(ctxT(t), tgt)
 		if err != nil {
 			t.Fatalf("Open(LocalHDFS, name service %q): %v", ns, err)
 		}
@@ -129,12 +129,12 @@ func TestLocalHDFSFromHadoopConf(t *testing.T) {
 	}
 	// An unknown name service is a permanent error naming name_nodes.
 	tgt := storage.Target{Type: "LocalHDFS", NameService: "other", User: e.User, Path: "/x"}
-	if _, err := storage.Open(ctxT(t), tgt); err == nil || !storage.IsPermanent(err) || !strings.Contains(err.Error(), "target.name_nodes") {
+	if _, err := reg.Open(ctxT(t), tgt); err == nil || !storage.IsPermanent(err) || !strings.Contains(err.Error(), "target.name_nodes") {
 		t.Errorf("Open(unknown name service) = %v", err)
 	}
 	// The stack's own client configuration (fs.defaultFS host:port) works too.
 	t.Setenv("HADOOP_CONF_DIR", e.ConfDir)
-	b, err := storage.Open(ctxT(t), storage.Target{Type: "LocalHDFS", User: e.User, Path: e.freshRoot(t)})
+	b, err := reg.Open(ctxT(t), storage.Target{Type: "LocalHDFS", User: e.User, Path: e.freshRoot(t)})
 	if err != nil {
 		t.Fatalf("Open(LocalHDFS with the stack's conf dir): %v", err)
 	}

@@ -9,11 +9,15 @@
 // client uses whichever answers and is active: a NameNode that refuses the
 // connection or answers StandbyException is skipped for 5 s.
 //
-// Writes go to "<name>.kbr-partial"; Commit closes it (which waits until the
-// DataNode pipeline has acknowledged every packet and the NameNode has
-// completed the file) and renames it over the name with rename2(OVERWRITE),
-// which replaces an existing file atomically. Authentication is the user name
-// (simple) or Kerberos with a keytab.
+// Writes go to "<name>.kbr-partial-<random>", a name of their own (two
+// attempts at one name never share a file); Commit closes it (which waits
+// until the DataNode pipeline has acknowledged every packet and the NameNode
+// has completed the file) and renames it over the name with
+// rename2(OVERWRITE), which replaces an existing file atomically. A partial
+// file that a killed worker leaves (and the "<name>.kbr-partial" of kbr
+// versions before) is hidden from List and found by ListPartial, for a prune
+// to remove. Authentication is the user name (simple) or Kerberos with a
+// keytab.
 package hdfs
 
 import (
@@ -25,7 +29,6 @@ import (
 	"net"
 	"os"
 	"path"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +38,7 @@ import (
 	krbclient "github.com/jcmturner/gokrb5/v8/client"
 
 	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/internal/dirtree"
 )
 
 // Defaults of the knobs tests turn.
@@ -54,14 +58,15 @@ const (
 	defaultReconnectWait = 8 * time.Second
 )
 
-func init() {
-	for _, typ := range []string{"LocalHDFS", "RemoteHDFS"} {
-		storage.Register(typ, func(ctx context.Context, t storage.Target) (storage.Backend, error) {
-			return Open(ctx, t)
-		})
-		storage.RegisterValidator(typ, func(t storage.Target) error { return validate(typ, t) })
-	}
-}
+// The MRS path types of this backend (target.type).
+const (
+	// LocalType is the HDFS of the cluster's own site: its NameNodes may
+	// come from the worker's Hadoop configuration.
+	LocalType = "LocalHDFS"
+	// RemoteType is another cluster's HDFS, whose NameNodes the target
+	// names.
+	RemoteType = "RemoteHDFS"
+)
 
 // options are the knobs tests turn; Open uses the defaults.
 type options struct {
@@ -108,16 +113,16 @@ type pooled struct {
 
 var _ storage.Backend = (*Backend)(nil)
 
-// Open connects to the target's NameNode(s) and creates the target
-// directory if it does not exist.
-func Open(ctx context.Context, t storage.Target) (*Backend, error) {
+// New connects to the target's NameNode(s) and creates the target
+// directory if it does not exist. A target without a type is RemoteHDFS.
+func New(ctx context.Context, t storage.Target) (*Backend, error) {
 	return open(ctx, t, defaultOptions())
 }
 
 func open(ctx context.Context, t storage.Target, o options) (*Backend, error) {
 	typ := t.Type
 	if typ == "" {
-		typ = "RemoteHDFS"
+		typ = RemoteType
 	}
 	if err := validate(typ, t); err != nil {
 		return nil, storage.Permanent(fmt.Errorf("target.%w", err))
@@ -319,22 +324,28 @@ func (b *Backend) nameNodeListening(ctx context.Context) bool {
 func (b *Backend) classify(op, name string, err error) error { return classify(b.desc, op, name, err) }
 
 // abs maps a backend-relative name to its HDFS path. Besides storage.CleanName
-// it refuses names HDFS cannot hold (':') and names of partial writes.
+// it refuses names HDFS cannot hold (':') and the root itself.
 func (b *Backend) abs(name string) (string, string, error) {
-	clean, err := storage.CleanName(name)
+	clean, full, err := dirtree.Join(b.root, name)
 	if err != nil {
 		return "", "", err
 	}
 	if strings.Contains(clean, ":") {
 		return "", "", storage.Permanent(fmt.Errorf("%w: %q: HDFS names cannot contain ':'", storage.ErrBadName, name))
 	}
-	if storage.IsPartial(clean) {
-		return "", "", storage.Permanent(fmt.Errorf("%w: %q: %s is reserved for partial writes", storage.ErrBadName, name, storage.PartialMarker))
-	}
 	if clean == "." {
 		return "", "", storage.Permanent(fmt.Errorf("%w: %q names the target root", storage.ErrBadName, name))
 	}
-	return clean, path.Join(b.root, clean), nil
+	return clean, full, nil
+}
+
+// absNew is abs for a name to create: the names of partial writes are
+// reserved.
+func (b *Backend) absNew(name string) (string, string, error) {
+	if _, _, err := dirtree.JoinNew(b.desc, b.root, name); err != nil {
+		return "", "", err
+	}
+	return b.abs(name)
 }
 
 // deadline is the I/O deadline of one blocking call: the context's, or the
@@ -367,7 +378,7 @@ type writer struct {
 }
 
 func (b *Backend) Create(ctx context.Context, name string) (storage.Writer, error) {
-	clean, final, err := b.abs(name)
+	clean, final, err := b.absNew(name)
 	if err != nil {
 		return nil, err
 	}
@@ -379,9 +390,7 @@ func (b *Backend) Create(ctx context.Context, name string) (storage.Writer, erro
 		return nil, err
 	}
 	c := p.c
-	// One fixed temporary name: a new attempt's create displaces an older
-	// writer (HDFS leases), whose commit then fails, so the newest wins.
-	tmp := final + storage.PartialMarker
+	tmp := storage.PartialName(final)
 	var fw *gohdfs.FileWriter
 	create := func() error {
 		var err error
@@ -396,12 +405,6 @@ func (b *Backend) Create(ctx context.Context, name string) (storage.Writer, erro
 		if err == nil {
 			err = b.retry(ctx, create)
 		}
-	case errors.Is(err, fs.ErrExist):
-		// A leftover partial of an earlier attempt (ours or a crashed worker's).
-		err = b.retry(ctx, func() error { return removeFile(c, tmp) })
-		if err == nil {
-			err = b.retry(ctx, create)
-		}
 	}
 	if err != nil {
 		p.release()
@@ -410,13 +413,9 @@ func (b *Backend) Create(ctx context.Context, name string) (storage.Writer, erro
 	return &writer{b: b, p: p, c: c, ctx: ctx, fw: fw, name: clean, tmp: tmp, final: final, blockSize: b.blockSize}, nil
 }
 
-func removeFile(c *gohdfs.Client, p string) error {
-	err := c.Remove(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
-}
+// removeFile removes a file or an empty directory; a missing one is not an
+// error.
+func removeFile(c *gohdfs.Client, p string) error { return dirtree.IgnoreMissing(c.Remove(p)) }
 
 var errEnded = errors.New("write already ended")
 
@@ -622,6 +621,41 @@ func (b *Backend) Open(ctx context.Context, name string) (io.ReadCloser, error) 
 	return &reader{b: b, ctx: ctx, fr: fr, name: clean}, nil
 }
 
+// OpenRange reads length bytes (-1: to the end) of name from offset on
+// (storage.RangeOpener): a seek on the file reader, which then reads from
+// the DataNode holding that block. The size the NameNode reported on open
+// decides whether the range lies within the file.
+func (b *Backend) OpenRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	if err := storage.CheckRange(name, offset, length); err != nil {
+		return nil, err
+	}
+	rc, err := b.Open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	r := rc.(*reader)
+	size := r.fr.Stat().Size()
+	if offset > size || (length >= 0 && offset+length > size) {
+		r.Close()
+		return nil, storage.RangeError(b.desc, r.name, offset, length, size)
+	}
+	if _, err := r.fr.Seek(offset, io.SeekStart); err != nil {
+		r.Close()
+		return nil, b.classify("seek", r.name, err)
+	}
+	if length < 0 {
+		length = size - offset
+	}
+	return &storage.LimitedReader{R: r, N: length, OnShort: func() error {
+		return storage.RangeError(b.desc, r.name, offset, length, -1)
+	}}, nil
+}
+
+var (
+	_ storage.RangeOpener   = (*Backend)(nil)
+	_ storage.PartialLister = (*Backend)(nil)
+)
+
 // errIsDir: a directory is not a committed file, so it is "not found".
 var errIsDir = fmt.Errorf("is a directory: %w", fs.ErrNotExist)
 
@@ -656,10 +690,18 @@ func (b *Backend) Stat(ctx context.Context, name string) (storage.FileInfo, erro
 
 // List walks only the directories that can hold names with the prefix.
 func (b *Backend) List(ctx context.Context, prefix string) ([]storage.FileInfo, error) {
-	if prefix != "" {
-		if _, err := storage.CleanName(strings.TrimSuffix(prefix, "/")); err != nil {
-			return nil, err
-		}
+	return b.list(ctx, prefix, false)
+}
+
+// ListPartial lists the partial files of writes that never ended (a killed
+// worker, a lost connection), for a prune to remove with Delete.
+func (b *Backend) ListPartial(ctx context.Context, prefix string) ([]storage.FileInfo, error) {
+	return b.list(ctx, prefix, true)
+}
+
+func (b *Backend) list(ctx context.Context, prefix string, partial bool) ([]storage.FileInfo, error) {
+	if err := dirtree.CheckPrefix(prefix); err != nil {
+		return nil, err
 	}
 	p, err := b.acquire()
 	if err != nil {
@@ -667,56 +709,31 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]storage.FileInfo, 
 	}
 	defer p.release()
 	c := p.c
-	start := ""
-	if i := strings.LastIndex(prefix, "/"); i >= 0 {
-		start = prefix[:i]
-	}
-	var out []storage.FileInfo
-	var walk func(dir string) error
-	walk = func(dir string) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var entries []os.FileInfo
+	out, err := dirtree.List(ctx, func(ctx context.Context, dir string) ([]dirtree.Entry, error) {
+		full := path.Join(b.root, dir)
+		var fis []os.FileInfo
 		err := b.retry(ctx, func() error {
 			var err error
-			entries, err = c.ReadDir(path.Join(b.root, dir))
+			fis, err = c.ReadDir(full)
 			return err
 		})
-		if err != nil && dir == start {
-			// Nothing was ever written under the prefix, or it names a file.
-			fi, serr := c.Stat(path.Join(b.root, dir))
-			if errors.Is(serr, fs.ErrNotExist) || (serr == nil && !fi.IsDir()) {
-				return nil
-			}
-		}
 		if err != nil {
-			return fmt.Errorf("list %s: %w", path.Join(b.root, dir), err)
+			// Nothing was ever written there, or it names a file.
+			fi, serr := c.Stat(full)
+			if errors.Is(serr, fs.ErrNotExist) || (serr == nil && !fi.IsDir()) {
+				return nil, fs.ErrNotExist
+			}
+			return nil, fmt.Errorf("list %s: %w", full, err)
 		}
-		for _, e := range entries {
-			rel := e.Name()
-			if dir != "" {
-				rel = dir + "/" + rel
-			}
-			if e.IsDir() {
-				if strings.HasPrefix(rel+"/", prefix) || strings.HasPrefix(prefix, rel+"/") {
-					if err := walk(rel); err != nil {
-						return err
-					}
-				}
-				continue
-			}
-			if storage.IsPartial(rel) || !strings.HasPrefix(rel, prefix) {
-				continue
-			}
-			out = append(out, storage.FileInfo{Name: rel, Size: e.Size(), ModTime: e.ModTime()})
+		entries := make([]dirtree.Entry, len(fis))
+		for i, e := range fis {
+			entries[i] = dirtree.Entry{Name: e.Name(), Dir: e.IsDir(), Regular: !e.IsDir(), Size: e.Size(), ModTime: e.ModTime()}
 		}
-		return nil
-	}
-	if err := walk(start); err != nil {
+		return entries, nil
+	}, prefix, partial)
+	if err != nil {
 		return nil, b.classify("list", fmt.Sprintf("%q", prefix), err)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 

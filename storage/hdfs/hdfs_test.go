@@ -55,12 +55,12 @@ func TestRegistered(t *testing.T) {
 	for _, typ := range []string{"RemoteHDFS", "LocalHDFS", "remotehdfs"} {
 		tgt := e.target(root)
 		tgt.Type = typ
-		if err := storage.Validate(tgt); err != nil {
+		if err := reg.Validate(tgt); err != nil {
 			t.Errorf("Validate(%s): %v", typ, err)
 		}
-		b, err := storage.Open(ctxT(t), tgt)
+		b, err := reg.Open(ctxT(t), tgt)
 		if err != nil {
-			t.Fatalf("storage.Open(%s): %v", typ, err)
+			t.Fatalf("reg.Open(%s): %v", typ, err)
 		}
 		if !strings.HasPrefix(b.String(), typ+":") || !strings.HasSuffix(b.String(), ":"+root) {
 			t.Errorf("String() = %q, want %s:...:%s", b, typ, root)
@@ -113,30 +113,37 @@ func TestBasics(t *testing.T) {
 	if got := readAll(t, b, "a/b/file"); string(got) != "replaced, longer" {
 		t.Errorf("after overwrite read %q", got)
 	}
-	// A leftover partial (crashed writer) does not block a new write.
+	// A leftover partial (crashed writer) does not block a new write, and
+	// two attempts at one name write files of their own: each Commit
+	// publishes exactly its own bytes, the later one last (the contract of
+	// every file-like backend, one partial-file scheme for all).
 	w1, err := b.Create(ctx, "left")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w1.Write([]byte("never committed"))
+	w1.Write([]byte("the first attempt"))
 	w2, err := b.Create(ctx, "left")
 	if err != nil {
 		t.Fatalf("Create over a leftover partial: %v", err)
 	}
 	w2.Write([]byte("second"))
+	if p, err := b.ListPartial(ctx, "left"); err != nil || len(p) != 2 {
+		t.Errorf("ListPartial during two attempts = %v, %v; want two partial files", p, err)
+	}
 	if err := w2.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	if got := readAll(t, b, "left"); string(got) != "second" {
 		t.Errorf("read %q, want second", got)
 	}
-	if err := w1.Commit(); err == nil {
-		t.Error("the displaced write committed")
-	} else {
-		t.Logf("displaced write: %v", err)
+	if err := w1.Commit(); err != nil {
+		t.Errorf("the first attempt's Commit: %v", err)
 	}
-	if got := readAll(t, b, "left"); string(got) != "second" {
-		t.Errorf("after the displaced commit read %q, want second", got)
+	if got := readAll(t, b, "left"); string(got) != "the first attempt" {
+		t.Errorf("after the first attempt's commit read %q, want its bytes", got)
+	}
+	if p, err := b.ListPartial(ctx, ""); err != nil || len(p) != 0 {
+		t.Errorf("ListPartial after both commits = %v, %v; want nothing", p, err)
 	}
 	// Listing, names, deletes.
 	for _, n := range []string{"c/1", "c/2", "c/d/3", "cc"} {
@@ -253,7 +260,7 @@ func TestPermissionDenied(t *testing.T) {
 	e := loadHDFS(t)
 	ctx := ctxT(t)
 	// Opening a root the user may not create fails at once.
-	_, err := Open(ctx, e.target("/kbr-denied-"+randHex(3)))
+	_, err := New(ctx, e.target("/kbr-denied-"+randHex(3)))
 	if err == nil || !storage.IsPermanent(err) || errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("Open on a root the user cannot create = %v; want a permanent permission error", err)
 	}
@@ -337,11 +344,11 @@ func TestKerberosMissingKeytab(t *testing.T) {
 		Type: "RemoteHDFS", NameNodes: []string{"127.0.0.1:1"}, Path: "/kbr",
 		Kerberos: &storage.Kerberos{Principal: "kbr@EXAMPLE.COM", Keytab: "/nonexistent/kbr.keytab"},
 	}
-	if err := storage.Validate(tgt); err != nil {
+	if err := reg.Validate(tgt); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
 	start := time.Now()
-	_, err := storage.Open(context.Background(), tgt)
+	_, err := reg.Open(context.Background(), tgt)
 	if err == nil || !storage.IsPermanent(err) || !strings.Contains(err.Error(), "target.kerberos.keytab") ||
 		!strings.Contains(err.Error(), "/nonexistent/kbr.keytab") || errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Open with a missing keytab = %v; want a permanent error naming target.kerberos.keytab", err)
@@ -360,5 +367,49 @@ func TestClosedBackend(t *testing.T) {
 	b.Close()
 	if _, err := b.Create(context.Background(), "x"); err == nil || !storage.IsPermanent(err) {
 		t.Errorf("Create after Close = %v", err)
+	}
+}
+
+// TestOldPartialNames guards against leftovers of kbr versions that wrote
+// "<name>.kbr-partial" (one fixed name per file) staying on the target
+// forever: ListPartial finds them beside today's "<name>.kbr-partial-<hex>",
+// List never shows them, and Delete removes them.
+func TestOldPartialNames(t *testing.T) {
+	e := loadHDFS(t)
+	b := e.openBackend(t, e.target(e.freshRoot(t)), defaultOptions())
+	ctx := ctxT(t)
+	raw := b.clients[0].c
+	for _, n := range []string{"d/seg.kbr-partial", "d/seg.kbr-partial-00112233aabbccdd"} {
+		if err := raw.MkdirAll(path.Join(b.root, "d"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		w, err := raw.Create(path.Join(b.root, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("left behind"))
+		err = w.Close()
+		for i := 0; i < 50 && gohdfs.IsErrReplicating(err); i++ {
+			time.Sleep(100 * time.Millisecond)
+			err = w.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := b.ListPartial(ctx, "d/")
+	if err != nil || len(p) != 2 {
+		t.Fatalf("ListPartial = %v, %v; want both leftovers", p, err)
+	}
+	if fs, err := b.List(ctx, ""); err != nil || len(fs) != 0 {
+		t.Errorf("List = %v, %v; want nothing", fs, err)
+	}
+	for _, f := range p {
+		if err := b.Delete(ctx, f.Name); err != nil {
+			t.Errorf("Delete(%s): %v", f.Name, err)
+		}
+	}
+	if p, err := b.ListPartial(ctx, ""); err != nil || len(p) != 0 {
+		t.Errorf("ListPartial after Delete = %v, %v; want nothing", p, err)
 	}
 }

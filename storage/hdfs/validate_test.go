@@ -50,7 +50,7 @@ func TestValidate(t *testing.T) {
 		tgt := ok
 		tgt.NameNodes = append([]string(nil), ok.NameNodes...)
 		c.edit(&tgt)
-		err := storage.Validate(tgt)
+		err := reg.Validate(tgt)
 		var pe *storage.ParamError
 		switch {
 		case c.param == "" && err != nil:
@@ -64,7 +64,7 @@ func TestValidate(t *testing.T) {
 	// Open refuses what Validate refuses, permanently, before any network.
 	bad := ok
 	bad.NameNodes = nil
-	if _, err := storage.Open(t.Context(), bad); err == nil || !storage.IsPermanent(err) || !strings.Contains(err.Error(), "target.name_nodes") {
+	if _, err := reg.Open(t.Context(), bad); err == nil || !storage.IsPermanent(err) || !strings.Contains(err.Error(), "target.name_nodes") {
 		t.Errorf("Open(invalid) = %v", err)
 	}
 }

@@ -21,5 +21,6 @@ func TestConformance(t *testing.T) {
 		},
 		FreeSpace: true,
 		Dirs:      true,
+		Partial:   true,
 	})
 }

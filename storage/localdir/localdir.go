@@ -12,18 +12,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"syscall"
 
 	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/internal/dirtree"
 )
 
-func init() {
-	storage.Register("LocalDir", func(ctx context.Context, t storage.Target) (storage.Backend, error) {
-		return New(t.Path)
-	})
-}
+// Type is the MRS path type of this backend (target.type).
+const Type = "LocalDir"
 
 // Dir is a LocalDir backend rooted at a directory.
 type Dir struct{ root string }
@@ -52,11 +48,8 @@ func (d *Dir) Close() error   { return nil }
 func (d *Dir) Root() string { return d.root }
 
 func (d *Dir) path(name string) (string, error) {
-	clean, err := storage.CleanName(name)
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(d.root, filepath.FromSlash(clean)), nil
+	_, full, err := dirtree.Join(d.root, name)
+	return full, err
 }
 
 // classify marks errors that retrying cannot fix as permanent.
@@ -80,7 +73,7 @@ type writer struct {
 }
 
 func (d *Dir) Create(ctx context.Context, name string) (storage.Writer, error) {
-	p, err := d.path(name)
+	_, p, err := dirtree.JoinNew(d.String(), d.root, name)
 	if err != nil {
 		return nil, err
 	}
@@ -160,6 +153,49 @@ func (d *Dir) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 	return f, nil
 }
 
+// OpenRange reads length bytes (-1: to the end) of name from offset on
+// (storage.RangeOpener): a seek. The file's size, from the open handle,
+// decides whether the range lies within it.
+func (d *Dir) OpenRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	if err := storage.CheckRange(name, offset, length); err != nil {
+		return nil, err
+	}
+	p, err := d.path(name)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, classify(fmt.Errorf("open %s: %w", name, err))
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, classify(fmt.Errorf("stat %s: %w", name, err))
+	}
+	size := st.Size()
+	if offset > size || (length >= 0 && offset+length > size) {
+		f.Close()
+		return nil, storage.RangeError(d.String(), name, offset, length, size)
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, classify(fmt.Errorf("seek %s to %d: %w", name, offset, err))
+	}
+	if length < 0 {
+		length = size - offset
+	}
+	return &storage.LimitedReader{R: f, N: length, OnShort: func() error {
+		// The file shrank under the read.
+		return storage.RangeError(d.String(), name, offset, length, -1)
+	}}, nil
+}
+
+var (
+	_ storage.RangeOpener   = (*Dir)(nil)
+	_ storage.PartialLister = (*Dir)(nil)
+)
+
 func (d *Dir) Stat(ctx context.Context, name string) (storage.FileInfo, error) {
 	p, err := d.path(name)
 	if err != nil {
@@ -183,52 +219,35 @@ func (d *Dir) ListPartial(ctx context.Context, prefix string) ([]storage.FileInf
 }
 
 func (d *Dir) list(ctx context.Context, prefix string, partial bool) ([]storage.FileInfo, error) {
-	if prefix != "" {
-		if _, err := storage.CleanName(strings.TrimSuffix(prefix, "/")); err != nil {
-			return nil, err
-		}
-	}
-	// Walk only the deepest directory the prefix names.
-	start := d.root
-	if i := strings.LastIndex(prefix, "/"); i >= 0 {
-		start = filepath.Join(d.root, filepath.FromSlash(prefix[:i]))
-	}
-	var out []storage.FileInfo
-	err := filepath.WalkDir(start, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if e.IsDir() || storage.IsPartial(p) != partial {
-			return nil
-		}
-		rel, err := filepath.Rel(d.root, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if !strings.HasPrefix(rel, prefix) {
-			return nil
-		}
-		info, err := e.Info()
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		out = append(out, storage.FileInfo{Name: rel, Size: info.Size(), ModTime: info.ModTime()})
-		return nil
-	})
+	out, err := dirtree.List(ctx, d.readDir, prefix, partial)
 	if err != nil {
 		return nil, classify(fmt.Errorf("list %q: %w", prefix, err))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// readDir lists one directory for dirtree.List; a file where a directory
+// was looked for has nothing under it.
+func (d *Dir) readDir(_ context.Context, dir string) ([]dirtree.Entry, error) {
+	des, err := os.ReadDir(filepath.Join(d.root, filepath.FromSlash(dir)))
+	if errors.Is(err, syscall.ENOTDIR) {
+		return nil, fs.ErrNotExist
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dirtree.Entry, 0, len(des))
+	for _, e := range des {
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since the directory was read
+		}
+		if err != nil {
+			return nil, err
+		}
+		// Everything but a directory counts as a file, links included.
+		out = append(out, dirtree.Entry{Name: e.Name(), Dir: e.IsDir(), Regular: !e.IsDir(), Size: info.Size(), ModTime: info.ModTime()})
+	}
 	return out, nil
 }
 

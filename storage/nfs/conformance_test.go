@@ -37,6 +37,7 @@ func TestConformance(t *testing.T) {
 		},
 		FreeSpace: true,
 		Dirs:      true,
+		Partial:   true,
 	}
 	if e.Mode == "server" {
 		h.StopServer = func(t *testing.T) { runCmd(t, e.Stop) }

@@ -61,9 +61,9 @@ func randName(n int) string {
 // target is the stack's NFS target with path under it.
 func (e nfsEnv) target(path string) storage.Target {
 	if e.Mode == "server" {
-		return storage.Target{Type: PathType, Server: e.Server, SharePath: e.Share, MountPoint: e.MountPoint, MountCommand: e.MountCmd, Path: path}
+		return storage.Target{Type: Type, Server: e.Server, SharePath: e.Share, MountPoint: e.MountPoint, MountCommand: e.MountCmd, Path: path}
 	}
-	return storage.Target{Type: PathType, ExistingMount: true, MountPoint: e.ExistingDir, Path: path}
+	return storage.Target{Type: Type, ExistingMount: true, MountPoint: e.ExistingDir, Path: path}
 }
 
 func runCmd(t testing.TB, command string) {

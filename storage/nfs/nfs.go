@@ -2,7 +2,8 @@
 // mounted on a local mount point before the run and unmounted after it, or
 // an existing mount is used. The files themselves are handled by the LocalDir
 // backend on <mount point>/<target.path>, so writes are published the same
-// way (a ".kbr-partial" file renamed into place after an fsync).
+// way (a "<name>.kbr-partial-<random>" file renamed into place after an
+// fsync).
 //
 // Mount mode (existing_mount false): opening the backend runs the mount
 // command (default DefaultMountCommand) with {server}, {share} and
@@ -40,8 +41,8 @@ import (
 	"github.com/kbr-project/kbr/storage/localdir"
 )
 
-// PathType is the MRS path type of this backend.
-const PathType = "NFS"
+// Type is the MRS path type of this backend (target.type).
+const Type = "NFS"
 
 const (
 	// DefaultMountCommand mounts the share; nolock because the backup
@@ -54,13 +55,6 @@ const (
 
 // commandTimeout bounds one mount or unmount command.
 const commandTimeout = 3 * time.Minute
-
-func init() {
-	storage.Register(PathType, func(ctx context.Context, t storage.Target) (storage.Backend, error) {
-		return New(ctx, t)
-	})
-	storage.RegisterValidator(PathType, Validate)
-}
 
 // Backend is an NFS target: LocalDir on the mounted share.
 type Backend struct {
@@ -187,6 +181,37 @@ func (b *Backend) Open(ctx context.Context, name string) (io.ReadCloser, error) 
 	}
 	return b.Dir.Open(ctx, name)
 }
+
+// OpenRange is LocalDir's seek on the mounted share (storage.RangeOpener).
+func (b *Backend) OpenRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	return b.Dir.OpenRange(ctx, name, offset, length)
+}
+
+// ListPartial lists the temporary files of unfinished writes
+// (storage.PartialLister), for a prune to remove.
+func (b *Backend) ListPartial(ctx context.Context, prefix string) ([]storage.FileInfo, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	return b.Dir.ListPartial(ctx, prefix)
+}
+
+// RemoveDir removes an empty directory (storage.DirRemover).
+func (b *Backend) RemoveDir(ctx context.Context, name string) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	return b.Dir.RemoveDir(ctx, name)
+}
+
+var (
+	_ storage.RangeOpener   = (*Backend)(nil)
+	_ storage.PartialLister = (*Backend)(nil)
+	_ storage.DirRemover    = (*Backend)(nil)
+)
 
 func (b *Backend) Stat(ctx context.Context, name string) (storage.FileInfo, error) {
 	if err := b.check(); err != nil {

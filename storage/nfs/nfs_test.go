@@ -49,7 +49,7 @@ func TestValidate(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			tgt := ok
 			c.edit(&tgt)
-			err := storage.Validate(tgt)
+			err := reg.Validate(tgt)
 			if c.param == "" {
 				if err != nil {
 					t.Fatalf("Validate: %v", err)
@@ -68,7 +68,7 @@ func TestValidate(t *testing.T) {
 // before anything runs, naming target.share_path.
 func TestShareRootRefused(t *testing.T) {
 	_, mp := mountDirs(t)
-	_, err := storage.Open(t.Context(), storage.Target{Type: "nfs", Server: "nas", SharePath: "/", MountPoint: mp, MountCommand: "false"})
+	_, err := reg.Open(t.Context(), storage.Target{Type: "nfs", Server: "nas", SharePath: "/", MountPoint: mp, MountCommand: "false"})
 	if !storage.IsPermanent(err) || !strings.Contains(err.Error(), "target.share_path") {
 		t.Fatalf("Open with share_path / = %v; want a permanent error naming target.share_path", err)
 	}

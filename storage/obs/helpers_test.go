@@ -71,7 +71,7 @@ var runPrefix = "kbr-test-" + time.Now().UTC().Format("20060102-150405") + "-" +
 
 func (e obsEnv) target(path string) storage.Target {
 	return storage.Target{
-		Type:      PathType,
+		Type:      Type,
 		Endpoint:  e.Endpoint,
 		Bucket:    e.Bucket,
 		Region:    e.Region,

@@ -50,8 +50,8 @@ import (
 	"github.com/kbr-project/kbr/storage/internal/ahead"
 )
 
-// PathType is the MRS path type of this backend.
-const PathType = "OBS"
+// Type is the MRS path type of this backend (target.type).
+const Type = "OBS"
 
 // DefaultPartSize is the multipart part size: S3's smallest. minio-go holds
 // one part in memory per thread, so it sets the memory of a write; at S3's
@@ -83,13 +83,6 @@ const clientRetries = 5
 
 // abortCleanupTimeout bounds the clean-up of incomplete uploads.
 const abortCleanupTimeout = 30 * time.Second
-
-func init() {
-	storage.Register(PathType, func(ctx context.Context, t storage.Target) (storage.Backend, error) {
-		return New(ctx, t)
-	})
-	storage.RegisterValidator(PathType, Validate)
-}
 
 // Backend is an OBS (S3-compatible) target.
 type Backend struct {
@@ -338,6 +331,74 @@ func (b *Backend) Open(ctx context.Context, name string) (io.ReadCloser, error) 
 	}
 	return &reader{obj: obj, b: b, ctx: ctx, cancel: cancel, name: clean}, nil
 }
+
+// OpenRange reads length bytes (-1: to the end) of name from offset on
+// (storage.RangeOpener): one GET with a Range header, read ahead like
+// Open's. A range the object does not hold fails with ErrBadRange: at once
+// where the server refuses it (416, the offset past the end), else at the
+// read that finds the object ending early. A zero-length range, and a range
+// starting at the very end, only ask for the object's size (HEAD).
+func (b *Backend) OpenRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	if err := storage.CheckRange(name, offset, length); err != nil {
+		return nil, err
+	}
+	if offset == 0 && length < 0 {
+		return b.Open(ctx, name)
+	}
+	key, clean, err := b.key(name)
+	if err != nil {
+		return nil, err
+	}
+	empty := func() (io.ReadCloser, error) {
+		oi, err := b.client.StatObject(ctx, b.bucket, key, minio.StatObjectOptions{})
+		if err != nil {
+			return nil, b.notFound(ctx, b.classify("open", clean, err))
+		}
+		if offset > oi.Size || (length > 0 && offset+length > oi.Size) {
+			return nil, storage.RangeError(b.String(), clean, offset, length, oi.Size)
+		}
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	if length == 0 {
+		return empty()
+	}
+	var opts minio.GetObjectOptions
+	end := int64(0) // "bytes=offset-": to the end
+	if length > 0 {
+		end = offset + length - 1
+	}
+	if err := opts.SetRange(offset, end); err != nil {
+		return nil, storage.Permanent(fmt.Errorf("%s: read %s at %d, %d bytes: %w", b, clean, offset, length, err))
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	obj, err := b.client.GetObject(rctx, b.bucket, key, opts)
+	if err == nil {
+		_, err = obj.Stat()
+		if err != nil {
+			obj.Close()
+		}
+	}
+	if err != nil {
+		cancel()
+		if minio.ToErrorResponse(err).Code == minio.InvalidRange {
+			// The offset is at or past the end: at it, the rest is empty.
+			if rc, eerr := empty(); eerr != nil || length < 0 {
+				return rc, eerr
+			}
+			return nil, storage.RangeError(b.String(), clean, offset, length, -1)
+		}
+		return nil, b.notFound(ctx, b.classify("open", clean, err))
+	}
+	r := &reader{obj: obj, b: b, ctx: ctx, cancel: cancel, name: clean}
+	if length < 0 {
+		return r, nil
+	}
+	return &storage.LimitedReader{R: r, N: length, OnShort: func() error {
+		return storage.RangeError(b.String(), clean, offset, length, -1)
+	}}, nil
+}
+
+var _ storage.RangeOpener = (*Backend)(nil)
 
 // notFound makes sure an ErrNotFound means the object, not the bucket: a
 // HEAD answer has no body, and minio-go reports a missing bucket as

@@ -78,7 +78,7 @@ func TestValidate(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			tgt := validTarget()
 			c.edit(&tgt)
-			err := storage.Validate(tgt) // through the registry: "OBS" is registered
+			err := reg.Validate(tgt) // through the registry, as config does
 			if c.param == "" {
 				if err != nil {
 					t.Fatalf("Validate: %v, want nil", err)
@@ -99,7 +99,7 @@ func TestOpenThroughRegistry(t *testing.T) {
 	e := loadOBS(t)
 	tgt := e.target(runPrefix + "/registry")
 	tgt.Type = "obs"
-	b, err := storage.Open(t.Context(), tgt)
+	b, err := reg.Open(t.Context(), tgt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,13 +108,13 @@ func TestOpenThroughRegistry(t *testing.T) {
 		t.Fatalf("storage.Open returned %T", b)
 	}
 	tgt.Bucket = "Bad_Bucket"
-	_, err = storage.Open(t.Context(), tgt)
+	_, err = reg.Open(t.Context(), tgt)
 	if !storage.IsPermanent(err) || !strings.Contains(err.Error(), "target.bucket") {
 		t.Fatalf("Open with a bad bucket = %v; want a permanent error naming target.bucket", err)
 	}
 	tgt = e.target("x")
 	tgt.AccessKey = secret.Ref{Env: "KBR_OBS_TEST_UNSET_VARIABLE"}
-	_, err = storage.Open(t.Context(), tgt)
+	_, err = reg.Open(t.Context(), tgt)
 	if !storage.IsPermanent(err) || !strings.Contains(err.Error(), "target.access_key") {
 		t.Fatalf("Open with an unset key variable = %v; want a permanent error naming target.access_key", err)
 	}

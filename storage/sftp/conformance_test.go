@@ -22,6 +22,7 @@ import (
 	"github.com/kbr-project/kbr/internal/secret"
 	"github.com/kbr-project/kbr/internal/testenv"
 	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/all"
 	kbrsftp "github.com/kbr-project/kbr/storage/sftp"
 	"github.com/kbr-project/kbr/storage/storagetest"
 )
@@ -104,7 +105,7 @@ func lockServer(t *testing.T, lockFile, what string) {
 // target is a key-authenticated target on dir.
 func (s server) target(dir string) storage.Target {
 	return storage.Target{
-		Type: kbrsftp.PathType, Server: s.host, Port: s.port, User: s.user,
+		Type: kbrsftp.Type, Server: s.host, Port: s.port, User: s.user,
 		PrivateKey: secret.Ref{File: s.keyFile}, KnownHostKey: s.knownHost, Path: dir,
 	}
 }
@@ -184,7 +185,7 @@ func TestConformance(t *testing.T) {
 	var n atomic.Int64
 	storagetest.Run(t, storagetest.Harness{
 		New: func(t *testing.T) storage.Backend {
-			b, err := storage.Open(t.Context(), s.target(path.Join(parent, fmt.Sprintf("r%03d", n.Add(1)))))
+			b, err := all.Registry().Open(t.Context(), s.target(path.Join(parent, fmt.Sprintf("r%03d", n.Add(1)))))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -198,7 +199,7 @@ func TestConformance(t *testing.T) {
 			tg := s.target(parent)
 			tg.PrivateKey = secret.Ref{}
 			tg.Password = secret.Ref{File: pw}
-			b, err := storage.Open(t.Context(), tg)
+			b, err := all.Registry().Open(t.Context(), tg)
 			if err != nil {
 				return storagetest.OpenFailed(tg, err)
 			}
@@ -208,5 +209,6 @@ func TestConformance(t *testing.T) {
 		StartServer: func(t *testing.T) { run(t, s.startCmd) },
 		FreeSpace:   true,
 		Dirs:        true,
+		Partial:     true,
 	})
 }

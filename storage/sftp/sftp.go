@@ -36,7 +36,6 @@ import (
 	"net"
 	"os"
 	"path"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,10 +47,11 @@ import (
 
 	"github.com/kbr-project/kbr/storage"
 	"github.com/kbr-project/kbr/storage/internal/ahead"
+	"github.com/kbr-project/kbr/storage/internal/dirtree"
 )
 
-// PathType is the MRS path type of this backend.
-const PathType = "SFTP"
+// Type is the MRS path type of this backend (target.type).
+const Type = "SFTP"
 
 // DefaultPort is the SSH port used when target.port is 0.
 const DefaultPort = 22
@@ -74,13 +74,6 @@ const (
 	// flight (pkg/sftp's default): 2 MiB of buffers per open file.
 	maxInFlight = 64
 )
-
-func init() {
-	storage.Register(PathType, func(ctx context.Context, t storage.Target) (storage.Backend, error) {
-		return New(ctx, t)
-	})
-	storage.RegisterValidator(PathType, Validate)
-}
 
 // Backend is an SFTP target.
 type Backend struct {
@@ -355,11 +348,7 @@ func keepalive(c *conn) {
 
 // full maps a backend-relative name to its remote path.
 func (b *Backend) full(name string) (clean, remote string, err error) {
-	clean, err = storage.CleanName(name)
-	if err != nil {
-		return "", "", err
-	}
-	return clean, path.Join(b.root, clean), nil
+	return dirtree.Join(b.root, name)
 }
 
 // isConnErr reports whether err means the connection is gone.
@@ -401,40 +390,19 @@ func (b *Backend) classify(c *conn, op, name string, err error) error {
 
 // mkdirAll creates dir and its parents, tolerating concurrent creators.
 func (b *Backend) mkdirAll(c *conn, dir string) error {
-	if dir == "/" || dir == "." || dir == "" {
-		return nil
-	}
-	err := c.sftp.Mkdir(dir)
-	if err == nil {
-		return nil
-	}
-	if fi, serr := c.sftp.Stat(dir); serr == nil {
-		if fi.IsDir() {
-			return nil
+	return dirtree.MkdirAll(dir, c.sftp.Mkdir, func(d string) (bool, error) {
+		fi, err := c.sftp.Stat(d)
+		if err != nil {
+			return false, err
 		}
-		return storage.Permanent(fmt.Errorf("%s exists and is not a directory", dir))
-	} else if !errors.Is(serr, fs.ErrNotExist) {
-		return serr
-	}
-	if err := b.mkdirAll(c, path.Dir(dir)); err != nil {
-		return err
-	}
-	if err := c.sftp.Mkdir(dir); err != nil {
-		if fi, serr := c.sftp.Stat(dir); serr == nil && fi.IsDir() {
-			return nil
-		}
-		return err
-	}
-	return nil
+		return fi.IsDir(), nil
+	})
 }
 
 func (b *Backend) Create(ctx context.Context, name string) (storage.Writer, error) {
-	clean, remote, err := b.full(name)
+	clean, remote, err := dirtree.JoinNew(b.desc, b.root, name)
 	if err != nil {
 		return nil, err
-	}
-	if storage.IsPartial(clean) {
-		return nil, storage.Permanent(fmt.Errorf("%s: create %q: %w: %s names are reserved for partial writes", b.desc, clean, storage.ErrBadName, storage.PartialMarker))
 	}
 	c, err := b.get(ctx)
 	if err != nil {
@@ -632,6 +600,42 @@ func (b *Backend) Open(ctx context.Context, name string) (io.ReadCloser, error) 
 	return &reader{b: b, c: c, f: f, ctx: ctx, name: clean}, nil
 }
 
+// OpenRange reads length bytes (-1: to the end) of name from offset on
+// (storage.RangeOpener): the open handle's size (fstat) decides whether
+// the range lies within the file, and the range is read with ReadAt calls
+// of rangeBuf, which pkg/sftp splits into concurrent requests.
+func (b *Backend) OpenRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	if err := storage.CheckRange(name, offset, length); err != nil {
+		return nil, err
+	}
+	rc, err := b.Open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	r := rc.(*reader)
+	fi, err := r.f.Stat()
+	if err != nil {
+		r.Close()
+		return nil, b.classify(r.c, "stat", r.name, err)
+	}
+	size := fi.Size()
+	if offset > size || (length >= 0 && offset+length > size) {
+		r.Close()
+		return nil, storage.RangeError(b.desc, r.name, offset, length, size)
+	}
+	if length < 0 {
+		length = size - offset
+	}
+	r.section = io.NewSectionReader(r.f, offset, length)
+	r.offset, r.length = offset, length
+	return r, nil
+}
+
+var _ storage.RangeOpener = (*Backend)(nil)
+
+// rangeBuf is the size of one ReadAt of a range read.
+const rangeBuf = 1 << 20
+
 // reader streams a file: on the first Read a goroutine starts File.WriteTo
 // (maxInFlight read requests in flight) into an ahead.Pipe, which lets it
 // run up to 4 MiB ahead of the reader.
@@ -645,6 +649,23 @@ type reader struct {
 	ahead   *ahead.Pipe
 	fetched chan struct{} // closed when the WriteTo goroutine has returned
 	err     error         // the first error Read returned
+
+	// section is the range of a range read (nil: the whole file).
+	section        *io.SectionReader
+	offset, length int64
+}
+
+// fetch copies the file, or its range, to w: with concurrent requests.
+func (r *reader) fetch(w io.Writer) (int64, error) {
+	if r.section == nil {
+		return r.f.WriteTo(w)
+	}
+	n, err := io.CopyBuffer(w, r.section, make([]byte, rangeBuf))
+	if err == nil && n < r.length {
+		// The file shrank under the read.
+		err = storage.RangeError(r.b.desc, r.name, r.offset, r.length, -1)
+	}
+	return n, err
 }
 
 func (r *reader) Read(p []byte) (int, error) {
@@ -660,7 +681,7 @@ func (r *reader) Read(p []byte) (int, error) {
 		r.ahead, r.fetched = q, make(chan struct{})
 		go func() {
 			defer close(r.fetched)
-			_, err := r.f.WriteTo(q)
+			_, err := r.fetch(q)
 			q.CloseWrite(err)
 		}()
 	}
@@ -686,7 +707,7 @@ func (r *reader) WriteTo(w io.Writer) (int64, error) {
 	if err := r.ctx.Err(); err != nil {
 		return 0, r.b.classify(r.c, "read", r.name, err)
 	}
-	n, err := r.f.WriteTo(w)
+	n, err := r.fetch(w)
 	return n, r.b.classify(r.c, "read", r.name, err)
 }
 
@@ -734,56 +755,27 @@ var _ storage.PartialLister = (*Backend)(nil)
 
 // list lists committed files, or with partial only partial ones.
 func (b *Backend) list(ctx context.Context, prefix string, partial bool) ([]storage.FileInfo, error) {
-	if prefix != "" {
-		if _, err := storage.CleanName(strings.TrimSuffix(prefix, "/")); err != nil {
-			return nil, err
-		}
+	if err := dirtree.CheckPrefix(prefix); err != nil {
+		return nil, err
 	}
 	c, err := b.get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// Walk only the deepest directory the prefix names.
-	start := ""
-	if i := strings.LastIndex(prefix, "/"); i >= 0 {
-		start = prefix[:i]
-	}
-	var out []storage.FileInfo
-	var walk func(rel string) error
-	walk = func(rel string) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		entries, err := c.sftp.ReadDir(path.Join(b.root, rel))
+	out, err := dirtree.List(ctx, func(_ context.Context, dir string) ([]dirtree.Entry, error) {
+		fis, err := c.sftp.ReadDir(path.Join(b.root, dir))
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // no such directory: nothing under it
-			}
-			return err
+			return nil, err
 		}
-		for _, e := range entries {
-			name := e.Name()
-			if rel != "" {
-				name = rel + "/" + name
-			}
-			switch {
-			case e.IsDir():
-				// Descend only where names can still match the prefix.
-				if strings.HasPrefix(name+"/", prefix) || strings.HasPrefix(prefix, name+"/") {
-					if err := walk(name); err != nil {
-						return err
-					}
-				}
-			case e.Mode().IsRegular() && storage.IsPartial(name) == partial && strings.HasPrefix(name, prefix):
-				out = append(out, storage.FileInfo{Name: name, Size: e.Size(), ModTime: e.ModTime()})
-			}
+		entries := make([]dirtree.Entry, len(fis))
+		for i, e := range fis {
+			entries[i] = dirtree.Entry{Name: e.Name(), Dir: e.IsDir(), Regular: e.Mode().IsRegular(), Size: e.Size(), ModTime: e.ModTime()}
 		}
-		return nil
-	}
-	if err := walk(start); err != nil {
+		return entries, nil
+	}, prefix, partial)
+	if err != nil {
 		return nil, b.classify(c, "list", strconv.Quote(prefix), err)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
@@ -801,10 +793,7 @@ func (b *Backend) remove(ctx context.Context, op, name string, rm func(*pkgsftp.
 	if err != nil {
 		return err
 	}
-	if err := rm(c.sftp, remote); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return b.classify(c, op, clean, err)
-	}
-	return nil
+	return b.classify(c, op, clean, dirtree.IgnoreMissing(rm(c.sftp, remote)))
 }
 
 // RemoveDir removes an empty directory (storage.DirRemover); the server

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kbr-project/kbr/internal/secret"
 	"github.com/kbr-project/kbr/storage"
+	"github.com/kbr-project/kbr/storage/all"
 	kbrsftp "github.com/kbr-project/kbr/storage/sftp"
 )
 
@@ -70,10 +71,10 @@ func TestAuthentication(t *testing.T) {
 			if tc.password {
 				tg.Password = secret.Ref{File: s.passwordFile}
 			}
-			if err := storage.Validate(tg); err != nil {
+			if err := all.Registry().Validate(tg); err != nil {
 				t.Fatalf("Validate: %v", err)
 			}
-			b, err := storage.Open(t.Context(), tg)
+			b, err := all.Registry().Open(t.Context(), tg)
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
@@ -89,7 +90,7 @@ func TestAuthentication(t *testing.T) {
 	t.Setenv("KBR_TEST_SFTP_PASSWORD", pw)
 	tg := s.target(dir + "/env")
 	tg.PrivateKey, tg.Password = secret.Ref{}, secret.Ref{Env: "KBR_TEST_SFTP_PASSWORD"}
-	b, err := storage.Open(t.Context(), tg)
+	b, err := all.Registry().Open(t.Context(), tg)
 	if err != nil {
 		t.Fatalf("Open with the password from the environment: %v", err)
 	}
@@ -107,7 +108,7 @@ func TestWrongKey(t *testing.T) {
 	}
 	tg := s.target(s.scratch(t))
 	tg.PrivateKey = secret.Ref{File: writeSecret(t, pem.EncodeToMemory(block))}
-	_, err = storage.Open(t.Context(), tg)
+	_, err = all.Registry().Open(t.Context(), tg)
 	if err == nil || !storage.IsPermanent(err) || !strings.Contains(err.Error(), "authentication failed") || !strings.Contains(err.Error(), tg.String()) {
 		t.Errorf("Open with an unauthorized key = %v; want a permanent authentication failure naming %s", err, tg)
 	}
@@ -124,7 +125,7 @@ func TestPassphraseKey(t *testing.T) {
 	}
 	tg := s.target(s.scratch(t))
 	tg.PrivateKey = secret.Ref{File: writeSecret(t, pem.EncodeToMemory(block))}
-	_, err = storage.Open(t.Context(), tg)
+	_, err = all.Registry().Open(t.Context(), tg)
 	if err == nil || !storage.IsPermanent(err) || !strings.Contains(err.Error(), "passphrase") {
 		t.Errorf("Open with a passphrase-protected key = %v; want a permanent error about the passphrase", err)
 	}
@@ -194,7 +195,7 @@ func TestValidate(t *testing.T) {
 		Type: "SFTP", Server: "sftp.example.com", User: "backup",
 		Password: secret.Ref{Env: "PW"}, KnownHostKey: known, Path: "/backup/kafka",
 	}
-	if err := storage.Validate(good); err != nil {
+	if err := all.Registry().Validate(good); err != nil {
 		t.Fatalf("Validate(good) = %v", err)
 	}
 	for _, tc := range []struct {
@@ -218,7 +219,7 @@ func TestValidate(t *testing.T) {
 	} {
 		tg := good
 		tc.change(&tg)
-		err := storage.Validate(tg)
+		err := all.Registry().Validate(tg)
 		var pe *storage.ParamError
 		if !errors.As(err, &pe) || pe.Param != tc.param {
 			t.Errorf("Validate(%+v) = %v; want a ParamError for %s", tg, err, tc.param)
@@ -235,7 +236,7 @@ func TestValidate(t *testing.T) {
 	} {
 		tg := good
 		change(&tg)
-		if err := storage.Validate(tg); err != nil {
+		if err := all.Registry().Validate(tg); err != nil {
 			t.Errorf("Validate(%+v) = %v, want nil", tg, err)
 		}
 	}
@@ -244,7 +245,7 @@ func TestValidate(t *testing.T) {
 // TestOpenRefusesBadTarget guards against Open reaching the network with a
 // target that validation would refuse.
 func TestOpenRefusesBadTarget(t *testing.T) {
-	_, err := storage.Open(context.Background(), storage.Target{Type: "sftp", Server: "127.0.0.1", Path: "/x"})
+	_, err := all.Registry().Open(context.Background(), storage.Target{Type: "sftp", Server: "127.0.0.1", Path: "/x"})
 	var pe *storage.ParamError
 	if !errors.As(err, &pe) || !storage.IsPermanent(err) {
 		t.Errorf("Open of a target without user = %v; want a permanent ParamError", err)

@@ -559,6 +559,138 @@ func testRemoveEmptyDirs(t *testing.T, h Harness) {
 	}
 }
 
+// testListPartial guards against leftovers that no prune can find: the
+// temporary file of a write that has not ended (or never will: a killed
+// worker) is listed by ListPartial, with a recent ModTime for the prune to
+// judge its age by, and never by List; a committed or aborted write leaves
+// nothing for ListPartial.
+func testListPartial(t *testing.T, h Harness) {
+	b := newBackend(t, h)
+	ctx := opCtx(t)
+	_, isPL := b.(storage.PartialLister)
+	if isPL != h.Partial {
+		t.Fatalf("Harness.Partial is %v, the backend implements storage.PartialLister: %v", h.Partial, isPL)
+	}
+	if !h.Partial {
+		if _, err := storage.ListPartial(ctx, b, ""); !errors.Is(err, storage.ErrUnsupported) {
+			t.Errorf("ListPartial on a target without partial files: %v, want storage.ErrUnsupported", err)
+		}
+		return
+	}
+	write(t, b, "lp/done", content("done", 1000))
+	if p, err := storage.ListPartial(ctx, b, ""); err != nil || len(p) != 0 {
+		t.Fatalf("ListPartial after a committed write = %v, %v; want nothing", names(p), err)
+	}
+	w, err := b.Create(ctx, "lp/sub/open")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	if _, err := w.Write(content("open", 3<<20)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := storage.ListPartial(ctx, b, "lp/")
+	if err != nil {
+		t.Fatalf("ListPartial during a write: %v", err)
+	}
+	if len(p) != 1 || !storage.IsPartial(p[0].Name) || !strings.HasPrefix(p[0].Name, "lp/sub/open"+storage.PartialMarker) {
+		t.Fatalf("ListPartial(lp/) during a write of lp/sub/open = %v; want its one temporary file lp/sub/open%s...", names(p), storage.PartialMarker)
+	}
+	if age := time.Since(p[0].ModTime); age > 10*time.Minute || age < -10*time.Minute {
+		t.Errorf("the partial file's ModTime is %v, %v from now; want about now", p[0].ModTime, age)
+	}
+	for prefix, want := range map[string]int{"": 1, "lp/sub/open": 1, "lp/sub/": 1, "lp/other": 0, "lp/sub/openX": 0} {
+		if p, err := storage.ListPartial(ctx, b, prefix); err != nil || len(p) != want {
+			t.Errorf("ListPartial(%q) = %v, %v; want %d file(s)", prefix, names(p), err, want)
+		}
+	}
+	fs, err := b.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(fs); !slices.Equal(got, []string{"lp/done"}) {
+		t.Errorf("List during a write = %v, want [lp/done]", got)
+	}
+	if err := w.Abort(); err != nil {
+		t.Fatalf("Abort: %v", err)
+	}
+	if p, err := storage.ListPartial(ctx, b, ""); err != nil || len(p) != 0 {
+		t.Errorf("ListPartial after Abort = %v, %v; want nothing", names(p), err)
+	}
+}
+
+// testOpenRange guards against range reads (the data path reads chunks of
+// pack files) that return other bytes than the file holds at that offset,
+// run past the range, or quietly return less when the file is shorter than
+// the range; ranges cross the 1 MiB request size of the backends that
+// chunk, and several are read at once.
+func testOpenRange(t *testing.T, h Harness) {
+	b := newBackend(t, h)
+	ctx := opCtx(t)
+	if _, ok := b.(storage.RangeOpener); !ok {
+		t.Errorf("the backend does not implement storage.RangeOpener: range reads would read the file from its start")
+	}
+	const size = 3<<20 + 4321
+	data := content("range", size)
+	write(t, b, "r/pack", data)
+	readRange := func(off, n int64) ([]byte, error) {
+		rc, err := storage.OpenRange(ctx, b, "r/pack", off, n)
+		if err != nil {
+			return nil, err
+		}
+		got, err := io.ReadAll(rc)
+		if cerr := rc.Close(); err == nil {
+			err = cerr
+		}
+		return got, err
+	}
+	ranges := []struct{ off, n int64 }{
+		{0, 10}, {0, -1}, {0, size}, {1, 100}, {1<<20 - 3, 7}, {1 << 20, 1 << 20}, {1<<20 + 17, 2<<20 + 5},
+		{size - 100, 100}, {size - 1, 1}, {size - 1, -1}, {5, 0}, {size, 0}, {size, -1}, {2 << 20, -1},
+	}
+	for _, r := range ranges {
+		got, err := readRange(r.off, r.n)
+		end := int64(size)
+		if r.n >= 0 {
+			end = r.off + r.n
+		}
+		want := data[r.off:end]
+		if err != nil {
+			t.Errorf("OpenRange(%d, %d): %v", r.off, r.n, err)
+		} else if !bytes.Equal(got, want) {
+			t.Errorf("OpenRange(%d, %d) read %d bytes (sum %s), want %d (sum %s)", r.off, r.n, len(got), sum(got), len(want), sum(want))
+		}
+	}
+	for _, r := range []struct{ off, n int64 }{{size + 1, -1}, {size + 1, 0}, {size - 10, 11}, {0, size + 1}, {size + 100, 5}, {-1, 5}, {0, -2}} {
+		_, err := readRange(r.off, r.n)
+		if !errors.Is(err, storage.ErrBadRange) || !storage.IsPermanent(err) {
+			t.Errorf("OpenRange(%d, %d) of a %d-byte file: %v; want a permanent storage.ErrBadRange", r.off, r.n, size, err)
+		}
+	}
+	if rc, err := storage.OpenRange(ctx, b, "r/missing", 0, 10); !errors.Is(err, storage.ErrNotFound) {
+		if rc != nil {
+			rc.Close()
+		}
+		t.Errorf("OpenRange of a missing file: %v, want storage.ErrNotFound", err)
+	}
+	// Several chunks read at once, as a restore reads a pack.
+	err := forEach(16, 8, func(i int) error {
+		off := int64(i) * (size / 16)
+		n := int64(size / 16)
+		got, err := readRange(off, n)
+		if err != nil {
+			return fmt.Errorf("OpenRange(%d, %d): %w", off, n, err)
+		}
+		if !bytes.Equal(got, data[off:off+n]) {
+			return fmt.Errorf("OpenRange(%d, %d) read other bytes (sum %s, want %s)", off, n, sum(got), sum(data[off:off+n]))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
 // testBadNames guards against path traversal: a name from a manifest or a
 // topic must never reach outside the root, whatever the server would allow.
 // Names climbing out are aimed at a sibling root, which must stay empty.

@@ -63,6 +63,11 @@ type Harness struct {
 	// storage.DirRemover. Otherwise storage.RemoveDir must fail with an
 	// error wrapping storage.ErrUnsupported.
 	Dirs bool
+	// Partial says writes go to temporary files that a killed worker can
+	// leave behind: the backend implements storage.PartialLister.
+	// Otherwise storage.ListPartial must fail with an error wrapping
+	// storage.ErrUnsupported.
+	Partial bool
 	// BigFileBytes is the size of the big-file check (default 2 GiB);
 	// KBR_STORAGETEST_BIG overrides it.
 	BigFileBytes int64
@@ -90,6 +95,8 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ListPrefix10k", func(t *testing.T) { testListPrefix(t, h) })
 	t.Run("DeleteIdempotent", func(t *testing.T) { testDelete(t, h) })
 	t.Run("RemoveEmptyDirs", func(t *testing.T) { testRemoveEmptyDirs(t, h) })
+	t.Run("ListPartial", func(t *testing.T) { testListPartial(t, h) })
+	t.Run("OpenRange", func(t *testing.T) { testOpenRange(t, h) })
 	t.Run("BadNames", func(t *testing.T) { testBadNames(t, h) })
 	t.Run("WrongCredentials", func(t *testing.T) { testWrongCredentials(t, h) })
 	t.Run("FreeSpace", func(t *testing.T) { testFreeSpace(t, h) })

@@ -10,6 +10,16 @@ import (
 	"github.com/kbr-project/kbr/internal/testenv"
 )
 
+type badCase struct {
+	name     string
+	config   func(target string) string
+	target   string // default: a fresh dir that must stay absent
+	code     int
+	contains []string
+	absent   []string // must not be printed (parts of an inline secret)
+	within   time.Duration
+}
+
 // Bad input is refused with a message naming the field or target, and no
 // file is written anywhere under the target.
 func TestBadInput(t *testing.T) {
@@ -27,14 +37,7 @@ options: {min_free_bytes: 1GiB}
 	if err := os.WriteFile(notDir, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cases := []struct {
-		name     string
-		config   func(target string) string
-		target   string // default: a fresh dir that must stay absent
-		code     int
-		contains []string
-		within   time.Duration
-	}{
+	cases := []badCase{
 		{name: "malformed YAML", config: func(string) string { return "cluster: [unclosed\n  name: x\n" }, code: 2,
 			contains: []string{"backup.yaml", "line"}},
 		{name: "unknown field", config: func(tg string) string { return good(tg) + "retention_days: 3\n" }, code: 2,
@@ -54,6 +57,27 @@ options: {min_free_bytes: 1GiB}
 			return strings.Replace(good(tg), "min_free_bytes: 1GiB", "min_free_bytes: 900PiB", 1)
 		}, code: 1, contains: []string{"below the minimum", "options.min_free_bytes"}},
 	}
+	// An inline secret is refused naming the field and printing none of
+	// it: yaml.v3's own error quoted its first characters ("hunter2...").
+	const inline = "Qz9Vw7Kx4Jm2Yq8Zp3"
+	var windows []string
+	for i := 0; i+3 <= len(inline); i++ {
+		windows = append(windows, inline[i:i+3])
+	}
+	for _, f := range []struct{ field, target string }{
+		{"target.password", "{type: CIFS, path: p, server: s, user: u, share: sh, password: " + inline + "}"},
+		{"target.private_key", "{type: SFTP, path: /p, server: s, user: u, known_host_key: k, private_key: " + inline + "}"},
+		{"target.access_key", "{type: OBS, path: p, endpoint: 'http://s', bucket: b, access_key: " + inline + ", secret_key: {env: S}}"},
+		{"target.secret_key", "{type: OBS, path: p, endpoint: 'http://s', bucket: b, access_key: {env: A}, secret_key: '" + inline + "'}"},
+	} {
+		target := f.target
+		cases = append(cases, badCase{name: "inline secret " + f.field, config: func(tg string) string {
+			return strings.Replace(good(tg), "{type: LocalDir, path: "+tg+"}", target, 1)
+		}, code: 2, contains: []string{"backup.yaml", f.field, "{env: NAME} or {file: PATH}"}, absent: windows})
+	}
+	cases = append(cases, badCase{name: "inline secret cluster.sasl.password", config: func(tg string) string {
+		return strings.Replace(good(tg), "  name: zkmode\n", "  name: zkmode\n  sasl:\n    mechanism: PLAIN\n    username: u\n    password: \""+inline+"\"\n", 1)
+	}, code: 2, contains: []string{"backup.yaml", "cluster.sasl.password", "{env: NAME} or {file: PATH}"}, absent: windows})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			target := tc.target
@@ -72,6 +96,11 @@ options: {min_free_bytes: 1GiB}
 			for _, s := range tc.contains {
 				if !strings.Contains(r.stderr, s) {
 					t.Errorf("error does not mention %q:\n%s", s, r.stderr)
+				}
+			}
+			for _, s := range tc.absent {
+				if strings.Contains(r.stdout+r.stderr, s) {
+					t.Errorf("the output shows %q, part of an inline secret:\n%s%s", s, r.stdout, r.stderr)
 				}
 			}
 			if _, err := os.Stat(target); err == nil {

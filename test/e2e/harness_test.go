@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,9 +23,14 @@ import (
 var h *harness
 
 type harness struct {
-	bin     string
-	dir     string
-	address string
+	bin string // the release build of kbr
+	// faultBin is kbr built with -tags kbrfault (its fault-injection
+	// hooks), for the tests that need them; see faultBinary.
+	faultBin  string
+	faultOnce sync.Once
+	faultErr  error
+	dir       string
+	address   string
 	// metrics is where the worker serves its metrics (host:port).
 	metrics string
 	server  *exec.Cmd
@@ -83,6 +89,45 @@ func run(m *testing.M) (int, error) {
 }
 
 func (h *harness) start(args ...string) *exec.Cmd { return h.startWithEnv(nil, args...) }
+
+// faultBinary builds, once, kbr with -tags kbrfault: the fault-injection
+// hooks (activities/fault_kbrfault.go) that the release binary h.bin lacks.
+func (h *harness) faultBinary(t *testing.T) string {
+	t.Helper()
+	h.faultOnce.Do(func() {
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			h.faultErr = err
+			return
+		}
+		bin := filepath.Join(h.dir, "kbr-fault")
+		build := exec.Command("go", "build", "-tags", "kbrfault", "-o", bin, "./cmd/kbr")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			h.faultErr = fmt.Errorf("build kbr -tags kbrfault: %v\n%s", err, out)
+			return
+		}
+		h.faultBin = bin
+	})
+	if h.faultErr != nil {
+		t.Fatal(h.faultErr)
+	}
+	return h.faultBin
+}
+
+// startFaultWorker runs a worker of the kbrfault build with extra
+// environment variables (the hooks it reads).
+func (h *harness) startFaultWorker(t *testing.T, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(h.faultBinary(t), "worker", "--address", h.address, "--log-level", "warn")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = h.logs, h.logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
 
 // startWithEnv starts kbr with extra environment variables.
 func (h *harness) startWithEnv(env []string, args ...string) *exec.Cmd {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.temporal.io/api/enums/v1"
 	sdkclient "go.temporal.io/sdk/client"
 
 	"github.com/kbr-project/kbr/internal/names"
@@ -90,7 +89,7 @@ options: {min_free_bytes: 1GiB, throttle_bytes_per_second: 1MiB, segment_bytes: 
 	}
 	// The second's export (its preflight is a local activity, not scheduled) started after the first ended.
 	firstEnd := closeTime(t, c, first)
-	if s := firstActivity(t, c, second, "ExportPartition"); !s.After(firstEnd) {
+	if s := firstActivity(t, c, second, "PlanExport"); !s.After(firstEnd) {
 		t.Errorf("second preflight at %s, first ended %s: the runs overlapped", s, firstEnd)
 	}
 }
@@ -113,14 +112,11 @@ func closeTime(t *testing.T, c sdkclient.Client, id string) time.Time {
 }
 
 func firstActivity(t *testing.T, c sdkclient.Client, id, activity string) time.Time {
-	it := c.GetWorkflowHistory(context.Background(), id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == activity {
-			return ev.GetEventTime().AsTime()
+	for _, r := range runTree(t, c, id) {
+		for _, ev := range r.events {
+			if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == activity {
+				return ev.GetEventTime().AsTime()
+			}
 		}
 	}
 	t.Fatalf("%s never scheduled %s", id, activity)

@@ -487,12 +487,11 @@ func TestMetadataRestoreSeedScenario(t *testing.T) {
 		_, _ = kadm.NewClient(client(t, env.ZKModeBootstrap)).DeleteACLs(dctx, acl2)
 	})
 	waitACLsOnEveryBroker(t, env, topic, 2)
+	// The records themselves, at their offsets: the log dirs were never
+	// touched, so the same bytes must come back (not only as many).
 	gotRecs := readAll(t, env.ZKModeBootstrap, topic)
-	for p, rs := range want {
-		if len(gotRecs[p]) != len(rs) {
-			t.Errorf("%s[%d]: %d records after the restore, want %d", topic, p, len(gotRecs[p]), len(rs))
-		}
-	}
+	compareTopic(t, topic, want, gotRecs)
+	sameOffsets(t, topic, want, gotRecs)
 }
 
 func zkClusterID(t *testing.T, env testenv.Env) string {
@@ -563,6 +562,14 @@ func TestMetadataRestoreRetry(t *testing.T) {
 	var p workflows.Progress
 	if err := json.Unmarshal([]byte(st.stdout), &p); err != nil {
 		t.Fatalf("status --json: %v\n%s%s", err, st.stdout, st.stderr)
+	}
+	// Every step, in order: a loop over an empty list passed.
+	var names []string
+	for _, step := range p.Steps {
+		names = append(names, step.Name)
+	}
+	if strings.Join(names, ",") != strings.Join(workflows.MetaRestoreSteps, ",") {
+		t.Errorf("after the failed run, steps %v, want %v", names, workflows.MetaRestoreSteps)
 	}
 	for _, step := range p.Steps {
 		wantStatus := "done"
@@ -708,6 +715,9 @@ func TestMetadataRestoreRefusals(t *testing.T) {
 		}
 		if after := pids(); fmt.Sprint(after) != fmt.Sprint(before) {
 			t.Errorf("broker processes changed: before %v, after %v", before, after)
+		}
+		if m, _ := filepath.Glob(filepath.Join(target, "zkmode-before-restore_*")); len(m) > 0 {
+			t.Errorf("a restore refused for a damaged backup wrote a safety backup: %v", m)
 		}
 	})
 }

@@ -11,9 +11,9 @@ import (
 
 	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/kbr-project/kbr/internal/secret"
+	"github.com/kbr-project/kbr/internal/secretscan"
 	"github.com/kbr-project/kbr/internal/testenv"
 	"github.com/kbr-project/kbr/storage"
 )
@@ -59,13 +59,17 @@ func pathTypes(t *testing.T, env testenv.Env) []pathType {
 	}
 	out = append(out, pathType{name: "NFS", target: nfs})
 
-	host, port := hostPort("KBR_CIFS_ADDR")
+	// CIFS on both Samba servers of the stack: the default one, and the one
+	// with server signing = mandatory (every message signed both ways).
 	cifsPass := need(t, env, "KBR_CIFS_PASSWORD_FILE")
-	out = append(out, pathType{name: "CIFS", secrets: []string{fileSecret(t, cifsPass)}, target: storage.Target{
-		Type: "CIFS", Server: host, Port: port, User: need(t, env, "KBR_CIFS_USER"), Password: secret.Ref{File: cifsPass},
-		Share: need(t, env, "KBR_CIFS_SHARE"), Path: "e2e-" + id}})
+	for _, c := range []struct{ name, prefix string }{{"CIFS", "KBR_CIFS_"}, {"CIFS-signed", "KBR_CIFS_SIGNED_"}} {
+		host, port := hostPort(c.prefix + "ADDR")
+		out = append(out, pathType{name: c.name, secrets: []string{fileSecret(t, cifsPass)}, target: storage.Target{
+			Type: "CIFS", Server: host, Port: port, User: need(t, env, "KBR_CIFS_USER"), Password: secret.Ref{File: cifsPass},
+			Share: need(t, env, c.prefix+"SHARE"), Path: "e2e-" + id}})
+	}
 
-	host, port = hostPort("KBR_SFTP_ADDR")
+	host, port := hostPort("KBR_SFTP_ADDR")
 	sftpPass := need(t, env, "KBR_SFTP_PASSWORD_FILE")
 	out = append(out, pathType{name: "SFTP", secrets: []string{fileSecret(t, sftpPass)}, target: storage.Target{
 		Type: "SFTP", Server: host, Port: port, User: need(t, env, "KBR_SFTP_USER"), Password: secret.Ref{File: sftpPass},
@@ -99,13 +103,23 @@ func fileSecret(t *testing.T, path string) string {
 	return strings.TrimRight(string(b), "\r\n")
 }
 
-// assertNoSecrets scans the server and worker logs and the histories of
-// the given workflows for every secret value.
+// assertNoSecrets scans the server and worker logs (the round trip runs
+// its worker at debug level) and the histories of the given workflows for
+// every secret value: every payload of every event decoded
+// (secretscan.History), not protojson, which shows payloads in base64.
 func assertNoSecrets(t *testing.T, secrets []string, workflowIDs ...string) {
 	t.Helper()
+	for _, s := range secrets {
+		if len(s) < 4 {
+			t.Fatalf("test secret %q too short to scan for", s)
+		}
+	}
 	logs, err := os.ReadFile(h.logs.Name())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(string(logs), "level=DEBUG") {
+		t.Errorf("the kbr logs hold no debug line: the scan would miss what only debug logging writes")
 	}
 	c := temporalClient(t)
 	for _, id := range workflowIDs {
@@ -118,22 +132,14 @@ func assertNoSecrets(t *testing.T, secrets []string, workflowIDs ...string) {
 			}
 			hist.Events = append(hist.Events, ev)
 		}
-		data, _ := protojson.Marshal(hist)
 		if len(hist.Events) == 0 {
 			t.Fatalf("history of %s is empty", id)
 		}
-		for _, s := range secrets {
-			if len(s) < 4 {
-				t.Fatalf("test secret %q too short to scan for", s)
-			}
-			if strings.Contains(string(data), s) {
-				t.Errorf("a secret appears in the history of %s", id)
-			}
+		for _, f := range secretscan.History(hist, secrets) {
+			t.Errorf("history of %s: %s", id, f)
 		}
 	}
-	for _, s := range secrets {
-		if strings.Contains(string(logs), s) {
-			t.Errorf("a secret appears in the kbr server/worker log")
-		}
+	for _, f := range secretscan.Text(logs, secrets) {
+		t.Errorf("kbr server/worker log: %s", f)
 	}
 }

@@ -14,8 +14,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.temporal.io/api/enums/v1"
-	sdkclient "go.temporal.io/sdk/client"
 
 	"github.com/kbr-project/kbr/internal/testenv"
 	"github.com/kbr-project/kbr/workflows"
@@ -211,30 +209,9 @@ options: {parallelism: 3, throttle_bytes_per_second: 256KiB}
 			t.Errorf("group %s %s[%d]: %v (found %v), want %d", group, dst, p, o.At, ok, at)
 		}
 	}
-	if !resumedActivity(t, c, started.WorkflowID, "RestorePartition") {
-		t.Error("no RestorePartition ran a second attempt: the kills missed the restore")
+	if !resumedIn(t, c, started.WorkflowID, "ImportUnit") {
+		t.Error("no ImportUnit ran a second attempt: the kills missed the restore")
 	}
-}
-
-// resumedActivity reports whether an activity of the given type ran a
-// second attempt in a workflow.
-func resumedActivity(t *testing.T, c sdkclient.Client, id, activityType string) bool {
-	t.Helper()
-	scheduled := map[int64]string{}
-	it := c.GetWorkflowHistory(context.Background(), id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
-			scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
-		}
-		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() > 1 && scheduled[a.GetScheduledEventId()] == activityType {
-			return true
-		}
-	}
-	return false
 }
 
 // A data restore stopped midway (terminated) is resumed by `kbr restore

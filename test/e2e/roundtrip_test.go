@@ -6,11 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	sdkclient "go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -31,6 +31,14 @@ func TestRoundTripZooKeeperToKRaft(t *testing.T) {
 		want[topic] = readAll(t, env.ZKModeBootstrap, topic)
 	}
 	assertAbortedAbsent(t, want[f.txn])
+	// The worker logs at debug level here, so the secret scan reads
+	// everything it could ever write.
+	h.stopWorker(syscall.SIGTERM)
+	h.worker = h.start("worker", "--address", h.address, "--log-level", "debug")
+	t.Cleanup(func() {
+		h.stopWorker(syscall.SIGTERM)
+		h.startWorker()
+	})
 	for i, pt := range pathTypes(t, env) {
 		t.Run(pt.name, func(t *testing.T) {
 			roundTrip(t, env, f, want, pt, i == 0)
@@ -92,7 +100,7 @@ options:
 		}
 	}
 	if first {
-		saveHistory(t, out.WorkflowID)
+		saveHistory(t, out.WorkflowID, "backup", "export")
 	}
 
 	suffix := "-r" + strings.ToLower(pt.name)
@@ -119,6 +127,9 @@ options:
 		WorkflowID string `json:"workflow_id"`
 	}
 	json.Unmarshal([]byte(r.stdout), &rout)
+	if first {
+		saveHistory(t, rout.WorkflowID, "restore", "import")
+	}
 	got := map[string]map[int32][]rec{}
 	for _, topic := range f.topics() {
 		got[topic] = readAll(t, env.KRaftBootstrap, topic+suffix)
@@ -237,37 +248,35 @@ func next(rs []rec, offset int64) (rec, bool) {
 	return rec{}, true
 }
 
-// saveHistory refreshes the committed history the replay test reads when
-// KBR_UPDATE_HISTORY=1.
-func saveHistory(t *testing.T, workflowID string) {
+// saveHistory refreshes the committed histories the replay test reads
+// when KBR_UPDATE_HISTORY=1: the run's own as <kind>_history.json and its
+// first child's as <child kind>_history.json.
+func saveHistory(t *testing.T, workflowID, kind, childKind string) {
 	if os.Getenv("KBR_UPDATE_HISTORY") != "1" {
 		return
 	}
 	root, _ := testenv.RepoRoot()
-	dst := filepath.Join(root, "workflows", "testdata", "backup_history.json")
 	c, err := sdkclient.Dial(sdkclient.Options{HostPort: h.address})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	hist := &historypb.History{}
-	it := c.GetWorkflowHistory(context.Background(), workflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
+	runs := runTree(t, c, workflowID)
+	write := func(r wfRun, name string) {
+		data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: r.events})
 		if err != nil {
 			t.Fatal(err)
 		}
-		hist.Events = append(hist.Events, ev)
+		dst := filepath.Join(root, "workflows", "testdata", name+"_history.json")
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s (%d events)", dst, len(r.events))
 	}
-	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
-	if err != nil {
-		t.Fatal(err)
+	write(runs[0], kind)
+	if len(runs) > 1 {
+		write(runs[1], childKind)
+	} else {
+		t.Errorf("%s ran no child workflow", workflowID)
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("wrote %s (%d events)", dst, len(hist.Events))
 }

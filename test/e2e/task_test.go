@@ -335,7 +335,7 @@ options: {min_free_bytes: 1GiB, segment_bytes: 1MiB}
 			// which deletes runs 1 and 2 (run 3 is a new full).
 			firstFiles = readManifest(t, target, runs[0].RecoveryPoint).Files()
 			h.stopWorker(syscall.SIGTERM)
-			h.worker = h.startWithEnv([]string{"KBR_FAULT_PRUNE_EXIT=1"}, "worker", "--address", h.address, "--log-level", "warn")
+			h.worker = h.startFaultWorker(t, "KBR_FAULT_PRUNE_EXIT=1")
 			out := mustKbr(t, time.Minute, "task", "run", name, "--detach", "--json")
 			var s struct {
 				WorkflowID string `json:"workflow_id"`
@@ -404,14 +404,14 @@ options: {min_free_bytes: 1GiB, segment_bytes: 1MiB}
 	compareTopic(t, topic+" (run 4)", snapshots[3], readAll(t, env.KRaftBootstrap, topic+"-ret4"))
 
 	// Verify of the incremental names a flipped byte in its base's segment.
-	base := readManifest(t, target, runs[2].RecoveryPoint)
-	seg := filepath.Join(target, base.Partitions[0].Segments[0].Name)
+	seg := dataFiles(t, target, runs[2].RecoveryPoint)[0]
 	b, _ := os.ReadFile(seg)
 	b[len(b)/2] ^= 0xff
 	os.WriteFile(seg, b, 0o644)
+	rel, _ := filepath.Rel(target, seg)
 	r := kbr(t, 3*time.Minute, "backups", "verify", filepath.Join(target, runs[3].RecoveryPoint))
-	if r.code != 1 || !strings.Contains(r.stderr, base.Partitions[0].Segments[0].Name) {
-		t.Errorf("verify of an incremental whose base is damaged: exit %d, want 1 naming %s:\n%s", r.code, base.Partitions[0].Segments[0].Name, r.stderr)
+	if r.code != 1 || !strings.Contains(r.stderr, rel) {
+		t.Errorf("verify of an incremental whose base is damaged: exit %d, want 1 naming %s:\n%s", r.code, rel, r.stderr)
 	}
 }
 

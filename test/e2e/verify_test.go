@@ -57,8 +57,8 @@ options: {min_free_bytes: 1GiB, compression: none}
 	if err != nil {
 		t.Fatal(err)
 	}
-	flipped := m.Partitions[0].Segments[0].Name
-	seg := filepath.Join(target, flipped)
+	seg := dataFiles(t, target, out.Result.RecoveryPoint)[0]
+	flipped, _ := filepath.Rel(target, seg)
 	b, _ := os.ReadFile(seg)
 	b[len(b)/2] ^= 0x01
 	os.WriteFile(seg, b, 0o640)

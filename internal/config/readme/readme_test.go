@@ -1,4 +1,5 @@
-package config_test
+// Package readme checks README.md's examples against the real loaders.
+package readme_test
 
 import (
 	"bytes"
@@ -14,9 +15,15 @@ import (
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/storage"
-	// Every backend, so every path type of the targets example is known.
-	_ "github.com/kbr-project/kbr/storage/all"
+	"github.com/kbr-project/kbr/storage/all"
 )
+
+// Every backend, as cmd/kbr registers them, so every path type of the
+// examples is known.
+func TestMain(m *testing.M) {
+	config.UseStorage(all.Registry())
+	os.Exit(m.Run())
+}
 
 // example is one YAML or JSON example of README.md.
 type example struct {
@@ -36,7 +43,7 @@ var (
 // kind is the command's --type).
 func readmeExamples(t *testing.T) []example {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	data, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -274,6 +274,7 @@ func (w *backup) run(ctx workflow.Context) (*BackupResult, error) {
 				}
 			}
 		}
+		t.settleExport(results)
 		detail := fmt.Sprintf("%d records in %d partitions, %d work units", records, plan.Partitions, len(results))
 		if lost.Ranges > 0 {
 			res.Lost = &lost

@@ -161,6 +161,41 @@ func (t *tracker) pruned(pr activities.PruneResult) {
 	metrics.RetentionDeleted(t.metrics(), t.p.Cluster, t.p.Task, len(pr.DeletedManifests), pr.DeletedFiles, pr.DeletedBytes)
 }
 
+// settleExport sets a finished export's progress from its units' results,
+// which hold every unit: a child's last UnitDone signals can reach the
+// parent after the child's result, once nothing reads them, and the run
+// would end showing (and reporting to its metrics) less than it moved.
+func (t *tracker) settleExport(rs []activities.UnitResult) {
+	var parts int
+	var records, bytes, lost int64
+	lostParts := 0
+	for _, r := range rs {
+		parts += r.Part.Partitions
+		records += r.Part.Records
+		bytes += r.Part.Bytes
+		lost += r.LostOffsets
+		lostParts += r.LostPartitions
+	}
+	p := t.p
+	p.UnitsDone, p.PartitionsDone = max(p.UnitsDone, len(rs)), max(p.PartitionsDone, parts)
+	p.RecordsDone, p.BytesDone = max(p.RecordsDone, records), max(p.BytesDone, bytes)
+	p.RecordsLost, p.LostPartitions = max(p.RecordsLost, lost), max(p.LostPartitions, lostParts)
+	t.details()
+}
+
+// settleImport is settleExport for a restore's units.
+func (t *tracker) settleImport(rs []activities.ImportUnitResult) {
+	var parts int
+	var records int64
+	for _, r := range rs {
+		parts += r.Partitions
+		records += r.Records
+	}
+	p := t.p
+	p.UnitsDone, p.PartitionsDone, p.RecordsDone = max(p.UnitsDone, len(rs)), max(p.PartitionsDone, parts), max(p.RecordsDone, records)
+	t.details()
+}
+
 // emitProgress sets the run's progress gauges and adds what moved since the
 // last call to the totals.
 func (t *tracker) emitProgress() {

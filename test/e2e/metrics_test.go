@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -56,6 +57,11 @@ func TestWorkerMetricsMoveDuringBackup(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if os.Getenv("KBR_DEBUG_METRICS") != "" {
+			pv, _ := s.Value(metrics.RecordsPlanned, run...)
+			dv, _ := s.Value(metrics.RecordsDone, run...)
+			t.Logf("%s planned %v done %v", time.Now().Format("15:04:05.000"), pv, dv)
+		}
 		if v, ok := s.Value(metrics.RecordsPlanned, run...); ok && v > 0 {
 			planned = v
 			if done, _ := s.Value(metrics.RecordsDone, run...); done < planned {
@@ -72,6 +78,14 @@ func TestWorkerMetricsMoveDuringBackup(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	waitBackup(t, c, id)
+	if os.Getenv("KBR_DEBUG_METRICS") != "" {
+		v, _ := c.QueryWorkflow(context.Background(), id, "", names.QueryProgress)
+		var p workflows.Progress
+		_ = v.Get(&p)
+		for _, st := range p.Steps {
+			t.Logf("step %s %s %s %s", st.Name, st.Status, st.EndedAt.Sub(st.StartedAt), st.Detail)
+		}
+	}
 	if planned != 6000 {
 		t.Errorf("%s = %v, want 6000 (the cut)", metrics.RecordsPlanned, planned)
 	}
@@ -168,12 +182,15 @@ func backupTask(t *testing.T, c sdkclient.Client, id string) string {
 }
 
 // startSlowBackup fills a topic of 6 partitions with 1,000 records of 1 kB
-// each and starts a backup of it that exports one partition at a time at
-// 1 MiB/s: its progress moves in six steps over about 9 s.
+// each and starts a backup of it that exports one partition (one work unit)
+// at a time at 1 MiB/s: its progress moves in six steps over about 6 s.
 func startSlowBackup(t *testing.T, env testenv.Env) string {
 	t.Helper()
 	topic := "e2e-" + randID() + "-metrics"
-	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(10*time.Millisecond))
+	// Batches of 64 KiB: a fetch returns whole batches, and the throttle
+	// waits between fetches, so a partition must take several.
+	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(10*time.Millisecond),
+		kgo.ProducerBatchMaxBytes(64<<10))
 	createTopic(t, kadm.NewClient(cl), topic, 6, 3, nil)
 	var rs []*kgo.Record
 	for i := 0; i < 6000; i++ {
@@ -194,6 +211,9 @@ topics: {include: ["`+topic+`"]}
 target: {type: LocalDir, path: `+filepath.Join(t.TempDir(), "backups")+`}
 options:
   parallelism: 1
+  unit_partitions: 1          # six work units, one after the other: progress moves six times
+  fetch_max_bytes: 256KiB     # the throttle waits between fetches: several per unit
+  fetch_partition_bytes: 128KiB
   min_free_bytes: 1GiB
   compression: none
   throttle_bytes_per_second: 1MiB

@@ -1,17 +1,19 @@
 # kbr: back up and restore Apache Kafka with Temporal workflows.
-#   make run    build kbr, start the test stack and `kbr server`, back up a demo topic
+#   make run    build kbr, start ZooKeeper and Kafka and `kbr server`, back up a demo topic
 #   make test   start the test stack and run every test against it
 #   make bench  throughput and memory against raw franz-go and kcat (see below)
 SHELL := /bin/bash
 GO ?= go
 BIN := bin/kbr
+# `kbr version` prints it; without git (a source tarball) the build says "(devel)".
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 DATA_DIR ?= ./kbr-data
 
 # Packages that do not compile the Temporal server run with the race detector.
 RACE_PKGS := ./internal/backupset/... ./internal/config/... ./internal/kdata/... ./internal/kmeta/... \
 	./internal/zkmeta/... ./internal/hostops/... ./internal/metaarchive/... ./internal/kclient/... ./internal/lock/... ./internal/secret/... ./internal/errtext/... ./internal/secretscan/... \
 	./internal/kbatch/... ./internal/pool/... ./internal/restoreplan/... ./internal/catalog/... ./internal/names/... \
-	./internal/tasks/... ./storage ./storage/all ./storage/internal/... ./storage/decorate/... ./storage/localdir/... ./workflows/... ./activities/...
+	./internal/tasks/... ./internal/metrics/... ./deploy/demofill/... ./deploy/production/... ./deploy/systemd/... ./storage ./storage/all ./storage/internal/... ./storage/decorate/... ./storage/localdir/... ./workflows/... ./activities/...
 # The storage backends' conformance suites stream 2 GiB files through real servers: no race
 # detector there (it triples their time), one package at a time (the servers share 2 cores).
 STORAGE_PKGS := ./storage/hdfs/... ./storage/nfs/... ./storage/cifs/... ./storage/sftp/... ./storage/obs/...
@@ -24,11 +26,14 @@ FUZZ_TARGETS := ./internal/backupset:FuzzSegmentReader ./internal/backupset:Fuzz
 	./internal/metaarchive:FuzzReadArchive ./internal/config:FuzzConfigLoaders
 FUZZTIME ?= 5s
 
-.PHONY: build run stop test test-unit vet fmt fuzz
+.PHONY: build run stop test test-deps test-unit vet fmt fuzz
 build:
-	$(GO) build -o $(BIN) ./cmd/kbr
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/kbr
 
-run: build stack-up
+# The demo needs only ZooKeeper and the ZooKeeper-mode Kafka cluster. kbr builds (CPU) while
+# Maven fetches the Kafka jars (network), so a cold `make run` waits for the longer of the two.
+run:
+	@$(MAKE) --no-print-directory -j2 build stack-up-kafka
 	deploy/demo.sh $(BIN) $(DATA_DIR)
 
 stop:
@@ -42,6 +47,10 @@ vet:
 test-unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
 
+# Debian packages the tests need beyond the stack's: systemd (systemd-analyze) and postgresql.
+test-deps:
+	deploy/packages.sh
+
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \
@@ -51,17 +60,20 @@ fuzz:
 		echo "$$out" | grep -v '^fuzz: elapsed' || true; \
 	done
 
-test: stack-up vet
+test: stack-up test-deps vet
 	$(GO) test -race -count=1 $(RACE_PKGS)
 	$(MAKE) --no-print-directory fuzz
 	$(GO) test -count=1 -p 1 -timeout 30m $(STORAGE_PKGS)
 	$(GO) test -count=1 -timeout 40m ./internal/embedded/... ./test/...
 
 # Local test stack (ZooKeeper + Kafka 3.9.1 ZooKeeper-mode cluster + Kafka 4.1.1 KRaft node).
-.PHONY: stack-up stack-down stack-clean stack-status bench
+.PHONY: stack-up stack-up-kafka stack-down stack-clean stack-status bench
 
 stack-up:
 	deploy/stack.sh up
+
+stack-up-kafka:
+	deploy/stack.sh up --kafka-only
 
 stack-down:
 	deploy/stack.sh down

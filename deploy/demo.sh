@@ -24,31 +24,37 @@ bin=$(realpath "${1:?usage: demo.sh BIN DATA_DIR}")
 mkdir -p "${2:?usage: demo.sh BIN DATA_DIR}"
 data=$(realpath "$2")
 eval "$("$here/stack.sh" env)"
+# The demo's ports and topic; tests and a second demo on one machine set their own.
+port=${KBR_DEMO_PORT:-7233}
+ui_port=${KBR_DEMO_UI_PORT:-8233}
+metrics_addr=${KBR_DEMO_METRICS_ADDR:-127.0.0.1:9233}
+topic=${KBR_DEMO_TOPIC:-demo}
+records=${KBR_DEMO_RECORDS:-50000}
 
 # 1. kbr server, unless one already runs from this data dir.
 if [[ -f $data/server.pid ]] && kill -0 "$(cat "$data/server.pid")" 2>/dev/null; then
   echo "kbr server already running (pid $(cat "$data/server.pid"))"
 else
-  setsid "$bin" server --data-dir "$data" >"$data/server.log" 2>&1 < /dev/null &
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is taken by another process: stop it, or set KBR_DEMO_PORT (and KBR_DEMO_UI_PORT)"
+    exit 1
+  fi
+  setsid "$bin" server --data-dir "$data" --port "$port" --ui-port "$ui_port" --metrics-addr "$metrics_addr" \
+    >"$data/server.log" 2>&1 < /dev/null &
   echo $! >"$data/server.pid"
   for i in $(seq 120); do
-    (exec 3<>/dev/tcp/127.0.0.1/7233) 2>/dev/null && break
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     kill -0 "$(cat "$data/server.pid")" 2>/dev/null || { echo "kbr server exited:"; tail -30 "$data/server.log"; exit 1; }
-    [[ $i == 120 ]] && { echo "kbr server did not answer on 7233 within 60s"; tail -30 "$data/server.log"; exit 1; }
+    [[ $i == 120 ]] && { echo "kbr server did not answer on $port within 60s"; tail -30 "$data/server.log"; exit 1; }
     sleep 0.5
   done
   echo "kbr server started (pid $(cat "$data/server.pid")), log $data/server.log"
 fi
 
-# 2. A demo topic on the ZooKeeper-mode cluster, filled once.
-first_broker=${KBR_ZKMODE_BOOTSTRAP%%,*}
-if ! kcat -b "$first_broker" -L -t demo 2>/dev/null | grep -q 'with 6 partitions'; then
-  java -cp "$KBR_STACK_DIR/lib/kafka39/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$first_broker" \
-    --create --if-not-exists --topic demo --partitions 6 --replication-factor 3 >/dev/null 2>&1
-  seq 1 50000 | awk '{printf "order-%d:{\"order\":%d,\"item\":\"widget-%d\",\"qty\":%d}\n", $1, $1, $1 % 97, $1 % 7}' |
-    kcat -b "$first_broker" -t demo -K: -P -z lz4
-  echo "demo topic: 6 partitions, 50000 records"
-fi
+# 2. A demo topic on the ZooKeeper-mode cluster, filled once: only after every
+# broker serves every partition (leader and full ISR), with an idempotent,
+# retrying producer, and counted at the end (deploy/demofill).
+(cd "$root" && go run ./deploy/demofill -brokers "$KBR_ZKMODE_BOOTSTRAP" -topic "$topic" -records "$records")
 
 # 3. The backup, watched live.
 cfg=$data/demo-backup.yaml
@@ -63,7 +69,7 @@ cluster:
     chroot: $KBR_ZK_CHROOT
 task: demo
 topics:
-  include: ["demo"]
+  include: ["$topic"]
 target:
   type: LocalDir
   path: $data/LocalBackup
@@ -71,10 +77,11 @@ options:
   # MRS asks for 20 GiB free; the demo asks for 1 GiB so it runs on small disks.
   min_free_bytes: 1GiB
 YAML
-"$bin" backup run -f "$cfg" --address 127.0.0.1:7233
+"$bin" backup run -f "$cfg" --address "127.0.0.1:$port"
 echo
 "$bin" backups list "$data/LocalBackup"
 echo
-echo "Web UI:  http://127.0.0.1:8233   (runs carry the search attributes KbrCluster, KbrTask, KbrKind, KbrStatus)"
+echo "Web UI:  http://127.0.0.1:$ui_port   (runs carry the search attributes KbrCluster, KbrTask, KbrKind, KbrStatus)"
+echo "Metrics: http://$metrics_addr/metrics"
 echo "Config:  $cfg"
 echo "Stop the server with: make stop"

@@ -3,6 +3,8 @@
 # single-node KRaft Kafka 4.1.1, all as plain JVM processes on 127.0.0.1 (no Docker here).
 #
 #   deploy/stack.sh up                  start whatever is not running, wait until ready, write stack.env
+#   deploy/stack.sh up --kafka-only     only ZooKeeper and the ZooKeeper-mode Kafka cluster (what
+#                                       `make run`'s demo needs): no KRaft node, no storage servers
 #   deploy/stack.sh down [--wipe]       stop everything (data kept; --wipe also deletes it)
 #   deploy/stack.sh clean               same as down --wipe
 #   deploy/stack.sh status              one line per process; exit 1 unless all are running
@@ -538,21 +540,36 @@ services() {
 # commands
 
 cmd_up() {
+  local only=
+  case ${1:-} in
+    '') ;;
+    --kafka-only) only=kafka ;;
+    *) die "usage: stack.sh up [--kafka-only]" ;;
+  esac
   take_lock
   ensure_packages
   check_java
   resolve_jars kafka39
-  resolve_jars kafka4
+  [[ $only ]] || resolve_jars kafka4
   # Launch every JVM before waiting for any: they start in parallel. The KRaft node needs no
   # ZooKeeper, so it (and its one-off storage format) goes first.
-  local n
-  launch_broker kraft1
+  local n brokers=("${ALL_BROKERS[@]}")
+  [[ $only ]] && brokers=("${ZK_BROKERS[@]}")
+  [[ $only ]] || launch_broker kraft1
   start_zk
   for n in "${ZK_BROKERS[@]}"; do launch_broker "$n"; done
-  for n in "${ALL_BROKERS[@]}"; do wait_broker "$n"; done
-  services up
+  for n in "${brokers[@]}"; do wait_broker "$n"; done
+  if [[ $only ]]; then
+    log "--kafka-only: KRaft node and storage servers not started (deploy/stack.sh up starts them)"
+  else
+    services up
+  fi
   write_env
-  log "stack is up: ZooKeeper $ZK_CONNECT (chroot $ZK_CHROOT), Kafka $ZKMODE_VERSION $ZKMODE_BOOTSTRAP, Kafka $KRAFT_VERSION (KRaft) $KRAFT_BOOTSTRAP"
+  if [[ $only ]]; then
+    log "stack is up: ZooKeeper $ZK_CONNECT (chroot $ZK_CHROOT), Kafka $ZKMODE_VERSION $ZKMODE_BOOTSTRAP"
+  else
+    log "stack is up: ZooKeeper $ZK_CONNECT (chroot $ZK_CHROOT), Kafka $ZKMODE_VERSION $ZKMODE_BOOTSTRAP, Kafka $KRAFT_VERSION (KRaft) $KRAFT_BOOTSTRAP"
+  fi
   log "env: $ENV_FILE"
 }
 
@@ -635,7 +652,7 @@ cmd_env() {
 }
 
 usage() {
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -643,7 +660,7 @@ main() {
   local cmd=${1:-}
   (($#)) && shift
   case $cmd in
-    up) cmd_up ;;
+    up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
     clean) cmd_down --wipe ;;
     status) cmd_status ;;

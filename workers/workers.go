@@ -6,11 +6,13 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/internal/config"
+	"github.com/kbr-project/kbr/internal/metrics"
 	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/storage"
 	"github.com/kbr-project/kbr/workflows"
@@ -47,6 +49,7 @@ func New(c client.Client, o Options) worker.Worker {
 	}
 	w := worker.New(c, names.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: o.MaxConcurrentActivities,
+		Interceptors:                       interceptors(),
 	})
 	Register(w, &activities.Activities{Logger: o.Logger, Temporal: c, TaskQueue: names.TaskQueue, Storage: o.Storage})
 	return w
@@ -59,7 +62,14 @@ func NewAgent(c client.Client, cfg config.Agent) worker.Worker {
 	w := worker.New(c, names.AgentTaskQueue(cfg.Host), worker.Options{
 		// A host runs its steps one at a time; the workflow sends one per step.
 		MaxConcurrentActivityExecutionSize: 4,
+		Interceptors:                       interceptors(),
 	})
 	w.RegisterActivityWithOptions(&activities.Agent{Config: cfg}, activity.RegisterOptions{})
 	return w
+}
+
+// interceptors of every kbr worker: retries counted by activity type (the
+// client's MetricsHandler says where they go).
+func interceptors() []interceptor.WorkerInterceptor {
+	return []interceptor.WorkerInterceptor{metrics.NewWorkerInterceptor()}
 }

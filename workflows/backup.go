@@ -99,7 +99,7 @@ func BackupWorkflow(ctx workflow.Context, cfg config.Backup) (*BackupResult, err
 		memo.Error = err.Error()
 	}
 	_ = workflow.UpsertMemo(ctx, map[string]any{names.MemoHistory: memo})
-	w.track.details()
+	w.track.end()
 	return res, err
 }
 
@@ -212,6 +212,7 @@ func (w *backup) run(ctx workflow.Context) (*BackupResult, error) {
 			return "", err
 		}
 		w.progress.PartitionsTotal, w.progress.UnitsTotal = plan.Partitions, len(plan.Units)
+		w.progress.RecordsTotal = plan.Offsets
 		res.FullPartitions, res.FullCopied, res.Units = plan.FullExamples, plan.FullCopied, len(plan.Units)
 		detail := fmt.Sprintf("%d partitions, %d offsets, %d work units", plan.Partitions, plan.Offsets, len(plan.Units))
 		if plan.FullCopied > 0 {
@@ -273,6 +274,7 @@ func (w *backup) run(ctx workflow.Context) (*BackupResult, error) {
 				}
 			}
 		}
+		t.settleExport(results)
 		detail := fmt.Sprintf("%d records in %d partitions, %d work units", records, plan.Partitions, len(results))
 		if lost.Ranges > 0 {
 			res.Lost = &lost
@@ -318,6 +320,7 @@ func (w *backup) run(ctx workflow.Context) (*BackupResult, error) {
 			return "", err
 		}
 		res.Retention = &pr
+		t.pruned(pr)
 		detail := fmt.Sprintf("kept %d, deleted %d recovery points (%d files, %d bytes)", len(pr.Kept), len(pr.DeletedManifests), pr.DeletedFiles, pr.DeletedBytes)
 		if len(pr.KeptForChain) > 0 {
 			detail += fmt.Sprintf("; %d kept beyond max copies for a kept incremental", len(pr.KeptForChain))

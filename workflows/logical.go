@@ -54,7 +54,7 @@ func LogicalRestoreWorkflow(ctx workflow.Context, cfg config.LogicalRestore) (*L
 		p.Status = names.StatusFailed
 	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SAStatus.ValueSet(p.Status))
-	t.details()
+	t.end()
 	return res, err
 }
 

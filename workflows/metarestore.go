@@ -100,7 +100,7 @@ func MetadataRestoreWorkflow(ctx workflow.Context, in MetadataRestoreInput) (*Me
 		w.p.Status = names.StatusFailed
 	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SAStatus.ValueSet(w.p.Status))
-	w.t.details()
+	w.t.end()
 	return rep, err
 }
 

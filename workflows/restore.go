@@ -87,7 +87,7 @@ func RestoreWorkflow(ctx workflow.Context, cfg config.Restore) (*RestoreResult, 
 		}
 	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SAStatus.ValueSet(p.Status))
-	t.details()
+	t.end()
 	return res, err
 }
 
@@ -195,6 +195,7 @@ func (r *restore) run(ctx workflow.Context) (*RestoreResult, error) {
 			res.RawBatches += u.RawBatches
 			res.RebuiltBatches += u.Rebuilt
 		}
+		t.settleImport(results)
 		detail := fmt.Sprintf("%d records in %d partitions", res.Records, res.Partitions)
 		if res.Skipped > 0 {
 			detail += fmt.Sprintf(" (%d had landed before: not produced again)", res.Skipped)

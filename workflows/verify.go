@@ -49,6 +49,7 @@ func VerifyWorkflow(ctx workflow.Context, in activities.VerifyInput) (*activitie
 		t.done(StepVerify, "every file matches its size and SHA-256")
 	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx, names.SAStatus.ValueSet(p.Status))
+	t.end()
 	if err != nil {
 		return nil, err
 	}

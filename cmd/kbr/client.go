@@ -18,6 +18,8 @@ import (
 type conn struct {
 	address, namespace          string
 	tlsCert, tlsKey, tlsCA, sni string
+	// metrics receives the SDK's metrics and kbr's (nil: none).
+	metrics client.MetricsHandler
 }
 
 func (c *conn) flags(cmd *cobra.Command) {
@@ -32,35 +34,47 @@ func (c *conn) flags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&c.address, "address", def, "Temporal frontend host:port (env KBR_ADDRESS)")
 	f.StringVar(&c.namespace, "namespace", ns, "Temporal namespace (env KBR_NAMESPACE)")
-	f.StringVar(&c.tlsCert, "tls-cert", "", "client certificate (PEM) for mTLS")
-	f.StringVar(&c.tlsKey, "tls-key", "", "client key (PEM) for mTLS")
-	f.StringVar(&c.tlsCA, "tls-ca", "", "CA bundle (PEM) that signed the frontend's certificate")
-	f.StringVar(&c.sni, "tls-server-name", "", "server name to verify on the frontend's certificate")
+	f.StringVar(&c.tlsCert, "tls-cert", os.Getenv("KBR_TLS_CERT"), "client certificate (PEM) for mTLS (env KBR_TLS_CERT)")
+	f.StringVar(&c.tlsKey, "tls-key", os.Getenv("KBR_TLS_KEY"), "client key (PEM) for mTLS (env KBR_TLS_KEY)")
+	f.StringVar(&c.tlsCA, "tls-ca", os.Getenv("KBR_TLS_CA"), "CA bundle (PEM) that signed the frontend's certificate (env KBR_TLS_CA)")
+	f.StringVar(&c.sni, "tls-server-name", os.Getenv("KBR_TLS_SERVER_NAME"), "server name to verify on the frontend's certificate (env KBR_TLS_SERVER_NAME)")
 }
 
-func (c *conn) dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
-	opts := client.Options{HostPort: c.address, Namespace: c.namespace, Logger: quietSDKLogger(logger)}
+// options are the client options of the flags: address, namespace, mTLS.
+func (c *conn) options(logger *slog.Logger) (client.Options, error) {
+	opts := client.Options{HostPort: c.address, Namespace: c.namespace, Logger: quietSDKLogger(logger), MetricsHandler: c.metrics}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return opts, withCode(exitBadInput, fmt.Errorf("--tls-cert and --tls-key go together"))
+	}
 	if c.tlsCert != "" || c.tlsCA != "" {
 		tc := &tls.Config{ServerName: c.sni, MinVersion: tls.VersionTLS12}
 		if c.tlsCert != "" {
 			cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
 			if err != nil {
-				return nil, withCode(exitBadInput, fmt.Errorf("--tls-cert/--tls-key: %w", err))
+				return opts, withCode(exitBadInput, fmt.Errorf("--tls-cert/--tls-key: %w", err))
 			}
 			tc.Certificates = []tls.Certificate{cert}
 		}
 		if c.tlsCA != "" {
 			pem, err := os.ReadFile(c.tlsCA)
 			if err != nil {
-				return nil, withCode(exitBadInput, fmt.Errorf("--tls-ca: %w", err))
+				return opts, withCode(exitBadInput, fmt.Errorf("--tls-ca: %w", err))
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, withCode(exitBadInput, fmt.Errorf("--tls-ca %s: no PEM certificate", c.tlsCA))
+				return opts, withCode(exitBadInput, fmt.Errorf("--tls-ca %s: no PEM certificate", c.tlsCA))
 			}
 			tc.RootCAs = pool
 		}
 		opts.ConnectionOptions.TLS = tc
+	}
+	return opts, nil
+}
+
+func (c *conn) dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
+	opts, err := c.options(logger)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -69,6 +83,19 @@ func (c *conn) dial(ctx context.Context, logger *slog.Logger) (client.Client, er
 		return nil, withCode(exitConnect, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", c.address, c.namespace, err))
 	}
 	return cl, nil
+}
+
+// dialNamespaces is a client of the namespace API (which needs no namespace).
+func (c *conn) dialNamespaces(ctx context.Context) (client.NamespaceClient, error) {
+	opts, err := c.options(nil)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := client.NewNamespaceClient(opts)
+	if err != nil {
+		return nil, withCode(exitConnect, fmt.Errorf("connect to Temporal at %s: %w", c.address, err))
+	}
+	return nc, nil
 }
 
 func quietSDKLogger(l *slog.Logger) sdklog.Logger {

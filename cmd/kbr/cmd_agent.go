@@ -23,6 +23,7 @@ func agentCmd() *cobra.Command {
 		file  string
 		port  int
 		cfg   config.Agent
+		mo    metricsOpts
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --host NAME",
@@ -79,6 +80,12 @@ start_command, listener, kafka_libs, kafka_version; flags win.`,
 			logger := newLogger(level)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			me, err := mo.start("agent", logger)
+			if err != nil {
+				return err
+			}
+			defer me.close()
+			c.metrics = me.handler()
 			cl, err := c.dial(ctx, logger)
 			if err != nil {
 				return err
@@ -107,5 +114,6 @@ start_command, listener, kafka_libs, kafka_version; flags win.`,
 	fl.StringVar(&cfg.KafkaLibs, "kafka-libs", "", "the broker's libs directory (the Kafka version is read from its jars)")
 	fl.StringVar(&cfg.KafkaVersion, "kafka-version", "", "the installed Kafka version, where --kafka-libs cannot tell")
 	fl.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	mo.AddFlags(cmd, "")
 	return cmd
 }

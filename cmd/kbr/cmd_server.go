@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/kbr-project/kbr/internal/embedded"
 	"github.com/kbr-project/kbr/workers"
@@ -19,6 +22,7 @@ func serverCmd() *cobra.Command {
 		noWorker bool
 		level    string
 		maxActs  int
+		mo       metricsOpts
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -41,17 +45,23 @@ running.`,
 			if ui := srv.UIAddress(); ui != "" {
 				fmt.Fprintf(os.Stderr, "kbr server: Web UI http://%s\n", ui)
 			}
+			me, err := mo.start("server", logger)
+			if err != nil {
+				return err
+			}
+			defer me.close()
 			if noWorker {
 				<-ctx.Done()
 				fmt.Fprintln(os.Stderr, "kbr server: stopping")
 				return nil
 			}
-			c := conn{address: srv.FrontendAddress(), namespace: srv.Namespace()}
+			c := conn{address: srv.FrontendAddress(), namespace: srv.Namespace(), metrics: me.handler()}
 			cl, err := c.dial(ctx, logger)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
+			seedMetrics(ctx, cl, c.namespace, me, logger)
 			w := workers.New(cl, workers.Options{Logger: logger, MaxConcurrentActivities: maxActs, Storage: storageRegistry})
 			if err := w.Start(); err != nil {
 				return withCode(exitFailed, fmt.Errorf("start worker: %w", err))
@@ -72,6 +82,7 @@ running.`,
 	f.BoolVar(&noWorker, "no-worker", false, "run only the server and UI (workers run elsewhere)")
 	f.IntVar(&maxActs, "max-activities", 32, "activities this worker runs at once")
 	f.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
+	mo.AddFlags(cmd, defaultServerMetrics)
 	return cmd
 }
 
@@ -80,6 +91,7 @@ func workerCmd() *cobra.Command {
 		c       conn
 		level   string
 		maxActs int
+		mo      metricsOpts
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -88,6 +100,12 @@ func workerCmd() *cobra.Command {
 			logger := newLogger(level)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			me, err := mo.start("worker", logger)
+			if err != nil {
+				return err
+			}
+			defer me.close()
+			c.metrics = me.handler()
 			cl, err := c.dial(ctx, logger)
 			if err != nil {
 				return err
@@ -96,6 +114,7 @@ func workerCmd() *cobra.Command {
 			if err := embedded.RegisterSearchAttributes(ctx, cl, c.namespace); err != nil {
 				logger.Warn("could not register kbr's search attributes; ask the Temporal operator to add them", "err", err)
 			}
+			seedMetrics(ctx, cl, c.namespace, me, logger)
 			w := workers.New(cl, workers.Options{Logger: logger, MaxConcurrentActivities: maxActs, Storage: storageRegistry})
 			if err := w.Start(); err != nil {
 				return withCode(exitFailed, fmt.Errorf("start worker: %w", err))
@@ -109,5 +128,19 @@ func workerCmd() *cobra.Command {
 	c.flags(cmd)
 	cmd.Flags().IntVar(&maxActs, "max-activities", 32, "activities this worker runs at once")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	mo.AddFlags(cmd, defaultWorkerMetrics)
 	return cmd
+}
+
+// seedMetrics sets the last-success gauges from Temporal before the worker
+// starts; a failure costs only the seed.
+func seedMetrics(ctx context.Context, cl client.Client, namespace string, me *metricsEndpoint, logger *slog.Logger) {
+	if me.reg == nil {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := workers.SeedLastSuccess(sctx, cl, namespace, me.handler(), logger); err != nil {
+		logger.Warn("metrics: could not seed the last successful backups from Temporal", "err", err)
+	}
 }

@@ -295,12 +295,8 @@ func taskRunCmd() *cobra.Command {
 						fmt.Println(run.GetID())
 					})
 				}
-				if err := watch(ctx, cl, run, f.jsonOut); err != nil {
-					msg := failureLine(ctx, cl, run.GetID(), err)
-					if f.jsonOut {
-						_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": names.StatusFailed, "error": msg})
-					}
-					return withCode(exitFailed, fmt.Errorf("task %s run %s failed: %s", args[0], run.GetID(), msg))
+				if p, err := watch(ctx, cl, run, f.jsonOut); err != nil {
+					return runFailed(names.BackupWorkflow, run, p, err, f.jsonOut)
 				}
 				var res workflows.BackupResult
 				if err := run.Get(ctx, &res); err != nil {

@@ -41,16 +41,22 @@ func withCode(code int, err error) error {
 	return &exitError{code: code, err: err}
 }
 
-func main() {
-	config.UseStorage(storageRegistry)
+// newRoot is the kbr command with every sub-command. Cobra adds
+// `completion bash|zsh|fish|powershell`.
+func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "kbr",
 		Short:         "Back up and restore Apache Kafka: metadata, topic data and consumer offsets",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), workerCmd(), agentCmd(), backupCmd(), restoreCmd(), backupsCmd(), taskCmd(), clusterCmd())
-	if err := root.Execute(); err != nil {
+	root.AddCommand(serverCmd(), workerCmd(), agentCmd(), backupCmd(), restoreCmd(), backupsCmd(), taskCmd(), clusterCmd(), namespaceCmd(), versionCmd())
+	return root
+}
+
+func main() {
+	config.UseStorage(storageRegistry)
+	if err := newRoot().Execute(); err != nil {
 		// One line, Temporal's nested wrappers read once (errtext.Line).
 		fmt.Fprintln(os.Stderr, "kbr:", errtext.Line(err))
 		var ee *exitError

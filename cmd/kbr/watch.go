@@ -52,14 +52,11 @@ func live(ctx context.Context, cl client.Client, id string, p *workflows.Progres
 	}
 }
 
-func isTTY(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// watch follows a run until it ends, printing steps and progress to out
-// (stderr), and returns the run's error.
-func watch(ctx context.Context, cl client.Client, run client.WorkflowRun, quiet bool) error {
+// watch follows a run until it ends, printing steps and progress to
+// stderr, and returns the run's last progress and its error. On a terminal
+// a long step shows a progress bar (percent, rate, ETA) that redraws in
+// place; otherwise a plain line every 5 s.
+func watch(ctx context.Context, cl client.Client, run client.WorkflowRun, quiet bool) (workflows.Progress, error) {
 	out := io.Writer(os.Stderr)
 	tty := isTTY(os.Stderr)
 	done := make(chan error, 1)
@@ -68,30 +65,40 @@ func watch(ctx context.Context, cl client.Client, run client.WorkflowRun, quiet 
 	defer tick.Stop()
 	lastStep, lastLine, lastWait := "", time.Time{}, ""
 	start := time.Now()
+	var last workflows.Progress
+	barShown := false
 	for {
 		select {
 		case err := <-done:
-			if !quiet {
-				if p, ok := query(ctx, cl, run.GetID()); ok {
+			if p, ok := query(ctx, cl, run.GetID()); ok {
+				last = p
+				if !quiet {
 					printSteps(out, p, &lastStep, tty)
 				}
-				if tty {
-					fmt.Fprintln(out)
-				}
 			}
-			return err
+			if !quiet && tty && barShown {
+				fmt.Fprint(out, "\r\033[K")
+			}
+			return last, err
 		case <-tick.C:
-			if quiet {
-				continue
-			}
 			p, ok := query(ctx, cl, run.GetID())
 			if !ok {
 				continue
 			}
-			printSteps(out, p, &lastStep, tty)
+			last = p
+			if quiet {
+				continue
+			}
+			if printSteps(out, p, &lastStep, tty) {
+				barShown = false
+			}
 			if p.Waiting != lastWait {
 				lastWait = p.Waiting
 				if p.Waiting != "" {
+					if barShown {
+						fmt.Fprint(out, "\r\033[K")
+						barShown = false
+					}
 					fmt.Fprintln(out, "  "+p.Waiting)
 				}
 			}
@@ -99,11 +106,17 @@ func watch(ctx context.Context, cl client.Client, run client.WorkflowRun, quiet 
 				continue
 			}
 			live(ctx, cl, run.GetID(), &p)
-			line := progressLine(p, time.Since(start))
 			if tty {
-				fmt.Fprintf(out, "\r\033[K%s", line)
+				running := time.Since(start)
+				if s := p.Current(); s != nil && !s.StartedAt.IsZero() {
+					running = time.Since(s.StartedAt)
+				}
+				if line := barLine(p, running, termWidth(os.Stderr)); line != "" {
+					fmt.Fprintf(out, "\r\033[K%s", line)
+					barShown = true
+				}
 			} else if time.Since(lastLine) >= 5*time.Second {
-				fmt.Fprintln(out, line)
+				fmt.Fprintln(out, progressLine(p, time.Since(start)))
 				lastLine = time.Now()
 			}
 		}
@@ -121,7 +134,8 @@ func query(ctx context.Context, cl client.Client, id string) (workflows.Progress
 	return p, true
 }
 
-func printSteps(out io.Writer, p workflows.Progress, last *string, tty bool) {
+// printSteps prints the steps when they changed since last, and says so.
+func printSteps(out io.Writer, p workflows.Progress, last *string, tty bool) bool {
 	var b strings.Builder
 	for _, s := range p.Steps {
 		if s.Status == "pending" {
@@ -130,7 +144,7 @@ func printSteps(out io.Writer, p workflows.Progress, last *string, tty bool) {
 		b.WriteString(s.Name + "=" + s.Status + ";")
 	}
 	if b.String() == *last {
-		return
+		return false
 	}
 	*last = b.String()
 	if tty {
@@ -147,6 +161,7 @@ func printSteps(out io.Writer, p workflows.Progress, last *string, tty bool) {
 		fmt.Fprintln(out, line)
 	}
 	fmt.Fprintln(out, "  --")
+	return true
 }
 
 func firstLine(s string) string {
@@ -176,20 +191,6 @@ func progressLine(p workflows.Progress, elapsed time.Duration) string {
 // message of Temporal's nested wrappers once (errtext.Line).
 func failureText(err error) string { return errtext.Line(err) }
 
-// failureLine is failureText led by the step that failed, from the run's
-// progress, unless the text already names it.
-func failureLine(ctx context.Context, cl client.Client, id string, err error) string {
-	msg := failureText(err)
-	if p, ok := query(ctx, cl, id); ok {
-		for _, s := range p.Steps {
-			if s.Status == "failed" && !strings.Contains(msg, s.Name) {
-				return "step " + s.Name + ": " + msg
-			}
-		}
-	}
-	return msg
-}
-
 // startAndWatch starts a workflow and follows it.
 func startAndWatch(ctx context.Context, cl client.Client, opts client.StartWorkflowOptions, wf string, input any, jsonOut, detach bool, result any) error {
 	opts.TaskQueue = names.TaskQueue
@@ -206,17 +207,72 @@ func startAndWatch(ctx context.Context, cl client.Client, opts client.StartWorkf
 			fmt.Println(run.GetID())
 		})
 	}
-	if err := watch(ctx, cl, run, jsonOut); err != nil {
-		msg := failureLine(ctx, cl, run.GetID(), err)
-		if jsonOut {
-			_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": names.StatusFailed, "error": msg})
-		}
-		return withCode(exitFailed, fmt.Errorf("%s %s failed: %s", wf, run.GetID(), msg))
+	if p, err := watch(ctx, cl, run, jsonOut); err != nil {
+		return runFailed(wf, run, p, err, jsonOut)
 	}
 	if err := run.Get(ctx, result); err != nil {
 		return withCode(exitFailed, err)
 	}
 	return nil
+}
+
+// runFailed is a failed run's error, one line: the run, the step that
+// failed and the cause, then the run's ids. With --json the
+// machine-readable result goes to stdout first.
+func runFailed(wf string, run client.WorkflowRun, p workflows.Progress, err error, jsonOut bool) error {
+	f := &failure{what: runName(wf), step: failedStep(p), msg: failureText(err), id: run.GetID(), runID: run.GetRunID()}
+	if jsonOut {
+		_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": names.StatusFailed, "error": f.ledByStep()})
+	}
+	return withCode(exitFailed, f)
+}
+
+// failure is a run that ended failed.
+type failure struct {
+	what, step string
+	msg        string // errtext.Line of the run's error
+	id, runID  string
+}
+
+// Error is one line: the run, the step and the cause first, the ids last.
+func (f *failure) Error() string {
+	head := f.what + " failed"
+	cause := f.msg
+	if f.step != "" {
+		head += fmt.Sprintf(" at step %q", f.step)
+		// The cause often starts with the step's name already.
+		cause = strings.TrimPrefix(cause, f.step+": ")
+	}
+	return fmt.Sprintf("%s: %s (workflow id %s, run id %s)", head, cause, f.id, f.runID)
+}
+
+// ledByStep is the cause led by the failed step unless it names it (the
+// error of --json).
+func (f *failure) ledByStep() string {
+	if f.step != "" && !strings.Contains(f.msg, f.step) {
+		return "step " + f.step + ": " + f.msg
+	}
+	return f.msg
+}
+
+// failedStep is the step the progress shows failed, or "".
+func failedStep(p workflows.Progress) string {
+	for _, s := range p.Steps {
+		if s.Status == "failed" {
+			return s.Name
+		}
+	}
+	return ""
+}
+
+// runName is how an error names a run of a workflow type.
+func runName(wf string) string {
+	switch k := names.KindOf(wf); k {
+	case "":
+		return wf
+	default:
+		return strings.ReplaceAll(k, "-", " ")
+	}
 }
 
 func printJSON(v any) error {

@@ -47,7 +47,17 @@ const (
 )
 
 // LockWorkflowID is the id of a cluster's lock workflow.
-func LockWorkflowID(cluster string) string { return "kbr-lock-" + cluster }
+func LockWorkflowID(cluster string) string { return lockPrefix + cluster }
+
+// LockCluster is the cluster of a lock workflow's id ("" if it is none).
+func LockCluster(workflowID string) string {
+	if len(workflowID) <= len(lockPrefix) || workflowID[:len(lockPrefix)] != lockPrefix {
+		return ""
+	}
+	return workflowID[len(lockPrefix):]
+}
+
+const lockPrefix = "kbr-lock-"
 
 // Memo keys. They are read back from ended runs (history, retry), so their
 // spellings stay as first written.
@@ -92,6 +102,32 @@ const (
 	KindExport = "export"
 	KindImport = "import"
 )
+
+// KindOf is the run kind of a workflow type ("" for a type kbr does not
+// know), for the metrics a workflow emits about itself.
+func KindOf(workflowType string) string {
+	switch workflowType {
+	case BackupWorkflow:
+		return KindBackup
+	case RestoreWorkflow:
+		return KindRestore
+	case MetadataRestoreWorkflow:
+		return KindMetadataRestore
+	case LogicalRestoreWorkflow:
+		return KindLogicalRestore
+	case VerifyWorkflow:
+		return KindVerify
+	case ClusterLockWorkflow:
+		return KindLock
+	case CheckTaskWorkflow:
+		return KindCheckTask
+	case ExportWorkflow:
+		return KindExport
+	case ImportWorkflow:
+		return KindImport
+	}
+	return ""
+}
 
 // Statuses, the values of KbrStatus.
 const (

@@ -31,9 +31,11 @@ type harness struct {
 	faultErr  error
 	dir       string
 	address   string
-	server    *exec.Cmd
-	worker    *exec.Cmd
-	logs      *os.File
+	// metrics is where the worker serves its metrics (host:port).
+	metrics string
+	server  *exec.Cmd
+	worker  *exec.Cmd
+	logs    *os.File
 }
 
 func TestMain(m *testing.M) {
@@ -69,6 +71,10 @@ func run(m *testing.M) (int, error) {
 		return 1, err
 	}
 	h.address = fmt.Sprintf("127.0.0.1:%d", port)
+	if port, err = freePort(); err != nil {
+		return 1, err
+	}
+	h.metrics = fmt.Sprintf("127.0.0.1:%d", port)
 	if err := h.startServer(); err != nil {
 		return 1, err
 	}
@@ -138,7 +144,7 @@ func (h *harness) startWithEnv(env []string, args ...string) *exec.Cmd {
 // startServer runs `kbr server --no-worker` on h.address and h.dir/data.
 func (h *harness) startServer() error {
 	_, port, _ := net.SplitHostPort(h.address)
-	h.server = h.start("server", "--no-worker", "--data-dir", filepath.Join(h.dir, "data"), "--port", port, "--ui-port", "-1")
+	h.server = h.start("server", "--no-worker", "--data-dir", filepath.Join(h.dir, "data"), "--port", port, "--ui-port", "-1", "--metrics-addr", "off")
 	if err := waitPort(h.address, 90*time.Second); err != nil {
 		h.dumpLogs()
 		return fmt.Errorf("kbr server: %w", err)
@@ -153,7 +159,7 @@ func (h *harness) stopServer(sig syscall.Signal) {
 }
 
 func (h *harness) startWorker() {
-	h.worker = h.start("worker", "--address", h.address, "--log-level", "warn")
+	h.worker = h.start("worker", "--address", h.address, "--log-level", "warn", "--metrics-addr", h.metrics)
 }
 
 func (h *harness) stopWorker(sig syscall.Signal) {

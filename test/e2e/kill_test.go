@@ -18,6 +18,8 @@ import (
 
 	"github.com/kbr-project/kbr/internal/kbatch"
 	"github.com/kbr-project/kbr/internal/kdata"
+	"github.com/kbr-project/kbr/internal/metrics"
+	"github.com/kbr-project/kbr/internal/metrics/metricstest"
 	"github.com/kbr-project/kbr/internal/testenv"
 	"github.com/kbr-project/kbr/storage/localdir"
 	"github.com/kbr-project/kbr/workflows"
@@ -41,6 +43,12 @@ func TestWorkerKilledDuringExport(t *testing.T) {
 	// Some export resumed on a later attempt: the kill really interrupted it.
 	if !resumed(t, c, id, "ExportUnit") {
 		t.Errorf("no ExportUnit ran more than one attempt: the kill did not interrupt an export (attempts: %v)", activityAttempts(t, c, id))
+	}
+	// The new worker ran the retried attempt: its metrics count it.
+	if s, err := metricstest.Get("http://" + h.metrics + "/metrics"); err != nil {
+		t.Errorf("scrape the worker: %v", err)
+	} else if v, _ := s.Value(metrics.ActivityRetries); v < 1 {
+		t.Errorf("%s = %v after an export was retried, want at least 1", metrics.ActivityRetries, v)
 	}
 	checkBackupEqualsSource(t, target, res, topic, want)
 }

@@ -153,6 +153,16 @@ source: {target: {type: LocalDir, path: /tmp}, recovery_point: latest}
 	if c.out.Len() != 0 {
 		t.Errorf("stdout: %s", c.out.String())
 	}
+	// Cobra's own refusals (an unknown flag, a missing argument) are bad
+	// input too.
+	for _, args := range [][]string{{"backup", "run", "--no-such-flag"}, {"restore", "retry"}, {"no-such-command"}} {
+		root := newRoot()
+		root.SetArgs(args)
+		root.SetOut(&c.out)
+		root.SetErr(&c.err)
+		checkExit(t, strings.Join(args, " "), root.Execute(), exitBadInput)
+	}
+	c.out.Reset()
 	ts := &taskSaveOpts{verb: "create", file: fileOpts{arg: "TASK.yaml"}}
 	if line := checkExit(t, "task create", runTaskSave(ctx, ts, c.streams()), exitBadInput); line != "kbr: -f TASK.yaml is required" {
 		t.Errorf("task create: %s", line)

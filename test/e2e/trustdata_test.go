@@ -312,7 +312,9 @@ rename: ["`+src+`:`+dstF+`"]
 	exited := make(chan error, 1)
 	go func() { exited <- h.worker.Wait() }()
 	ended := make(chan error, 1)
-	go func() { ended <- temporalClient(t).GetWorkflow(context.Background(), fres.WorkflowID, "").Get(context.Background(), nil) }()
+	go func() {
+		ended <- temporalClient(t).GetWorkflow(context.Background(), fres.WorkflowID, "").Get(context.Background(), nil)
+	}()
 	select {
 	case err := <-exited:
 		if err == nil {

@@ -27,7 +27,7 @@ func TestClusterLockSerialisesRuns(t *testing.T) {
 	topic := "e2e-" + randID() + "-lock"
 	// Batches of 64 KiB: the throttle paces fetches, and one batch is the
 	// least a fetch returns.
-	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(64<<10))
+	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(64<<10), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	createTopic(t, kadm.NewClient(cl), topic, 1, 3, nil)
 	var rs []*kgo.Record
 	for i := 0; i < 2000; i++ {

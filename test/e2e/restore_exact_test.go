@@ -117,7 +117,7 @@ func TestRestoreSurvivesKillsAndBrokerRestart(t *testing.T) {
 	env := testenv.Load(t)
 	id := randID()
 	topic, group := "e2e-"+id+"-rkill", "e2e-"+id+"-rkill-g"
-	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(10*time.Millisecond))
+	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(10*time.Millisecond), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	adm := kadm.NewClient(cl)
 	createTopic(t, adm, topic, 3, 3, map[string]*string{"retention.ms": sptr("-1")})
 	value := make([]byte, 2000)
@@ -221,7 +221,7 @@ func TestRestoreRetryResumesData(t *testing.T) {
 	env := testenv.Load(t)
 	id := randID()
 	topic, group := "e2e-"+id+"-retry", "e2e-"+id+"-retry-g"
-	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	adm := kadm.NewClient(cl)
 	createTopic(t, adm, topic, 2, 3, map[string]*string{"retention.ms": sptr("-1")})
 	var rs []*kgo.Record

@@ -18,6 +18,9 @@ import (
 	"github.com/kbr-project/kbr/workflows"
 )
 
+// (This file is named zz_ so that the test runs last in the package: the
+// brokers take a while to let go of 20,000 deleted partitions.)
+//
 // A backup and a restore of 20,000 partitions, one record each, renamed
 // on the way: every record comes back (key, value, header, timestamp, in
 // its partition), and no workflow history of either run (parent, children,

@@ -377,10 +377,13 @@ func readBookmarks(ctx context.Context, adm *kadm.Client, group string, topics [
 		want[t] = true
 	}
 	resp, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		return nil, fmt.Errorf("bookmarks of %s: %w", group, err)
+	if err == nil {
+		err = resp.Error()
 	}
-	if err := resp.Error(); err != nil {
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return out, nil // no earlier run wrote any
+	}
+	if err != nil {
 		return nil, fmt.Errorf("bookmarks of %s: %w", group, err)
 	}
 	for t, ps := range resp {

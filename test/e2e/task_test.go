@@ -21,9 +21,11 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/kbr-project/kbr/internal/backupset"
+	"github.com/kbr-project/kbr/internal/catalog"
 	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/internal/tasks"
 	"github.com/kbr-project/kbr/internal/testenv"
+	"github.com/kbr-project/kbr/storage/localdir"
 	"github.com/kbr-project/kbr/workflows"
 )
 
@@ -70,6 +72,20 @@ func readManifest(t *testing.T, target, name string) *backupset.Manifest {
 	m, err := backupset.UnmarshalManifest(b)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if m.Format >= 2 {
+		// Its partitions are in its parts: load them as a reader does.
+		be, err := localdir.New(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts, err := catalog.Parts(context.Background(), be, name, m)
+		if err != nil {
+			t.Fatalf("parts of %s: %v", name, err)
+		}
+		for _, p := range parts {
+			m.Partitions = append(m.Partitions, p.Partitions...)
+		}
 	}
 	return m
 }

@@ -90,6 +90,28 @@ func readManifest(t *testing.T, target, name string) *backupset.Manifest {
 	return m
 }
 
+// allFiles lists every file of a recovery point but its manifest: what the
+// manifest lists and, in format 2, what its parts list (the pack files).
+func allFiles(t *testing.T, target, name string) []backupset.FileEntry {
+	t.Helper()
+	m := readManifest(t, target, name)
+	out := m.Files()
+	if m.Format >= 2 {
+		be, err := localdir.New(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts, err := catalog.Parts(context.Background(), be, name, m)
+		if err != nil {
+			t.Fatalf("parts of %s: %v", name, err)
+		}
+		for _, p := range parts {
+			out = append(out, p.Files...)
+		}
+	}
+	return out
+}
+
 // restoreInto restores a recovery point into the KRaft cluster with every
 // topic renamed topic+suffix, and returns the restore's workflow id.
 func restoreInto(t *testing.T, env testenv.Env, target, rp string, topics []string, suffix string) string {
@@ -339,7 +361,7 @@ options: {min_free_bytes: 1GiB, segment_bytes: 1MiB}
 		if i == 3 {
 			// The fourth run's worker dies in the middle of its prune,
 			// which deletes runs 1 and 2 (run 3 is a new full).
-			firstFiles = readManifest(t, target, runs[0].RecoveryPoint).Files()
+			firstFiles = allFiles(t, target, runs[0].RecoveryPoint)
 			h.stopWorker(syscall.SIGTERM)
 			h.worker = h.startFaultWorker(t, "KBR_FAULT_PRUNE_EXIT=1")
 			out := mustKbr(t, time.Minute, "task", "run", name, "--detach", "--json")
@@ -377,9 +399,8 @@ options: {min_free_bytes: 1GiB, segment_bytes: 1MiB}
 	keptRuns := []int{2, 3, 4}
 	wantFiles := map[string]bool{}
 	for _, i := range keptRuns {
-		m := readManifest(t, target, runs[i].RecoveryPoint)
 		wantFiles[runs[i].RecoveryPoint] = true
-		for _, f := range m.Files() {
+		for _, f := range allFiles(t, target, runs[i].RecoveryPoint) {
 			wantFiles[f.Name] = true
 		}
 	}
@@ -489,7 +510,10 @@ options: {min_free_bytes: 1GiB}
 				announced = ev.GetEventId()
 			}
 		}
-		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == "ResolveRecoveryPoint" && verifyAt == 0 {
+		// The first activity that reads the recovery point: ResolveRecoveryPoint
+		// in the shape before the data-plane rebuild, PlanVerify since.
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && verifyAt == 0 &&
+			(a.GetActivityType().GetName() == "ResolveRecoveryPoint" || a.GetActivityType().GetName() == "PlanVerify") {
 			verifyAt = ev.GetEventId()
 		}
 	}
@@ -498,7 +522,7 @@ options: {min_free_bytes: 1GiB}
 	}
 
 	want := map[string]bool{third.RecoveryPoint: true}
-	for _, f := range readManifest(t, target, third.RecoveryPoint).Files() {
+	for _, f := range allFiles(t, target, third.RecoveryPoint) {
 		want[f.Name] = true
 	}
 	got := targetFiles(t, target)

@@ -91,7 +91,7 @@ start_command, listener, kafka_libs, kafka_version; flags win.`,
 				return err
 			}
 			defer cl.Close()
-			w := workers.NewAgent(cl, eff)
+			w := workers.NewAgent(cl, eff, workers.Options{Logger: logger, Storage: storageRegistry})
 			if err := w.Start(); err != nil {
 				return withCode(exitFailed, fmt.Errorf("start agent: %w", err))
 			}

@@ -87,7 +87,7 @@ func backupsCmd() *cobra.Command {
 	}
 	list.Flags().StringVar(&pathType, "type", localdir.Type, "path type of PATH")
 	list.Flags().BoolVar(&jsonOut, "json", false, "machine-readable output")
-	cmd.AddCommand(list, verifyCmd())
+	cmd.AddCommand(list, verifyCmd(), showCmd())
 	return cmd
 }
 

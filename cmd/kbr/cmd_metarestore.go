@@ -126,6 +126,9 @@ func retryCmd() *cobra.Command {
 				return err
 			}
 			defer cl.Close()
+			if handled, err := retryKRaftRestore(ctx, cl, id, jsonOut, detach); handled {
+				return err
+			}
 			if d, err := cl.DescribeWorkflowExecution(ctx, id, ""); err == nil &&
 				d.GetWorkflowExecutionInfo().GetType().GetName() == names.RestoreWorkflow {
 				return retryDataRestore(ctx, cl, id, d, jsonOut, detach)

@@ -84,6 +84,6 @@ func restoreCmd() *cobra.Command {
 	run.Flags().BoolVar(&jsonOut, "json", false, "machine-readable output on stdout")
 	run.Flags().BoolVar(&detach, "detach", false, "start and print the workflow id without waiting")
 	run.Flags().StringVar(&toTime, "to-time", "", "point in time (RFC 3339): each partition as it was then, group offsets as of then where the backup holds them")
-	cmd.AddCommand(run, statusCmd("restore"), metadataRestoreCmd(), retryCmd(), logicalRestoreCmd())
+	cmd.AddCommand(run, statusCmd("restore"), metadataRestoreCmd(), kraftRestoreCmd(), retryCmd(), logicalRestoreCmd())
 	return cmd
 }

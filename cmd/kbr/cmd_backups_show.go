@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/internal/backupset"
@@ -19,14 +19,25 @@ import (
 	"github.com/kbr-project/kbr/storage"
 )
 
+// showOpts are the options of `kbr backups show`.
+type showOpts struct {
+	out           outputOpts
+	recoveryPoint string
+	targetFile    string
+	node          int32
+	nodeGiven     bool
+}
+
+func (o *showOpts) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.recoveryPoint, "recovery-point", "", "manifest name relative to the target, or latest")
+	fs.StringVar(&o.targetFile, "target", "", "YAML file holding the target (type, path and the path type's parameters)")
+	fs.Int32Var(&o.node, "node", -1, "the node whose metadata log is decoded (default: the one that reaches furthest)")
+	o.out.AddFlags(fs)
+}
+
 // showCmd is `kbr backups show`.
 func showCmd() *cobra.Command {
-	var (
-		rp         string
-		targetFile string
-		node       int32
-		jsonOut    bool
-	)
+	o := &showOpts{out: outputOpts{help: "machine-readable output"}}
 	cmd := &cobra.Command{
 		Use:   "show PATH",
 		Short: "Say what a recovery point holds; for a KRaft metadata log, what its snapshot and log hold (topics, partitions, ACLs, SCRAM users without secrets, quotas, feature levels, voters)",
@@ -43,39 +54,44 @@ SHA-256 as it is read. SCRAM credentials are listed by user, mechanism and
 iterations: their salted keys are never shown.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in, err := verifyInput(args, rp, targetFile)
-			if err != nil {
-				return withCode(exitBadInput, err)
-			}
-			ctx := context.Background()
-			b, err := storageRegistry.Open(ctx, in.Source.Target)
-			if err != nil {
-				return withCode(exitBadInput, err)
-			}
-			defer b.Close()
-			name := in.Source.RecoveryPoint
-			if name == "latest" {
-				all, err := activities.ListRecoveryPoints(ctx, b)
-				if err != nil {
-					return withCode(exitFailed, err)
-				}
-				if len(all) == 0 {
-					return withCode(exitBadInput, fmt.Errorf("no recovery point on %s", in.Source.Target))
-				}
-				name = all[len(all)-1].Manifest
-			}
-			out, err := showRecoveryPoint(ctx, b, name, node, cmd.Flags().Changed("node"))
-			if err != nil {
-				return withCode(exitFailed, err)
-			}
-			return printJSONOr(jsonOut, out, func() { printShow(os.Stdout, out) })
+			o.nodeGiven = cmd.Flags().Changed("node")
+			ctx, stop := interruptible()
+			defer stop()
+			return runBackupsShow(ctx, o, args, streamsOf(cmd))
 		},
 	}
-	cmd.Flags().StringVar(&rp, "recovery-point", "", "manifest name relative to the target, or latest")
-	cmd.Flags().StringVar(&targetFile, "target", "", "YAML file holding the target (type, path and the path type's parameters)")
-	cmd.Flags().Int32Var(&node, "node", -1, "the node whose metadata log is decoded (default: the one that reaches furthest)")
-	cmd.Flags().BoolVar(&jsonOut, "json", false, "machine-readable output")
+	o.AddFlags(cmd.Flags())
 	return cmd
+}
+
+// runBackupsShow reads the recovery point the arguments name, in this
+// process (no Temporal), and says what it holds.
+func runBackupsShow(ctx context.Context, o *showOpts, args []string, s streams) error {
+	in, err := verifyInput(args, o.recoveryPoint, o.targetFile)
+	if err != nil {
+		return withCode(exitBadInput, err)
+	}
+	b, err := storageRegistry.Open(ctx, in.Source.Target)
+	if err != nil {
+		return withCode(exitBadInput, err)
+	}
+	defer b.Close()
+	name := in.Source.RecoveryPoint
+	if name == "latest" {
+		all, err := activities.ListRecoveryPoints(ctx, b)
+		if err != nil {
+			return withCode(exitFailed, err)
+		}
+		if len(all) == 0 {
+			return withCode(exitBadInput, fmt.Errorf("no recovery point on %s", in.Source.Target))
+		}
+		name = all[len(all)-1].Manifest
+	}
+	out, err := showRecoveryPoint(ctx, b, name, o.node, o.nodeGiven)
+	if err != nil {
+		return withCode(exitFailed, err)
+	}
+	return o.out.print(s.out, out, func() { printShow(s.out, out) })
 }
 
 // shown is what `kbr backups show` prints.

@@ -40,8 +40,7 @@ type kraftMocks struct {
 	damaged    bool   // the recovery point does not verify
 	backedUp   []int32
 	nodeID     map[string]int32 // overrides of a host's node.id
-	stopped    map[string]time.Time
-	startFails int // start of h2 fails this many times
+	startFails int              // start of h2 fails this many times
 }
 
 func kraftEnv(t *testing.T, m *kraftMocks) *testsuite.TestWorkflowEnvironment {

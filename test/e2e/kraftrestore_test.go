@@ -1,9 +1,9 @@
+//go:build kraftq
+
 package e2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -192,22 +191,6 @@ options: {stop_timeout: 1m, start_timeout: 2m, healthy_timeout: 4m}
 `)
 }
 
-type kraftRestoreOut struct {
-	WorkflowID string                       `json:"workflow_id"`
-	Status     string                       `json:"status"`
-	Error      string                       `json:"error"`
-	Result     workflows.KRaftRestoreReport `json:"result"`
-}
-
-func parseKRaftRestore(t *testing.T, r result) kraftRestoreOut {
-	t.Helper()
-	var out kraftRestoreOut
-	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
-		t.Fatalf("--json output: %v\nstdout: %s\nstderr: %s", err, r.stdout, r.stderr)
-	}
-	return out
-}
-
 // disaster stops every node and formats every metadata log dir again with
 // a new cluster id, as after a reinstall; the nodes then refuse to start.
 func (q *kraftq) disaster(t *testing.T) string {
@@ -222,43 +205,6 @@ func (q *kraftq) disaster(t *testing.T) string {
 		t.Fatalf("reinstall: %v\n%s", err, out)
 	}
 	return fresh
-}
-
-// topicIDs names each topic's id.
-func topicIDs(t *testing.T, brokers []string) map[string]string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	td, err := kadm.NewClient(client(t, brokers)).ListTopics(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, d := range td {
-		out[d.Topic] = kraftlog.UUIDString(d.ID[:])
-	}
-	return out
-}
-
-// digest is the SHA-256 of every record of a topic as readAll reads it.
-func digest(recs map[int32][]rec) (string, int) {
-	h := sha256.New()
-	var ps []int32
-	for p := range recs {
-		ps = append(ps, p)
-	}
-	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
-	n := 0
-	for _, p := range ps {
-		for _, r := range recs[p] {
-			fmt.Fprintf(h, "%d/%d/%x/%x/%d/", p, r.Offset, r.Key, r.Value, r.Timestamp)
-			for _, hd := range r.Headers {
-				fmt.Fprintf(h, "%s=%x,", hd.Key, hd.Value)
-			}
-			n++
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)), n
 }
 
 // scramRead authenticates with SCRAM-SHA-256 and reads a topic's partition
@@ -499,31 +445,6 @@ func TestKRaftRestoreScenario(t *testing.T) {
 	}
 }
 
-func liveKRaftID(t *testing.T, brokers []string) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	md, err := kadm.NewClient(client(t, brokers)).Metadata(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return md.Cluster
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v after %s", what, err, d)
-		}
-		time.Sleep(time.Second)
-	}
-}
-
 // TestKRaftRestoreRetry fails a restore at "start Kafka" (node 2's start
 // command fails once) and resumes it with `kbr restore retry`: the retry's
 // history schedules no activity of the steps the first run completed, and
@@ -678,4 +599,19 @@ func TestKRaftRestoreRefusals(t *testing.T) {
 		}
 		check(t, "damaged", filepath.Base(snaps[0]))
 	})
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v after %s", what, err, d)
+		}
+		time.Sleep(time.Second)
+	}
 }

@@ -374,7 +374,7 @@ func kraftRestoreNotes(rep KRaftRestoreReport) []string {
 		}
 	}
 	notes := []string{
-		fmt.Sprintf("the cluster's metadata is as of offset %d of its metadata log (copied at %s): metadata written after it is lost — topics created since are gone (their logs on the brokers are deleted as strays), and topic configs, partitions added, reassignments, ACLs, SCRAM credentials, quotas and features changed since are as they were then", off, at.UTC().Format(time.RFC3339)),
+		fmt.Sprintf("the cluster's metadata is as of offset %d of its metadata log (copied at %s): metadata written after it is lost — topics created since are gone (Kafka renames their logs on the brokers as strays: left on disk, no longer served), and topic configs, partitions added, reassignments, ACLs, SCRAM credentials, quotas and features changed since are as they were then", off, at.UTC().Format(time.RFC3339)),
 		"topics came back with their original topic ids, so the records still on the brokers' disks are served again; SCRAM credentials and ACLs came back with the metadata",
 		"producer id blocks handed out after the backup will be handed out again: restart idempotent and transactional producers; consumer offsets (in __consumer_offsets, on the brokers) were not rolled back",
 	}

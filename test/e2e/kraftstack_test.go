@@ -17,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.temporal.io/api/enums/v1"
 
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/hostops"
@@ -386,6 +387,107 @@ func TestKRaftRestoreStackRefusals(t *testing.T) {
 		}
 		check(t, "damaged", filepath.Base(segs[0]))
 	})
+}
+
+// TestKRaftRestoreStackRetry fails a restore at "start Kafka" (the node's
+// start command fails once) and resumes it with `kbr restore retry`: the
+// retry's history schedules no activity of the steps the first run
+// completed, and the node ends healthy with the topic's original id; a
+// succeeded restore cannot run again.
+func TestKRaftRestoreStackRetry(t *testing.T) {
+	takeStack(t)
+	k := stackKRaft(t)
+	ctx := context.Background()
+	adm := kadm.NewClient(client(t, k.boot))
+	kept := "e2e-" + randID() + "-kraftkept"
+	createTopic(t, adm, kept, 2, 1, nil)
+	produceSync(t, client(t, k.boot), &kgo.Record{Topic: kept, Value: []byte("v")})
+	ids := topicIDs(t, k.boot)
+	mark := filepath.Join(t.TempDir(), "failed-once")
+	failOnce := fmt.Sprintf(`if [ ! -e %s ]; then touch %s; echo "the start fails once, on purpose"; exit 1; fi; %s`, mark, mark, k.b.Start)
+	k.startAgent(t, "--start-command", failOnce)
+	target := t.TempDir()
+	rp := k.backup(t, "krretry", target, kept)
+	drift := kept + "-drift" // created after the backup: the restore undoes it
+	createTopic(t, adm, drift, 1, 1, nil)
+	// The node's metadata log, copied aside while it is stopped: the
+	// cleanup puts it back if the node does not come back.
+	k.stopAndSave(t)
+	mustStack(t, k.env, "broker-start", "kraft1")
+
+	id := "kraft-retry-" + randID()
+	cfg := k.restoreConfig(t, target, rp)
+	r := kbr(t, 10*time.Minute, "restore", "kraft", "-f", cfg, "--id", id, "--json")
+	out := parseKRaftRestore(t, r)
+	if r.code != 1 || !strings.Contains(out.Error, "start Kafka") || !strings.Contains(out.Error, "fails once, on purpose") {
+		t.Fatalf("first run: exit %d, error %q, want a failure at start Kafka\nstderr: %s", r.code, out.Error, r.stderr)
+	}
+	st := kbr(t, time.Minute, "restore", "status", id, "--json")
+	var p workflows.Progress
+	if err := json.Unmarshal([]byte(st.stdout), &p); err != nil {
+		t.Fatalf("status --json: %v\n%s%s", err, st.stdout, st.stderr)
+	}
+	if len(p.Steps) != len(workflows.KRaftRestoreSteps) {
+		t.Errorf("steps %+v", p.Steps)
+	}
+	for i, step := range p.Steps {
+		want := "done"
+		switch step.Name {
+		case workflows.StepStartKafka:
+			want = "failed"
+		case workflows.StepWaitHealthy, workflows.StepReport:
+			want = "pending"
+		}
+		if i >= len(workflows.KRaftRestoreSteps) || step.Name != workflows.KRaftRestoreSteps[i] || step.Status != want {
+			t.Errorf("after the failed run, step %d %q is %s, want %s", i, step.Name, step.Status, want)
+		}
+	}
+	tc := temporalClient(t)
+	first, err := tc.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = kbr(t, 10*time.Minute, "restore", "retry", id, "--json")
+	out = parseKRaftRestore(t, r)
+	if r.code != 0 {
+		t.Fatalf("retry exit %d: %s\nstderr: %s", r.code, out.Error, r.stderr)
+	}
+	if out.Result.ResumedFrom != first.GetWorkflowExecutionInfo().GetExecution().GetRunId() {
+		t.Errorf("resumed from %q", out.Result.ResumedFrom)
+	}
+	var types []string
+	it := tc.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			types = append(types, a.GetActivityType().GetName())
+		}
+	}
+	joined := " " + strings.Join(types, " ") + " "
+	for _, a := range []string{"ResolveRecoveryPoint", "KRaftRestorePreflight", "KRaftInspect", "CopyKRaftLog", "WriteIndex", "StopKafka", "PutKRaftLog", "FixKRaftMeta"} {
+		if strings.Contains(joined, " "+a+" ") {
+			t.Errorf("the retry ran %s again (activities %v)", a, types)
+		}
+	}
+	if !strings.Contains(joined, " StartKafka ") || !strings.Contains(joined, " WaitKRaftHealthy ") {
+		t.Errorf("the retry's activities %v lack StartKafka or WaitKRaftHealthy", types)
+	}
+	if m, _ := filepath.Glob(filepath.Join(target, k.name+"-before-restore_*", "*_manifest_*.json")); len(m) != 1 {
+		t.Errorf("safety backups: %v, want exactly one", m)
+	}
+	now := topicIDs(t, k.boot)
+	if now[kept] != ids[kept] || now[drift] != "" {
+		t.Errorf("after the restore %s has id %q (had %s), %s id %q (created after the backup)", kept, now[kept], ids[kept], drift, now[drift])
+	}
+	if r := kbr(t, time.Minute, "restore", "retry", id); r.code == 0 || !strings.Contains(r.stderr, "succeeded") {
+		t.Errorf("second retry: exit %d, %s", r.code, r.stderr)
+	}
+	if r := kbr(t, time.Minute, "restore", "kraft", "-f", cfg, "--id", id); r.code == 0 || !strings.Contains(r.stderr, "runs once") {
+		t.Errorf("same id again: exit %d, %s", r.code, r.stderr)
+	}
 }
 
 type kraftRestoreOut struct {

@@ -1,5 +1,13 @@
 //go:build kraftq
 
+// Not part of `make test` yet (build tag kraftq: go test -tags kraftq
+// ./test/e2e -run TestKRaftRestore): these tests of a three-node quorum
+// have not passed. TestKRaftRestoreScenario fails in its setup, before any
+// backup: alice, authenticated over SASL/SCRAM with a READ ACL on orders,
+// reads no record of orders[0] within 30 s (the client assigns the
+// partition and fetches nothing, no error). The KRaft restore is tested
+// against the stack's node in kraftstack_test.go.
+
 package e2e
 
 import (

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -256,10 +257,15 @@ func TestBackupKRaftLog(t *testing.T) {
 	env := newEnv(t)
 	env.RegisterActivity(&activities.Agent{})
 	m := mockBackup(env, 0)
-	var dirs []string
+	var (
+		mu   sync.Mutex // the controllers' copies run at once
+		dirs []string
+	)
 	env.OnActivity(ag.CopyKRaftLog, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.KRaftCopyInput) (*backupset.KRaftNode, error) {
 		m.step("kraft " + in.Host)
+		mu.Lock()
 		dirs = append(dirs, in.Dir)
+		mu.Unlock()
 		return &backupset.KRaftNode{Node: in.Node, Host: in.Host, ClusterID: "cid", EndOffset: 50, Files: []backupset.KRaftFile{{FileEntry: backupset.FileEntry{Name: in.Dir + "/00000000000000000000.log", Size: 9}, Kind: "segment"}}}, nil
 	})
 	env.ExecuteWorkflow(names.BackupWorkflow, kraftBackupConfig())

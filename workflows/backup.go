@@ -112,7 +112,7 @@ type backup struct {
 
 func (w *backup) run(ctx workflow.Context) (*BackupResult, error) {
 	w.progress = Progress{Kind: names.KindBackup, Cluster: w.cfg.Cluster.Name, Task: w.cfg.Task, Status: names.StatusRunning}
-	t := newTracker(ctx, &w.progress, StepPreflight, StepMetadataSnapshot, StepConsumerOffsets, StepCut, StepExport, StepManifest, StepRetention)
+	t := newTracker(ctx, &w.progress, StepPreflight, StepMetadataSnapshot, StepKRaftLog, StepConsumerOffsets, StepCut, StepExport, StepManifest, StepRetention)
 	w.track = t
 	if err := workflow.SetQueryHandler(ctx, names.QueryProgress, func() (Progress, error) { return w.progress, nil }); err != nil {
 		return nil, err
@@ -181,6 +181,9 @@ func (w *backup) run(ctx workflow.Context) (*BackupResult, error) {
 		}
 		return m.Metadata.Name, nil
 	}); err != nil {
+		return nil, err
+	}
+	if err := t.run(StepKRaftLog, func() (string, error) { return w.kraftLog(ctx, cfg, pre, m) }); err != nil {
 		return nil, err
 	}
 	// Offsets before the cut: every committed offset is then at or below

@@ -47,6 +47,8 @@ type Manifest struct {
 	Metadata *FileEntry `json:"metadata,omitempty"`
 	Offsets  *FileEntry `json:"offsets,omitempty"`
 	Parts    []PartRef  `json:"parts,omitempty"`
+	// KRaftLog is each controller's metadata log (format 2; kraftlog.go).
+	KRaftLog []KRaftNode `json:"kraft_log,omitempty"`
 
 	Totals Totals `json:"totals"`
 	// Lost summarises the records retention deleted before the export
@@ -167,9 +169,9 @@ type Totals struct {
 	Partitions   int   `json:"partitions"`
 }
 
-// Files lists the files the manifest itself vouches for: metadata, offsets
-// and its parts (format 2), or every segment file (format 1). A part lists
-// its own packs (Part.Files).
+// Files lists the files the manifest itself vouches for: metadata, offsets,
+// its parts and the controllers' metadata logs (format 2), or every segment
+// file (format 1). A part lists its own packs (Part.Files).
 func (m *Manifest) Files() []FileEntry {
 	var out []FileEntry
 	if m.Metadata != nil {
@@ -181,6 +183,7 @@ func (m *Manifest) Files() []FileEntry {
 	for _, p := range m.Parts {
 		out = append(out, p.FileEntry)
 	}
+	out = append(out, kraftFiles(m.KRaftLog)...)
 	if m.Format == 1 {
 		for _, p := range m.Partitions {
 			for _, s := range p.Segments {
@@ -310,6 +313,9 @@ func unmarshalManifest(b []byte) (*Manifest, error) {
 			if p.Name == "" || p.Size < 0 || p.Partitions < 0 {
 				return nil, manifestErrorf("parts[%d] (%q) incomplete", i, p.Name)
 			}
+		}
+		if err := checkKRaftLog(m.KRaftLog); err != nil {
+			return nil, err
 		}
 	default:
 		return nil, manifestErrorf("format %d, this kbr reads 1 and %d", probe.Format, FormatVersion)

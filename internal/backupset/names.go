@@ -32,6 +32,9 @@ const (
 	SourceTopicData = "topicdata"
 	SourceOffsets   = "offsets"
 	SourceManifest  = "manifest"
+	// SourceKRaftLog is the controllers' metadata log (see kraftlog.go);
+	// its files are named with KRaftLogName, as '_' separates a name's parts.
+	SourceKRaftLog = "kraft_log"
 )
 
 var taskNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$`)
@@ -104,7 +107,7 @@ func ParseEntry(p string) (taskDir, version, source string, executed time.Time, 
 		return "", "", "", time.Time{}, false
 	}
 	switch parts[1] {
-	case SourceMetadata, SourceOffsets, SourceTopicData, SourceManifest:
+	case SourceMetadata, SourceOffsets, SourceTopicData, SourceManifest, KRaftLogName:
 	default:
 		return "", "", "", time.Time{}, false
 	}

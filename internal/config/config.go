@@ -40,6 +40,11 @@ type Cluster struct {
 	LockQueue int `yaml:"lock_queue,omitempty" json:"lock_queue,omitempty"`
 	// ConnectTimeout bounds every reachability check (default 10s).
 	ConnectTimeout Duration `yaml:"connect_timeout,omitempty" json:"connect_timeout,omitempty"`
+
+	// Controllers are a KRaft cluster's controllers (and combined nodes) with
+	// their agents' host names: the kraft_log data source copies their
+	// metadata logs (kraft.go).
+	Controllers []BrokerHost `yaml:"controllers,omitempty" json:"controllers,omitempty"`
 }
 
 // ZooKeeper locates the metadata of a ZooKeeper-mode cluster.
@@ -76,7 +81,8 @@ type Backup struct {
 	Cluster Cluster `yaml:"cluster" json:"cluster"`
 	// Task names the folder "<task>_<creation time>" (default: the cluster name).
 	Task string `yaml:"task,omitempty" json:"task,omitempty"`
-	// DataSources: metadata, topicdata, offsets (default all three).
+	// DataSources: metadata, topicdata, offsets (default all three), and
+	// kraft_log (the controllers' metadata logs, through their agents).
 	DataSources []string       `yaml:"data_sources,omitempty" json:"data_sources,omitempty"`
 	Topics      TopicFilter    `yaml:"topics,omitempty" json:"topics,omitempty"`
 	Target      storage.Target `yaml:"target" json:"target"`
@@ -241,6 +247,7 @@ const (
 	SourceMetadata  = backupset.SourceMetadata
 	SourceTopicData = backupset.SourceTopicData
 	SourceOffsets   = backupset.SourceOffsets
+	SourceKRaftLog  = backupset.SourceKRaftLog
 )
 
 // Defaults.
@@ -481,14 +488,17 @@ func (b *Backup) Validate() error {
 	seen := map[string]bool{}
 	for i, s := range b.DataSources {
 		switch s {
-		case SourceMetadata, SourceTopicData, SourceOffsets:
+		case SourceMetadata, SourceTopicData, SourceOffsets, SourceKRaftLog:
 		default:
-			return fieldErr(fmt.Sprintf("data_sources[%d]", i), "%q: want metadata, topicdata or offsets", s)
+			return fieldErr(fmt.Sprintf("data_sources[%d]", i), "%q: want metadata, topicdata, offsets or kraft_log", s)
 		}
 		if seen[s] {
 			return fieldErr(fmt.Sprintf("data_sources[%d]", i), "%q given twice", s)
 		}
 		seen[s] = true
+	}
+	if err := b.validateKRaftLog(); err != nil {
+		return err
 	}
 	if _, err := b.Topics.Compile(); err != nil {
 		return err

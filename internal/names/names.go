@@ -22,6 +22,7 @@ const (
 	BackupWorkflow          = "BackupWorkflow"
 	RestoreWorkflow         = "RestoreWorkflow"
 	MetadataRestoreWorkflow = "MetadataRestoreWorkflow"
+	KRaftRestoreWorkflow    = "KRaftMetadataRestoreWorkflow" // a KRaft cluster's metadata log
 	LogicalRestoreWorkflow  = "LogicalRestoreWorkflow"
 	VerifyWorkflow          = "VerifyWorkflow"
 	CheckTaskWorkflow       = "CheckTaskWorkflow"
@@ -94,6 +95,7 @@ const (
 	KindBackup          = "backup"
 	KindRestore         = "restore"
 	KindMetadataRestore = "metadata-restore"
+	KindKRaftRestore    = "kraft-metadata-restore"
 	KindLogicalRestore  = "logical-restore"
 	KindVerify          = "verify"
 	KindLock            = "lock"
@@ -113,6 +115,8 @@ func KindOf(workflowType string) string {
 		return KindRestore
 	case MetadataRestoreWorkflow:
 		return KindMetadataRestore
+	case KRaftRestoreWorkflow:
+		return KindKRaftRestore
 	case LogicalRestoreWorkflow:
 		return KindLogicalRestore
 	case VerifyWorkflow:

@@ -46,6 +46,7 @@ type Manifest struct {
 
 	Metadata *FileEntry `json:"metadata,omitempty"`
 	Offsets  *FileEntry `json:"offsets,omitempty"`
+	Schemas  *FileEntry `json:"schemas,omitempty"` // the Schema Registry's export
 	Parts    []PartRef  `json:"parts,omitempty"`
 
 	Totals Totals `json:"totals"`
@@ -167,8 +168,8 @@ type Totals struct {
 	Partitions   int   `json:"partitions"`
 }
 
-// Files lists the files the manifest itself vouches for: metadata, offsets
-// and its parts (format 2), or every segment file (format 1). A part lists
+// Files lists the files the manifest itself vouches for: metadata, offsets,
+// schemas and its parts (format 2), or every segment file (format 1). A part lists
 // its own packs (Part.Files).
 func (m *Manifest) Files() []FileEntry {
 	var out []FileEntry
@@ -177,6 +178,9 @@ func (m *Manifest) Files() []FileEntry {
 	}
 	if m.Offsets != nil {
 		out = append(out, *m.Offsets)
+	}
+	if m.Schemas != nil {
+		out = append(out, *m.Schemas)
 	}
 	for _, p := range m.Parts {
 		out = append(out, p.FileEntry)

@@ -7,6 +7,7 @@
 //	<task>_<task creation time>/
 //	  <kafka version>_metadata_<execution time>.tar.gz
 //	  <kafka version>_offsets_<execution time>.json
+//	  <kafka version>_schemas_<execution time>.json       (the Schema Registry's export)
 //	  <kafka version>_topicdata_<execution time>/<topic>/<partition>/<first offset>.seg[.zst]
 //	  <kafka version>_manifest_<execution time>.json      (written last)
 //
@@ -29,6 +30,7 @@ const (
 	SourceTopicData = "topicdata"
 	SourceOffsets   = "offsets"
 	SourceManifest  = "manifest"
+	SourceSchemas   = "schemas" // the Schema Registry export, a .json
 )
 
 var taskNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$`)
@@ -101,7 +103,7 @@ func ParseEntry(p string) (taskDir, version, source string, executed time.Time, 
 		return "", "", "", time.Time{}, false
 	}
 	switch parts[1] {
-	case SourceMetadata, SourceOffsets, SourceTopicData, SourceManifest:
+	case SourceMetadata, SourceOffsets, SourceTopicData, SourceManifest, SourceSchemas:
 	default:
 		return "", "", "", time.Time{}, false
 	}

@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kbr-project/kbr/internal/backupset"
@@ -80,37 +79,6 @@ func withCPUProfile(path string, fn func() error) error {
 
 func heapPath(cpuProfile string) string {
 	return strings.TrimSuffix(cpuProfile, ".pprof") + ".heap.pprof"
-}
-
-// pool runs fn(0..n-1) with at most par at once; the first error wins.
-func pool(n, par int, fn func(i int) error) error {
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	next := make(chan int)
-	for w := 0; w < min(par, n); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := fn(i); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i := 0; i < n; i++ {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return firstErr
 }
 
 // inprocExport exports every partition of topic as one work unit with

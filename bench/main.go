@@ -1150,18 +1150,6 @@ func (b *bench) cleanup(keep bool) {
 	}
 }
 
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 // summarize takes, per phase name, the run with the median time.
 func (b *bench) summarize(pars, rpars []int) {
 	byName := map[string][]*Phase{}

@@ -180,7 +180,9 @@ launch() {
   rm -f "$dir/pid"
   printf '===== %s starting: %s\n' "$(date -Is)" "$*" >>"$dir/stdout.log"
   # 9>&- : the JVM must not inherit the stack lock, or the next `up` would wait for it forever.
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$dir/pid" "$@" </dev/null >>"$dir/stdout.log" 2>&1 9>&- &
+  # Many open files: a broker keeps a few per partition, and the tests hold
+  # tens of thousands of partitions (raised as far as this user may).
+  setsid bash -c 'ulimit -n 262144 2>/dev/null || ulimit -n "$(ulimit -Hn)"; echo $$ >"$0"; exec "$@"' "$dir/pid" "$@" </dev/null >>"$dir/stdout.log" 2>&1 9>&- &
   local i
   for i in $(seq 50); do [[ -s $dir/pid ]] && break; sleep 0.1; done
   [[ -s $dir/pid ]] || die "$name: no pid file after launch"
@@ -458,14 +460,14 @@ launch_broker() {
     port_busy "$KRAFT_CONTROLLER_PORT" && die "port $KRAFT_CONTROLLER_PORT is taken"
     write_kraft_config
     format_kraft
-    launch "$name" java -Xmx512m -Xms512m "${JVM_COMMON[@]}" "-Dkbr.stack=$dir" \
+    launch "$name" java -Xmx1g -Xms512m "${JVM_COMMON[@]}" "-Dkbr.stack=$dir" \
       "-Dlog4j2.configurationFile=file:$dir/log4j2.properties" "-Dkafka.logs.dir=$dir" \
       -cp "$LIB/kafka4/*" kafka.Kafka "$dir/server.properties"
   else
     pid_of zk >/dev/null && zk_ok || die "ZooKeeper is not running; start it first (deploy/stack.sh zk-start or up)"
     wait_stale_registration "$name"
     write_zkmode_broker_config "$name"
-    launch "$name" java -Xmx512m -Xms512m "${JVM_COMMON[@]}" "-Dkbr.stack=$dir" \
+    launch "$name" java -Xmx1g -Xms512m "${JVM_COMMON[@]}" "-Dkbr.stack=$dir" \
       "-Dlog4j.configuration=file:$dir/log4j.properties" "-Dkafka.logs.dir=$dir" \
       -cp "$LIB/kafka39/*" kafka.Kafka "$dir/server.properties"
   fi

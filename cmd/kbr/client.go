@@ -9,20 +9,24 @@ import (
 	"os"
 	"time"
 
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 )
 
-// conn holds the flags that reach a Temporal frontend.
-type conn struct {
+// connOpts are the flags that reach a Temporal frontend: --address,
+// --namespace and the mTLS files, each defaulting to its KBR_* variable.
+// Every command that talks to Temporal takes them.
+type connOpts struct {
 	address, namespace          string
 	tlsCert, tlsKey, tlsCA, sni string
 	// metrics receives the SDK's metrics and kbr's (nil: none).
 	metrics client.MetricsHandler
+	// dialTimeout bounds the first connection (default 15 s).
+	dialTimeout time.Duration
 }
 
-func (c *conn) flags(cmd *cobra.Command) {
+func (c *connOpts) AddFlags(fs *pflag.FlagSet) {
 	def := os.Getenv("KBR_ADDRESS")
 	if def == "" {
 		def = "127.0.0.1:7233"
@@ -31,20 +35,19 @@ func (c *conn) flags(cmd *cobra.Command) {
 	if ns == "" {
 		ns = "default"
 	}
-	f := cmd.Flags()
-	f.StringVar(&c.address, "address", def, "Temporal frontend host:port (env KBR_ADDRESS)")
-	f.StringVar(&c.namespace, "namespace", ns, "Temporal namespace (env KBR_NAMESPACE)")
-	f.StringVar(&c.tlsCert, "tls-cert", os.Getenv("KBR_TLS_CERT"), "client certificate (PEM) for mTLS (env KBR_TLS_CERT)")
-	f.StringVar(&c.tlsKey, "tls-key", os.Getenv("KBR_TLS_KEY"), "client key (PEM) for mTLS (env KBR_TLS_KEY)")
-	f.StringVar(&c.tlsCA, "tls-ca", os.Getenv("KBR_TLS_CA"), "CA bundle (PEM) that signed the frontend's certificate (env KBR_TLS_CA)")
-	f.StringVar(&c.sni, "tls-server-name", os.Getenv("KBR_TLS_SERVER_NAME"), "server name to verify on the frontend's certificate (env KBR_TLS_SERVER_NAME)")
+	fs.StringVar(&c.address, "address", def, "Temporal frontend host:port (env KBR_ADDRESS)")
+	fs.StringVar(&c.namespace, "namespace", ns, "Temporal namespace (env KBR_NAMESPACE)")
+	fs.StringVar(&c.tlsCert, "tls-cert", os.Getenv("KBR_TLS_CERT"), "client certificate (PEM) for mTLS (env KBR_TLS_CERT)")
+	fs.StringVar(&c.tlsKey, "tls-key", os.Getenv("KBR_TLS_KEY"), "client key (PEM) for mTLS (env KBR_TLS_KEY)")
+	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("KBR_TLS_CA"), "CA bundle (PEM) that signed the frontend's certificate (env KBR_TLS_CA)")
+	fs.StringVar(&c.sni, "tls-server-name", os.Getenv("KBR_TLS_SERVER_NAME"), "server name to verify on the frontend's certificate (env KBR_TLS_SERVER_NAME)")
 }
 
 // options are the client options of the flags: address, namespace, mTLS.
-func (c *conn) options(logger *slog.Logger) (client.Options, error) {
+func (c *connOpts) options(logger *slog.Logger) (client.Options, error) {
 	opts := client.Options{HostPort: c.address, Namespace: c.namespace, Logger: quietSDKLogger(logger), MetricsHandler: c.metrics}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
-		return opts, withCode(exitBadInput, fmt.Errorf("--tls-cert and --tls-key go together"))
+		return opts, withCode(exitBadInput, fmt.Errorf("--tls-cert and --tls-key go together: give both or neither"))
 	}
 	if c.tlsCert != "" || c.tlsCA != "" {
 		tc := &tls.Config{ServerName: c.sni, MinVersion: tls.VersionTLS12}
@@ -71,12 +74,16 @@ func (c *conn) options(logger *slog.Logger) (client.Options, error) {
 	return opts, nil
 }
 
-func (c *conn) dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
+func (c *connOpts) dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
 	opts, err := c.options(logger)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	timeout := c.dialTimeout
+	if timeout <= 0 {
+		timeout = 15 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cl, err := client.DialContext(ctx, opts)
 	if err != nil {
@@ -86,7 +93,7 @@ func (c *conn) dial(ctx context.Context, logger *slog.Logger) (client.Client, er
 }
 
 // dialNamespaces is a client of the namespace API (which needs no namespace).
-func (c *conn) dialNamespaces(ctx context.Context) (client.NamespaceClient, error) {
+func (c *connOpts) dialNamespaces() (client.NamespaceClient, error) {
 	opts, err := c.options(nil)
 	if err != nil {
 		return nil, err

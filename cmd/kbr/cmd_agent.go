@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/hostops"
@@ -16,15 +14,40 @@ import (
 	"github.com/kbr-project/kbr/workers"
 )
 
+// agentOpts are the options of `kbr agent`: the connection, and the agent's
+// settings from flags over those of --config.
+type agentOpts struct {
+	conn    connOpts
+	proc    processOpts
+	metrics metricsOpts
+	file    string
+	port    int
+	flags   config.Agent // the values of the flags
+	fs      *pflag.FlagSet
+}
+
+func newAgentOpts() *agentOpts {
+	return &agentOpts{proc: processOpts{defLevel: "info", noActs: true}}
+}
+
+func (o *agentOpts) AddFlags(fs *pflag.FlagSet) {
+	o.fs = fs
+	o.conn.AddFlags(fs)
+	fs.StringVar(&o.file, "config", "", "agent config file (YAML)")
+	fs.StringVar(&o.flags.Host, "host", "", "this broker host's name, as brokers[].host of a metadata restore names it")
+	fs.StringVar(&o.flags.ServerProperties, "server-properties", "", "the broker's server.properties (log.dirs is read from it)")
+	fs.StringVar(&o.flags.StopCommand, "stop-command", hostops.DefaultStopCommand, "shell command that stops the broker")
+	fs.StringVar(&o.flags.StartCommand, "start-command", hostops.DefaultStartCommand, "shell command that starts the broker")
+	fs.StringVar(&o.flags.Listener, "listener", "127.0.0.1:9092", "the broker's host:port; it answers while the broker runs")
+	fs.IntVar(&o.port, "port", 9092, "shorthand for --listener 127.0.0.1:PORT")
+	fs.StringVar(&o.flags.KafkaLibs, "kafka-libs", "", "the broker's libs directory (the Kafka version is read from its jars)")
+	fs.StringVar(&o.flags.KafkaVersion, "kafka-version", "", "the installed Kafka version, where --kafka-libs cannot tell")
+	o.proc.AddFlags(fs)
+	o.metrics.AddFlags(fs)
+}
+
 func agentCmd() *cobra.Command {
-	var (
-		c     conn
-		level string
-		file  string
-		port  int
-		cfg   config.Agent
-		mo    metricsOpts
-	)
+	o := newAgentOpts()
 	cmd := &cobra.Command{
 		Use:   "agent --host NAME",
 		Short: "Run the host agent of a broker: stop/start Kafka, fix cluster.id, report disk (a worker on task queue kbr-agent-NAME)",
@@ -41,79 +64,83 @@ file (--config) with the keys host, server_properties, stop_command,
 start_command, listener, kafka_libs, kafka_version; flags win.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			eff := config.Agent{}
-			if file != "" {
-				fc, err := config.LoadAgent(file)
-				if err != nil {
-					return withCode(exitBadInput, err)
-				}
-				eff = *fc
-			}
-			f := cmd.Flags()
-			set := func(name string, dst *string, v string) {
-				if f.Changed(name) {
-					*dst = v
-				}
-			}
-			set("host", &eff.Host, cfg.Host)
-			set("server-properties", &eff.ServerProperties, cfg.ServerProperties)
-			set("stop-command", &eff.StopCommand, cfg.StopCommand)
-			set("start-command", &eff.StartCommand, cfg.StartCommand)
-			set("listener", &eff.Listener, cfg.Listener)
-			set("kafka-libs", &eff.KafkaLibs, cfg.KafkaLibs)
-			set("kafka-version", &eff.KafkaVersion, cfg.KafkaVersion)
-			if f.Changed("port") && !f.Changed("listener") {
-				eff.Listener = "127.0.0.1:" + strconv.Itoa(port)
-			}
-			eff.ApplyDefaults()
-			if err := eff.Validate(); err != nil {
-				where := "flags"
-				if file != "" {
-					where = file + " and flags"
-				}
-				return withCode(exitBadInput, fmt.Errorf("agent config (%s): %w", where, err))
-			}
-			dirs, err := hostops.LogDirs(eff.ServerProperties)
-			if err != nil {
-				return withCode(exitBadInput, fmt.Errorf("--server-properties: %w", err))
-			}
-			logger := newLogger(level)
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := stoppable()
 			defer stop()
-			me, err := mo.start("agent", logger)
-			if err != nil {
-				return err
-			}
-			defer me.close()
-			c.metrics = me.handler()
-			cl, err := c.dial(ctx, logger)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			w := workers.NewAgent(cl, eff)
-			if err := w.Start(); err != nil {
-				return withCode(exitFailed, fmt.Errorf("start agent: %w", err))
-			}
-			fmt.Fprintf(os.Stderr, "kbr agent: host %s polling task queue %s at %s (namespace %s); broker %s, log dirs %v\n",
-				eff.Host, names.AgentTaskQueue(eff.Host), c.address, c.namespace, eff.Listener, dirs)
-			<-ctx.Done()
-			w.Stop()
-			return nil
+			return runAgent(ctx, o, streamsOf(cmd))
 		},
 	}
-	c.flags(cmd)
-	fl := cmd.Flags()
-	fl.StringVar(&file, "config", "", "agent config file (YAML)")
-	fl.StringVar(&cfg.Host, "host", "", "this broker host's name, as brokers[].host of a metadata restore names it")
-	fl.StringVar(&cfg.ServerProperties, "server-properties", "", "the broker's server.properties (log.dirs is read from it)")
-	fl.StringVar(&cfg.StopCommand, "stop-command", hostops.DefaultStopCommand, "shell command that stops the broker")
-	fl.StringVar(&cfg.StartCommand, "start-command", hostops.DefaultStartCommand, "shell command that starts the broker")
-	fl.StringVar(&cfg.Listener, "listener", "127.0.0.1:9092", "the broker's host:port; it answers while the broker runs")
-	fl.IntVar(&port, "port", 9092, "shorthand for --listener 127.0.0.1:PORT")
-	fl.StringVar(&cfg.KafkaLibs, "kafka-libs", "", "the broker's libs directory (the Kafka version is read from its jars)")
-	fl.StringVar(&cfg.KafkaVersion, "kafka-version", "", "the installed Kafka version, where --kafka-libs cannot tell")
-	fl.StringVar(&level, "log-level", "info", "debug, info, warn or error")
-	mo.AddFlags(cmd, "")
+	o.AddFlags(cmd.Flags())
 	return cmd
+}
+
+// agentConfig is the agent's settings: --config's, then each flag given
+// on the command line, then the defaults; validated.
+func agentConfig(o *agentOpts) (config.Agent, error) {
+	eff := config.Agent{}
+	if o.file != "" {
+		fc, err := config.LoadAgent(o.file)
+		if err != nil {
+			return eff, withCode(exitBadInput, err)
+		}
+		eff = *fc
+	}
+	changed := func(name string) bool { return o.fs != nil && o.fs.Changed(name) }
+	set := func(name string, dst *string, v string) {
+		if changed(name) {
+			*dst = v
+		}
+	}
+	set("host", &eff.Host, o.flags.Host)
+	set("server-properties", &eff.ServerProperties, o.flags.ServerProperties)
+	set("stop-command", &eff.StopCommand, o.flags.StopCommand)
+	set("start-command", &eff.StartCommand, o.flags.StartCommand)
+	set("listener", &eff.Listener, o.flags.Listener)
+	set("kafka-libs", &eff.KafkaLibs, o.flags.KafkaLibs)
+	set("kafka-version", &eff.KafkaVersion, o.flags.KafkaVersion)
+	if changed("port") && !changed("listener") {
+		eff.Listener = "127.0.0.1:" + strconv.Itoa(o.port)
+	}
+	eff.ApplyDefaults()
+	if err := eff.Validate(); err != nil {
+		where := "flags"
+		if o.file != "" {
+			where = o.file + " and flags"
+		}
+		return eff, withCode(exitBadInput, fmt.Errorf("agent config (%s): %w", where, err))
+	}
+	return eff, nil
+}
+
+// runAgent polls the host's agent task queue until ctx ends.
+func runAgent(ctx context.Context, o *agentOpts, s streams) error {
+	eff, err := agentConfig(o)
+	if err != nil {
+		return err
+	}
+	dirs, err := hostops.LogDirs(eff.ServerProperties)
+	if err != nil {
+		return withCode(exitBadInput, fmt.Errorf("--server-properties: %w", err))
+	}
+	logger := newLogger(o.proc.level)
+	me, err := o.metrics.start("agent", logger, s.err)
+	if err != nil {
+		return err
+	}
+	defer me.close()
+	c := o.conn
+	c.metrics = me.handler()
+	cl, err := c.dial(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	w := workers.NewAgent(cl, eff)
+	if err := w.Start(); err != nil {
+		return withCode(exitFailed, fmt.Errorf("start agent: %w", err))
+	}
+	fmt.Fprintf(s.err, "kbr agent: host %s polling task queue %s at %s (namespace %s); broker %s, log dirs %v\n",
+		eff.Host, names.AgentTaskQueue(eff.Host), c.address, c.namespace, eff.Listener, dirs)
+	<-ctx.Done()
+	w.Stop()
+	return nil
 }

@@ -3,112 +3,132 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/workflows"
 )
 
+// backupOpts are the options of `kbr backup run`.
+type backupOpts struct {
+	conn  connOpts
+	file  fileOpts
+	start startOpts
+}
+
+func newBackupOpts() *backupOpts {
+	return &backupOpts{
+		file:  fileOpts{what: "backup config (YAML)", arg: "CONFIG"},
+		start: startOpts{idHelp: "workflow id (default backup-<task>-<time>)"},
+	}
+}
+
+func (o *backupOpts) AddFlags(fs *pflag.FlagSet) {
+	o.conn.AddFlags(fs)
+	o.file.AddFlags(fs)
+	o.start.AddFlags(fs)
+}
+
 func backupCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "backup", Short: "Run backups"}
-	var (
-		c       conn
-		file    string
-		id      string
-		jsonOut bool
-		detach  bool
-	)
+	o := newBackupOpts()
 	run := &cobra.Command{
 		Use:   "run -f CONFIG",
 		Short: "Start a BackupWorkflow from a YAML config and show its progress until it ends",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if file == "" {
-				return withCode(exitBadInput, fmt.Errorf("-f CONFIG is required"))
-			}
-			cfg, err := config.LoadBackup(file)
-			if err != nil {
-				return withCode(exitBadInput, err)
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			ctx, stop := interruptible()
 			defer stop()
-			cl, err := c.dial(ctx, nil)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			if id == "" {
-				id = workflowID("backup", cfg.Task, time.Now())
-			}
-			opts := client.StartWorkflowOptions{ID: id, TypedSearchAttributes: temporal.NewSearchAttributes(
-				names.SACluster.ValueSet(cfg.Cluster.Name), names.SATask.ValueSet(cfg.Task),
-				names.SAKind.ValueSet(names.KindBackup), names.SAStatus.ValueSet(names.StatusRunning))}
-			var res workflows.BackupResult
-			if err := startAndWatch(ctx, cl, opts, names.BackupWorkflow, cfg, jsonOut, detach, &res); err != nil || detach {
-				return err
-			}
-			return printJSONOr(jsonOut, map[string]any{"workflow_id": id, "status": names.StatusSucceeded, "result": res}, func() {
-				fmt.Printf("backup succeeded: %d records, %d files, %d bytes\n", res.Totals.Records, res.Totals.Files, res.Totals.Bytes)
-				fmt.Printf("recovery point: %s\n", res.RecoveryPoint)
-				fmt.Printf("backup path:    %s/%s\n", cfg.Target.Path, res.TaskDir)
-			})
+			return runBackup(ctx, o, streamsOf(cmd))
 		},
 	}
-	c.flags(run)
-	run.Flags().StringVarP(&file, "file", "f", "", "backup config (YAML)")
-	run.Flags().StringVar(&id, "id", "", "workflow id (default backup-<task>-<time>)")
-	run.Flags().BoolVar(&jsonOut, "json", false, "machine-readable output on stdout")
-	run.Flags().BoolVar(&detach, "detach", false, "start and print the workflow id without waiting")
+	o.AddFlags(run.Flags())
 	cmd.AddCommand(run, statusCmd("backup"))
 	return cmd
 }
 
-// statusCmd follows (or shows) a run by id.
-func statusCmd(kind string) *cobra.Command {
-	var (
-		c       conn
-		jsonOut bool
-	)
-	cmd := &cobra.Command{
-		Use:   "status WORKFLOW_ID",
-		Short: "Show the steps and progress of a " + kind,
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := context.Background()
-			cl, err := c.dial(ctx, nil)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			p, ok := query(ctx, cl, args[0])
-			if !ok {
-				return withCode(exitFailed, fmt.Errorf("no %s with workflow id %s answers the progress query", kind, args[0]))
-			}
-			live(ctx, cl, args[0], &p)
-			return printJSONOr(jsonOut, p, func() {
-				last := ""
-				fmt.Printf("%s %s: %s\n", p.Kind, args[0], p.Status)
-				printSteps(os.Stdout, p, &last, false)
-				if p.PartitionsTotal > 0 {
-					fmt.Println(progressLine(p, 0))
-				}
-				if p.RecoveryPoint != "" {
-					fmt.Println("recovery point:", p.RecoveryPoint)
-				}
-				if p.Error != "" {
-					fmt.Println("error:", p.Error)
-				}
-			})
-		},
+// runBackup starts a BackupWorkflow from the config file and follows it.
+func runBackup(ctx context.Context, o *backupOpts, s streams) error {
+	if err := o.file.required(); err != nil {
+		return err
 	}
-	c.flags(cmd)
-	cmd.Flags().BoolVar(&jsonOut, "json", false, "machine-readable output")
-	return cmd
+	cfg, err := config.LoadBackup(o.file.path)
+	if err != nil {
+		return withCode(exitBadInput, err)
+	}
+	cl, err := o.conn.dial(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	id := o.start.id
+	if id == "" {
+		id = workflowID("backup", cfg.Task, time.Now())
+	}
+	opts := client.StartWorkflowOptions{ID: id, TypedSearchAttributes: temporal.NewSearchAttributes(
+		names.SACluster.ValueSet(cfg.Cluster.Name), names.SATask.ValueSet(cfg.Task),
+		names.SAKind.ValueSet(names.KindBackup), names.SAStatus.ValueSet(names.StatusRunning))}
+	var res workflows.BackupResult
+	run, err := startAndWatch(ctx, cl, s, opts, names.BackupWorkflow, cfg, o.start, &res)
+	if err != nil || o.start.detach {
+		return err
+	}
+	return backupDone(s, o.start.outputOpts, run, "backup", res, func() {
+		fmt.Fprintf(s.out, "backup path:    %s/%s\n", cfg.Target.Path, res.TaskDir)
+	})
+}
+
+// backupDone prints a completed backup's result (`backup run`, `task
+// run`): "<what> succeeded", the totals and the recovery point, then more's
+// lines. A backup that lost records is an error of its own, exit code 4:
+// its recovery point exists but lacks them.
+func backupDone(s streams, o outputOpts, run client.WorkflowRun, what string, res workflows.BackupResult, more func()) error {
+	status, head := names.StatusSucceeded, what+" succeeded"
+	if res.Lost != nil {
+		status, head = names.StatusRecordsLost, what+" completed with records lost"
+	}
+	err := o.print(s.out, map[string]any{"workflow_id": run.GetID(), "status": status, "result": res}, func() {
+		fmt.Fprintf(s.out, "%s: %d records, %d files, %d bytes\n", head, res.Totals.Records, res.Totals.Files, res.Totals.Bytes)
+		fmt.Fprintf(s.out, "recovery point: %s\n", res.RecoveryPoint)
+		if more != nil {
+			more()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if res.Lost != nil {
+		return withCode(exitRecordsLost, &recordsLost{lost: *res.Lost, recoveryPoint: res.RecoveryPoint, id: run.GetID(), runID: run.GetRunID()})
+	}
+	return nil
+}
+
+// recordsLost is a backup that completed although retention deleted some
+// of the records of its cut before the export read them.
+type recordsLost struct {
+	lost          backupset.LostSummary
+	recoveryPoint string
+	id, runID     string
+}
+
+// Error is one line: how many offsets in how many partitions, the first
+// ranges, the recovery point that lacks them and the run.
+func (e *recordsLost) Error() string {
+	l := e.lost
+	s := fmt.Sprintf("backup lost records: %d offsets in %d partitions were deleted by retention before the backup read them", l.Offsets, l.Partitions)
+	if len(l.Examples) > 0 {
+		s += ": " + strings.Join(l.Examples, "; ")
+		if l.Ranges > len(l.Examples) {
+			s += fmt.Sprintf(" (the first %d of %d ranges)", len(l.Examples), l.Ranges)
+		}
+	}
+	return s + fmt.Sprintf("; recovery point %s lacks them (workflow id %s, run id %s)", e.recoveryPoint, e.id, e.runID)
 }

@@ -5,13 +5,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"gopkg.in/yaml.v3"
@@ -26,78 +26,103 @@ import (
 	"github.com/kbr-project/kbr/storage/localdir"
 )
 
+// backupsCmd is `kbr backups`: list and verify recovery points.
 func backupsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "backups", Short: "Look at recovery points on a target"}
-	var (
-		pathType string
-		jsonOut  bool
-	)
+	o := &backupsListOpts{out: outputOpts{help: "machine-readable output"}}
 	list := &cobra.Command{
 		Use:   "list PATH",
 		Short: "List the recovery points under a backup path",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := context.Background()
-			if st, err := os.Stat(args[0]); pathType == localdir.Type && (err != nil || !st.IsDir()) {
-				return withCode(exitBadInput, fmt.Errorf("%s: not a directory", args[0]))
-			}
-			b, err := storageRegistry.Open(ctx, storage.Target{Type: pathType, Path: args[0]})
-			if err != nil {
-				return withCode(exitBadInput, err)
-			}
-			defer b.Close()
-			rps, err := activities.ListRecoveryPoints(ctx, b)
-			if err != nil {
-				return withCode(exitFailed, err)
-			}
-			// A manifest that does not read is listed as damaged, with why:
-			// it is no recovery point to restore from.
-			type listed struct {
-				activities.RecoveryPoint
-				Damaged string `json:"damaged,omitempty"`
-			}
-			out := make([]listed, len(rps))
-			for i := range rps {
-				out[i].RecoveryPoint = rps[i]
-				if s, err := activities.SummarizeRecoveryPoint(ctx, b, rps[i].Manifest); err == nil {
-					out[i].RecoveryPoint = *s
-				} else {
-					out[i].Damaged = strings.TrimPrefix(errtext.Line(err), "manifest "+rps[i].Manifest+": ")
-				}
-			}
-			return printJSONOr(jsonOut, out, func() {
-				if len(out) == 0 {
-					fmt.Println("no recovery points under", args[0])
-					return
-				}
-				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "EXECUTED\tTASK\tCLUSTER\tVERSION\tTOPICS\tRECORDS\tBYTES\tRECOVERY POINT")
-				for _, r := range out {
-					if r.Damaged != "" {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s  DAMAGED: %s\n", r.ExecutedAt.Format(time.RFC3339), r.Task, "-",
-							r.KafkaVersion, "-", "-", r.Bytes, r.Manifest, r.Damaged)
-						continue
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.ExecutedAt.Format(time.RFC3339), r.Task, r.Cluster,
-						r.KafkaVersion, r.TopicCount, r.Records, r.Bytes, r.Manifest)
-				}
-				tw.Flush()
-			})
+			return runBackupsList(context.Background(), o, args[0], streamsOf(cmd))
 		},
 	}
-	list.Flags().StringVar(&pathType, "type", localdir.Type, "path type of PATH")
-	list.Flags().BoolVar(&jsonOut, "json", false, "machine-readable output")
+	o.AddFlags(list.Flags())
 	cmd.AddCommand(list, verifyCmd())
 	return cmd
 }
 
+// backupsListOpts are the options of `kbr backups list`.
+type backupsListOpts struct {
+	pathType string
+	out      outputOpts
+}
+
+func (o *backupsListOpts) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.pathType, "type", localdir.Type, "path type of PATH")
+	o.out.AddFlags(fs)
+}
+
+// listedPoint is a line of `kbr backups list`: a recovery point, or a
+// manifest that does not read, listed as damaged with why (it is no
+// recovery point to restore from).
+type listedPoint struct {
+	activities.RecoveryPoint
+	Damaged string `json:"damaged,omitempty"`
+}
+
+// runBackupsList lists the recovery points under path, read in this
+// process (no Temporal).
+func runBackupsList(ctx context.Context, o *backupsListOpts, path string, s streams) error {
+	if st, err := os.Stat(path); strings.EqualFold(o.pathType, localdir.Type) && (err != nil || !st.IsDir()) {
+		return withCode(exitBadInput, fmt.Errorf("%s: not a directory", path))
+	}
+	b, err := storageRegistry.Open(ctx, storage.Target{Type: o.pathType, Path: path})
+	if err != nil {
+		return withCode(exitBadInput, err)
+	}
+	defer b.Close()
+	rps, err := activities.ListRecoveryPoints(ctx, b)
+	if err != nil {
+		return withCode(exitFailed, err)
+	}
+	out := make([]listedPoint, len(rps))
+	for i := range rps {
+		out[i].RecoveryPoint = rps[i]
+		if sum, err := activities.SummarizeRecoveryPoint(ctx, b, rps[i].Manifest); err == nil {
+			out[i].RecoveryPoint = *sum
+		} else {
+			out[i].Damaged = strings.TrimPrefix(errtext.Line(err), "manifest "+rps[i].Manifest+": ")
+		}
+	}
+	return o.out.print(s.out, out, func() {
+		if len(out) == 0 {
+			fmt.Fprintln(s.out, "no recovery points under", path)
+			return
+		}
+		tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "EXECUTED\tTASK\tCLUSTER\tVERSION\tTOPICS\tRECORDS\tBYTES\tRECOVERY POINT")
+		for _, r := range out {
+			if r.Damaged != "" {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s  DAMAGED: %s\n", r.ExecutedAt.Format(time.RFC3339), r.Task, "-",
+					r.KafkaVersion, "-", "-", r.Bytes, r.Manifest, r.Damaged)
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.ExecutedAt.Format(time.RFC3339), r.Task, r.Cluster,
+				r.KafkaVersion, r.TopicCount, r.Records, r.Bytes, r.Manifest)
+		}
+		tw.Flush()
+	})
+}
+
+// verifyOpts are the options of `kbr backups verify`.
+type verifyOpts struct {
+	conn          connOpts
+	out           outputOpts
+	recoveryPoint string
+	targetFile    string
+}
+
+func (o *verifyOpts) AddFlags(fs *pflag.FlagSet) {
+	o.conn.AddFlags(fs)
+	fs.StringVar(&o.recoveryPoint, "recovery-point", "", "manifest name relative to the target, or latest")
+	fs.StringVar(&o.targetFile, "target", "", "YAML file holding the target (type, path and the path type's parameters)")
+	o.out.AddFlags(fs)
+}
+
 func verifyCmd() *cobra.Command {
-	var (
-		c          conn
-		rp         string
-		targetFile string
-		jsonOut    bool
-	)
+	o := &verifyOpts{}
 	cmd := &cobra.Command{
 		Use:   "verify PATH",
 		Short: "Re-read every file of a recovery point and check sizes and SHA-256 (a VerifyWorkflow)",
@@ -107,34 +132,37 @@ backup path with --recovery-point NAME|latest. For other path types give the
 target as a YAML file with --target and the recovery point with --recovery-point.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in, err := verifyInput(args, rp, targetFile)
-			if err != nil {
-				return withCode(exitBadInput, err)
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			ctx, stop := interruptible()
 			defer stop()
-			cl, err := c.dial(ctx, nil)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			id := workflowID("verify", "rp", time.Now())
-			opts := client.StartWorkflowOptions{ID: id, TypedSearchAttributes: temporal.NewSearchAttributes(
-				names.SAKind.ValueSet(names.KindVerify), names.SAStatus.ValueSet(names.StatusRunning))}
-			var res activities.RecoveryPoint
-			if err := startAndWatch(ctx, cl, opts, names.VerifyWorkflow, in, jsonOut, false, &res); err != nil {
-				return err
-			}
-			return printJSONOr(jsonOut, map[string]any{"workflow_id": id, "status": names.StatusSucceeded, "result": res}, func() {
-				fmt.Printf("recovery point %s: %d files, %d bytes, every size and SHA-256 matches\n", res.Manifest, res.Files, res.Bytes)
-			})
+			return runBackupsVerify(ctx, o, args, streamsOf(cmd))
 		},
 	}
-	c.flags(cmd)
-	cmd.Flags().StringVar(&rp, "recovery-point", "", "manifest name relative to the target, or latest")
-	cmd.Flags().StringVar(&targetFile, "target", "", "YAML file holding the target (type, path and the path type's parameters)")
-	cmd.Flags().BoolVar(&jsonOut, "json", false, "machine-readable output on stdout")
+	o.AddFlags(cmd.Flags())
 	return cmd
+}
+
+// runBackupsVerify runs a VerifyWorkflow over the recovery point the
+// arguments name and follows it.
+func runBackupsVerify(ctx context.Context, o *verifyOpts, args []string, s streams) error {
+	in, err := verifyInput(args, o.recoveryPoint, o.targetFile)
+	if err != nil {
+		return withCode(exitBadInput, err)
+	}
+	cl, err := o.conn.dial(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	id := workflowID("verify", "rp", time.Now())
+	opts := client.StartWorkflowOptions{ID: id, TypedSearchAttributes: temporal.NewSearchAttributes(
+		names.SAKind.ValueSet(names.KindVerify), names.SAStatus.ValueSet(names.StatusRunning))}
+	var res activities.RecoveryPoint
+	if _, err := startAndWatch(ctx, cl, s, opts, names.VerifyWorkflow, in, startOpts{outputOpts: o.out}, &res); err != nil {
+		return err
+	}
+	return o.out.print(s.out, map[string]any{"workflow_id": id, "status": names.StatusSucceeded, "result": res}, func() {
+		fmt.Fprintf(s.out, "recovery point %s: %d files, %d bytes, every size and SHA-256 matches\n", res.Manifest, res.Files, res.Bytes)
+	})
 }
 
 // verifyInput turns the command line into the workflow input.

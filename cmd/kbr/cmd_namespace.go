@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -15,12 +15,22 @@ import (
 	"github.com/kbr-project/kbr/internal/embedded"
 )
 
+// namespaceCreateOpts are the options of `kbr namespace create`.
+type namespaceCreateOpts struct {
+	conn      connOpts
+	retention time.Duration
+}
+
+func (o *namespaceCreateOpts) AddFlags(fs *pflag.FlagSet) {
+	o.conn.AddFlags(fs)
+	// --namespace would say the same as NAME.
+	_ = fs.MarkHidden("namespace")
+	fs.DurationVar(&o.retention, "retention", 30*24*time.Hour, "how long closed runs' histories are kept (at least 24h)")
+}
+
 func namespaceCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "namespace", Short: "Prepare a namespace of a Temporal cluster for kbr"}
-	var (
-		c         conn
-		retention time.Duration
-	)
+	o := &namespaceCreateOpts{}
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create the namespace (if missing) and add kbr's search attributes to it",
@@ -31,36 +41,40 @@ kbr task history lists) unless it exists, and adds the search attributes KbrClus
 KbrTask, KbrKind, KbrStatus and KbrRecoveryPoint. Running it again changes nothing.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c.namespace = args[0]
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			created, err := createNamespace(ctx, &c, args[0], retention)
-			if err != nil {
-				return err
-			}
-			what := "exists"
-			if created {
-				what = "created"
-			}
-			fmt.Fprintf(os.Stdout, "namespace %s %s; kbr's search attributes registered\n", args[0], what)
-			return nil
+			return runNamespaceCreate(ctx, o, args[0], streamsOf(cmd))
 		},
 	}
-	c.flags(create)
-	// --namespace would say the same as NAME.
-	_ = create.Flags().MarkHidden("namespace")
-	create.Flags().DurationVar(&retention, "retention", 30*24*time.Hour, "how long closed runs' histories are kept (at least 24h)")
+	o.AddFlags(create.Flags())
 	cmd.AddCommand(create)
 	return cmd
 }
 
+// runNamespaceCreate registers the namespace name unless it exists and
+// adds kbr's search attributes to it.
+func runNamespaceCreate(ctx context.Context, o *namespaceCreateOpts, name string, s streams) error {
+	c := o.conn
+	c.namespace = name
+	created, err := createNamespace(ctx, &c, name, o.retention)
+	if err != nil {
+		return err
+	}
+	what := "exists"
+	if created {
+		what = "created"
+	}
+	fmt.Fprintf(s.out, "namespace %s %s; kbr's search attributes registered\n", name, what)
+	return nil
+}
+
 // createNamespace registers name unless it exists, then kbr's search
 // attributes; created says whether it registered the namespace.
-func createNamespace(ctx context.Context, c *conn, name string, retention time.Duration) (created bool, err error) {
+func createNamespace(ctx context.Context, c *connOpts, name string, retention time.Duration) (created bool, err error) {
 	if retention < 24*time.Hour {
 		return false, withCode(exitBadInput, fmt.Errorf("--retention %s: Temporal keeps histories at least 24h", retention))
 	}
-	nc, err := c.dialNamespaces(ctx)
+	nc, err := c.dialNamespaces()
 	if err != nil {
 		return false, err
 	}

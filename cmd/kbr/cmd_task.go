@@ -4,15 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 
 	"github.com/kbr-project/kbr/internal/config"
@@ -21,35 +21,27 @@ import (
 	"github.com/kbr-project/kbr/workflows"
 )
 
-// taskFlags are shared by every `kbr task` command.
-type taskFlags struct {
-	conn
-	jsonOut  bool
-	maxTasks int
+// taskOpts are the options every `kbr task` command (and `kbr cluster
+// register`) shares: the connection and --json.
+type taskOpts struct {
+	conn     connOpts
+	out      outputOpts
+	maxTasks int // 0: the manager's default
 }
 
-func (f *taskFlags) add(cmd *cobra.Command) {
-	f.flags(cmd)
-	cmd.Flags().BoolVar(&f.jsonOut, "json", false, "machine-readable output on stdout")
-}
-
-// manager dials Temporal; the caller closes the client.
-func (f *taskFlags) manager(ctx context.Context) (*tasks.Manager, client.Client, error) {
-	cl, err := f.dial(ctx, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &tasks.Manager{Client: cl, TaskQueue: names.TaskQueue, MaxTasks: f.maxTasks}, cl, nil
+func (o *taskOpts) AddFlags(fs *pflag.FlagSet) {
+	o.conn.AddFlags(fs)
+	o.out.AddFlags(fs)
 }
 
 // do dials Temporal, runs fn with a task manager and hangs up.
-func (f *taskFlags) do(ctx context.Context, fn func(m *tasks.Manager, cl client.Client) error) error {
-	m, cl, err := f.manager(ctx)
+func (o *taskOpts) do(ctx context.Context, fn func(m *tasks.Manager, cl client.Client) error) error {
+	cl, err := o.conn.dial(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	return fn(m, cl)
+	return fn(&tasks.Manager{Client: cl, TaskQueue: names.TaskQueue, MaxTasks: o.maxTasks}, cl)
 }
 
 // taskErr gives bad input its exit code.
@@ -63,80 +55,95 @@ func taskErr(err error) error {
 func taskCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "task", Short: "Backup tasks: periodic or manual, kept as Temporal Schedules"}
 	cmd.AddCommand(taskSaveCmd("create"), taskSaveCmd("update"), taskShowCmd(), taskListCmd(),
-		taskSimpleCmd("delete", "Delete a task (its recovery points stay on the target)"),
-		taskSimpleCmd("lock", "Lock (pause) a task: it does not run by itself until unlocked"),
-		taskSimpleCmd("unlock", "Unlock a locked task"),
+		taskChangeCmd("delete", "Delete a task (its recovery points stay on the target)"),
+		taskChangeCmd("lock", "Lock (pause) a task: it does not run by itself until unlocked"),
+		taskChangeCmd("unlock", "Unlock a locked task"),
 		taskRunCmd(), taskHistoryCmd())
 	return cmd
 }
 
+// taskSaveOpts are the options of `kbr task create|update`.
+type taskSaveOpts struct {
+	taskOpts
+	file fileOpts
+	verb string // create or update
+}
+
+func (o *taskSaveOpts) AddFlags(fs *pflag.FlagSet) {
+	o.taskOpts.AddFlags(fs)
+	o.file.AddFlags(fs)
+	if o.verb == "create" {
+		def := config.DefaultMaxTasks
+		if v, err := strconv.Atoi(os.Getenv("KBR_MAX_TASKS")); err == nil && v > 0 {
+			def = v
+		}
+		fs.IntVar(&o.maxTasks, "max-tasks", def, "refuse to create more tasks than this (env KBR_MAX_TASKS)")
+	}
+}
+
 func taskSaveCmd(verb string) *cobra.Command {
-	var (
-		f    taskFlags
-		file string
-	)
+	o := &taskSaveOpts{verb: verb, file: fileOpts{what: "task definition (YAML)", arg: "TASK.yaml"}}
 	cmd := &cobra.Command{
 		Use:   verb + " -f TASK.yaml",
 		Short: strings.ToUpper(verb[:1]) + verb[1:] + " a task from a YAML file (validated and checked against its cluster before it is stored)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if file == "" {
-				return withCode(exitBadInput, fmt.Errorf("-f TASK.yaml is required"))
-			}
-			t, err := config.LoadTask(file)
-			if err != nil {
-				return withCode(exitBadInput, err)
-			}
-			ctx := context.Background()
-			return f.do(ctx, func(m *tasks.Manager, cl client.Client) error {
-				var info *tasks.Info
-				if verb == "create" {
-					info, err = m.Create(ctx, *t)
-				} else {
-					info, err = m.Update(ctx, *t)
-				}
-				if err != nil {
-					return taskErr(fmt.Errorf("%s: %w", file, err))
-				}
-				return printJSONOr(f.jsonOut, info, func() { printTask(info) })
-			})
+			return runTaskSave(context.Background(), o, streamsOf(cmd))
 		},
 	}
-	f.add(cmd)
-	cmd.Flags().StringVarP(&file, "file", "f", "", "task definition (YAML)")
-	if verb == "create" {
-		def := config.DefaultMaxTasks
-		if v, err := strconv.Atoi(os.Getenv("KBR_MAX_TASKS")); err == nil && v > 0 {
-			def = v
-		}
-		cmd.Flags().IntVar(&f.maxTasks, "max-tasks", def, "refuse to create more tasks than this (env KBR_MAX_TASKS)")
-	}
+	o.AddFlags(cmd.Flags())
 	return cmd
 }
 
+// runTaskSave creates or updates the task of the file.
+func runTaskSave(ctx context.Context, o *taskSaveOpts, s streams) error {
+	if err := o.file.required(); err != nil {
+		return err
+	}
+	t, err := config.LoadTask(o.file.path)
+	if err != nil {
+		return withCode(exitBadInput, err)
+	}
+	return o.do(ctx, func(m *tasks.Manager, cl client.Client) error {
+		var info *tasks.Info
+		if o.verb == "create" {
+			info, err = m.Create(ctx, *t)
+		} else {
+			info, err = m.Update(ctx, *t)
+		}
+		if err != nil {
+			return taskErr(fmt.Errorf("%s: %w", o.file.path, err))
+		}
+		return o.out.print(s.out, info, func() { printTask(s.out, info) })
+	})
+}
+
 func taskShowCmd() *cobra.Command {
-	var f taskFlags
+	o := &taskOpts{}
 	cmd := &cobra.Command{
 		Use:   "show NAME",
 		Short: "Show a task: its definition, lock state and next runs",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := context.Background()
-			return f.do(ctx, func(m *tasks.Manager, cl client.Client) error {
-				info, err := m.Show(ctx, args[0])
-				if err != nil {
-					return taskErr(err)
-				}
-				return printJSONOr(f.jsonOut, info, func() { printTask(info) })
-			})
+			return runTaskShow(context.Background(), o, args[0], streamsOf(cmd))
 		},
 	}
-	f.add(cmd)
+	o.AddFlags(cmd.Flags())
 	return cmd
 }
 
-func printTask(t *tasks.Info) {
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+func runTaskShow(ctx context.Context, o *taskOpts, name string, s streams) error {
+	return o.do(ctx, func(m *tasks.Manager, cl client.Client) error {
+		info, err := m.Show(ctx, name)
+		if err != nil {
+			return taskErr(err)
+		}
+		return o.out.print(s.out, info, func() { printTask(s.out, info) })
+	})
+}
+
+func printTask(out io.Writer, t *tasks.Info) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "task\t%s\n", t.Name)
 	fmt.Fprintf(w, "cluster\t%s\n", t.Cluster.Name)
 	fmt.Fprintf(w, "mode\t%s\n", schedText(t))
@@ -196,166 +203,196 @@ func policyText(b config.Backup) string {
 }
 
 func taskListCmd() *cobra.Command {
-	var f taskFlags
+	o := &taskOpts{}
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List every task",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := context.Background()
-			return f.do(ctx, func(m *tasks.Manager, cl client.Client) error {
-				all, err := m.List(ctx)
-				if err != nil {
-					return taskErr(err)
-				}
-				return printJSONOr(f.jsonOut, all, func() {
-					w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(w, "TASK\tCLUSTER\tMODE\tPOLICY\tPATH TYPE\tMAX COPIES\tSTATE\tNEXT RUN")
-					for _, t := range all {
-						state, next := "unlocked", "-"
-						if t.Locked {
-							state = "locked"
-						} else if len(t.Next) > 0 {
-							next = t.Next[0].UTC().Format(time.RFC3339)
-						}
-						if len(t.Running) > 0 {
-							state += ", running"
-						}
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Name, t.Cluster.Name, schedText(t), t.Policy, t.Target.Type, t.MaxCopies, state, next)
-					}
-					w.Flush()
-				})
-			})
+			return runTaskList(context.Background(), o, streamsOf(cmd))
 		},
 	}
-	f.add(cmd)
+	o.AddFlags(cmd.Flags())
 	return cmd
 }
 
-func taskSimpleCmd(verb, short string) *cobra.Command {
-	var (
-		f    taskFlags
-		note string
-	)
+func runTaskList(ctx context.Context, o *taskOpts, s streams) error {
+	return o.do(ctx, func(m *tasks.Manager, cl client.Client) error {
+		all, err := m.List(ctx)
+		if err != nil {
+			return taskErr(err)
+		}
+		return o.out.print(s.out, all, func() {
+			w := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "TASK\tCLUSTER\tMODE\tPOLICY\tPATH TYPE\tMAX COPIES\tSTATE\tNEXT RUN")
+			for _, t := range all {
+				state, next := "unlocked", "-"
+				if t.Locked {
+					state = "locked"
+				} else if len(t.Next) > 0 {
+					next = t.Next[0].UTC().Format(time.RFC3339)
+				}
+				if len(t.Running) > 0 {
+					state += ", running"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Name, t.Cluster.Name, schedText(t), t.Policy, t.Target.Type, t.MaxCopies, state, next)
+			}
+			w.Flush()
+		})
+	})
+}
+
+// taskChangeOpts are the options of `kbr task delete|lock|unlock`.
+type taskChangeOpts struct {
+	taskOpts
+	verb string
+	note string // lock's --note
+}
+
+func (o *taskChangeOpts) AddFlags(fs *pflag.FlagSet) {
+	o.taskOpts.AddFlags(fs)
+	if o.verb == "lock" {
+		fs.StringVar(&o.note, "note", "", "why it is locked (shown by kbr task show)")
+	}
+}
+
+func taskChangeCmd(verb, short string) *cobra.Command {
+	o := &taskChangeOpts{verb: verb}
 	cmd := &cobra.Command{
 		Use:   verb + " NAME",
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := context.Background()
-			return f.do(ctx, func(m *tasks.Manager, cl client.Client) error {
-				var err error
-				switch verb {
-				case "delete":
-					err = m.Delete(ctx, args[0])
-				case "lock":
-					err = m.Lock(ctx, args[0], note)
-				case "unlock":
-					err = m.Unlock(ctx, args[0])
-				}
-				if err != nil {
-					return taskErr(err)
-				}
-				past := map[string]string{"delete": "deleted", "lock": "locked", "unlock": "unlocked"}[verb]
-				return printJSONOr(f.jsonOut, map[string]string{"task": args[0], "status": past}, func() {
-					fmt.Printf("task %s %s\n", args[0], past)
-				})
-			})
+			return runTaskChange(context.Background(), o, args[0], streamsOf(cmd))
 		},
 	}
-	f.add(cmd)
-	if verb == "lock" {
-		cmd.Flags().StringVar(&note, "note", "", "why it is locked (shown by kbr task show)")
-	}
+	o.AddFlags(cmd.Flags())
 	return cmd
 }
 
+// runTaskChange deletes, locks or unlocks the task name.
+func runTaskChange(ctx context.Context, o *taskChangeOpts, name string, s streams) error {
+	past, ok := map[string]string{"delete": "deleted", "lock": "locked", "unlock": "unlocked"}[o.verb]
+	if !ok {
+		return withCode(exitBadInput, fmt.Errorf("kbr task %s: no such change", o.verb))
+	}
+	return o.do(ctx, func(m *tasks.Manager, cl client.Client) error {
+		var err error
+		switch o.verb {
+		case "delete":
+			err = m.Delete(ctx, name)
+		case "lock":
+			err = m.Lock(ctx, name, o.note)
+		case "unlock":
+			err = m.Unlock(ctx, name)
+		}
+		if err != nil {
+			return taskErr(err)
+		}
+		return o.out.print(s.out, map[string]string{"task": name, "status": past}, func() {
+			fmt.Fprintf(s.out, "task %s %s\n", name, past)
+		})
+	})
+}
+
+// taskRunOpts are the options of `kbr task run`.
+type taskRunOpts struct {
+	taskOpts
+	detach bool
+}
+
+func (o *taskRunOpts) AddFlags(fs *pflag.FlagSet) {
+	o.taskOpts.AddFlags(fs)
+	fs.BoolVar(&o.detach, "detach", false, "print the workflow id and return at once")
+}
+
 func taskRunCmd() *cobra.Command {
-	var (
-		f      taskFlags
-		detach bool
-	)
+	o := &taskRunOpts{}
 	cmd := &cobra.Command{
 		Use:   "run NAME",
 		Short: "Back Up Now: run a task at once (locked or not) and show its progress",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			ctx, stop := interruptible()
 			defer stop()
-			return f.do(ctx, func(m *tasks.Manager, cl client.Client) error {
-				run, err := m.Run(ctx, args[0])
-				if err != nil {
-					return taskErr(err)
-				}
-				if !f.jsonOut {
-					fmt.Fprintf(os.Stderr, "task %s started: workflow id %s, run id %s\n", args[0], run.GetID(), run.GetRunID())
-				}
-				if detach {
-					return printJSONOr(f.jsonOut, map[string]string{"workflow_id": run.GetID(), "run_id": run.GetRunID()}, func() {
-						fmt.Println(run.GetID())
-					})
-				}
-				if p, err := watch(ctx, cl, run, f.jsonOut); err != nil {
-					return runFailed(names.BackupWorkflow, run, p, err, f.jsonOut)
-				}
-				var res workflows.BackupResult
-				if err := run.Get(ctx, &res); err != nil {
-					return withCode(exitFailed, err)
-				}
-				return printJSONOr(f.jsonOut, map[string]any{"workflow_id": run.GetID(), "status": names.StatusSucceeded, "result": res}, func() {
-					fmt.Printf("%s backup succeeded: %d records, %d files, %d bytes\n", res.Kind, res.Totals.Records, res.Totals.Files, res.Totals.Bytes)
-					fmt.Printf("recovery point: %s\n", res.RecoveryPoint)
-					if res.Retention != nil {
-						fmt.Printf("retention:      kept %d, deleted %d\n", len(res.Retention.Kept), len(res.Retention.DeletedManifests))
-					}
-				})
-			})
+			return runTaskRun(ctx, o, args[0], streamsOf(cmd))
 		},
 	}
-	f.add(cmd)
-	cmd.Flags().BoolVar(&detach, "detach", false, "print the workflow id and return at once")
+	o.AddFlags(cmd.Flags())
 	return cmd
 }
 
+// runTaskRun starts the task's backup now and follows it.
+func runTaskRun(ctx context.Context, o *taskRunOpts, name string, s streams) error {
+	return o.do(ctx, func(m *tasks.Manager, cl client.Client) error {
+		run, err := m.Run(ctx, name)
+		if err != nil {
+			return taskErr(err)
+		}
+		if !o.out.json {
+			fmt.Fprintf(s.err, "task %s started: workflow id %s, run id %s\n", name, run.GetID(), run.GetRunID())
+		}
+		var res workflows.BackupResult
+		if err := follow(ctx, cl, s, run, names.BackupWorkflow, startOpts{outputOpts: o.out, detach: o.detach}, &res); err != nil || o.detach {
+			return err
+		}
+		return backupDone(s, o.out, run, res.Kind+" backup", res, func() {
+			if res.Retention != nil {
+				fmt.Fprintf(s.out, "retention:      kept %d, deleted %d\n", len(res.Retention.Kept), len(res.Retention.DeletedManifests))
+			}
+		})
+	})
+}
+
+// taskHistoryOpts are the options of `kbr task history`.
+type taskHistoryOpts struct {
+	taskOpts
+	limit int
+}
+
+func (o *taskHistoryOpts) AddFlags(fs *pflag.FlagSet) {
+	o.taskOpts.AddFlags(fs)
+	fs.IntVar(&o.limit, "limit", 100, "at most this many executions, newest first")
+}
+
 func taskHistoryCmd() *cobra.Command {
-	var (
-		f     taskFlags
-		limit int
-	)
+	o := &taskHistoryOpts{}
 	cmd := &cobra.Command{
 		Use:   "history NAME",
 		Short: "List a task's executions: start, end, status, full or incremental, size, records, duration, backup path",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := context.Background()
-			return f.do(ctx, func(m *tasks.Manager, cl client.Client) error {
-				hist, err := m.History(ctx, args[0], limit)
-				if err != nil {
-					return taskErr(err)
-				}
-				return printJSONOr(f.jsonOut, hist, func() {
-					w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(w, "START\tEND\tSTATUS\tKIND\tSIZE\tRECORDS\tDURATION\tBACKUP PATH")
-					for _, x := range hist {
-						end := "-"
-						if x.End != nil {
-							end = x.End.UTC().Format(time.RFC3339)
-						}
-						path := x.Path
-						if x.Error != "" {
-							path = "error: " + firstLine(x.Error)
-						}
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", x.Start.UTC().Format(time.RFC3339), end, x.Status,
-							orDash(x.Kind), config.ByteSize(x.Bytes), x.Records, x.Duration.Round(time.Second), orDash(path))
-					}
-					w.Flush()
-				})
-			})
+			return runTaskHistory(context.Background(), o, args[0], streamsOf(cmd))
 		},
 	}
-	f.add(cmd)
-	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many executions, newest first")
+	o.AddFlags(cmd.Flags())
 	return cmd
+}
+
+func runTaskHistory(ctx context.Context, o *taskHistoryOpts, name string, s streams) error {
+	return o.do(ctx, func(m *tasks.Manager, cl client.Client) error {
+		hist, err := m.History(ctx, name, o.limit)
+		if err != nil {
+			return taskErr(err)
+		}
+		return o.out.print(s.out, hist, func() {
+			w := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "START\tEND\tSTATUS\tKIND\tSIZE\tRECORDS\tDURATION\tBACKUP PATH")
+			for _, x := range hist {
+				end := "-"
+				if x.End != nil {
+					end = x.End.UTC().Format(time.RFC3339)
+				}
+				path := x.Path
+				if x.Error != "" {
+					path = "error: " + firstLine(x.Error)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", x.Start.UTC().Format(time.RFC3339), end, x.Status,
+					orDash(x.Kind), config.ByteSize(x.Bytes), x.Records, x.Duration.Round(time.Second), orDash(path))
+			}
+			w.Flush()
+		})
+	})
 }
 
 func orDash(s string) string {
@@ -363,52 +400,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func clusterCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "cluster", Short: "Clusters kbr backs up"}
-	var (
-		f        taskFlags
-		file     string
-		localDir string
-	)
-	reg := &cobra.Command{
-		Use:   "register -f CLUSTER.yaml",
-		Short: "Register a cluster: the first time, its default task is created (hourly full metadata backup to LocalDir, 168 copies)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if file == "" {
-				return withCode(exitBadInput, fmt.Errorf("-f CLUSTER.yaml is required"))
-			}
-			c, err := config.LoadCluster(file)
-			if err != nil {
-				return withCode(exitBadInput, err)
-			}
-			dir, err := filepath.Abs(localDir)
-			if err != nil {
-				return withCode(exitBadInput, fmt.Errorf("--local-dir: %w", err))
-			}
-			ctx := context.Background()
-			return f.do(ctx, func(m *tasks.Manager, cl client.Client) error {
-				info, err := m.Register(ctx, *c, dir)
-				if err != nil {
-					return taskErr(fmt.Errorf("%s: %w", file, err))
-				}
-				if info == nil {
-					return printJSONOr(f.jsonOut, map[string]string{"cluster": c.Name, "default_task": ""}, func() {
-						fmt.Printf("cluster %s already has tasks: no default task created\n", c.Name)
-					})
-				}
-				return printJSONOr(f.jsonOut, info, func() {
-					fmt.Printf("cluster %s registered; default task created:\n", c.Name)
-					printTask(info)
-				})
-			})
-		},
-	}
-	f.add(reg)
-	reg.Flags().StringVarP(&file, "file", "f", "", "the cluster (YAML: name, bootstrap_servers, zookeeper, tls, sasl as in a backup config)")
-	reg.Flags().StringVar(&localDir, "local-dir", "./kbr-data/LocalBackup", "LocalDir of the default task (<data dir>/LocalBackup)")
-	cmd.AddCommand(reg)
-	return cmd
 }

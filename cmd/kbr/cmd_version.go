@@ -59,28 +59,33 @@ func buildVersion() versionInfo {
 }
 
 func versionCmd() *cobra.Command {
-	var jsonOut bool
+	o := &outputOpts{help: "machine-readable output"}
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print kbr's version and those of the Temporal SDK and server it is built with",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			v := buildVersion()
-			return printJSONOr(jsonOut, v, func() {
-				s := "kbr " + v.Version
-				if v.Commit != "" {
-					s += " (" + v.Commit[:min(12, len(v.Commit))]
-					if v.Modified {
-						s += ", modified"
-					}
-					s += ")"
-				}
-				fmt.Println(s)
-				fmt.Printf("  %s %s\n", v.GoVersion, v.Platform)
-				fmt.Printf("  Temporal SDK %s, embedded Temporal server %s, franz-go %s\n", v.TemporalSDK, v.TemporalServer, v.FranzGo)
-			})
+			return runVersion(o, streamsOf(cmd))
 		},
 	}
-	cmd.Flags().BoolVar(&jsonOut, "json", false, "machine-readable output")
+	o.AddFlags(cmd.Flags())
 	return cmd
+}
+
+// runVersion prints the build's versions.
+func runVersion(o *outputOpts, s streams) error {
+	v := buildVersion()
+	return o.print(s.out, v, func() {
+		line := "kbr " + v.Version
+		if v.Commit != "" {
+			line += " (" + v.Commit[:min(12, len(v.Commit))]
+			if v.Modified {
+				line += ", modified"
+			}
+			line += ")"
+		}
+		fmt.Fprintln(s.out, line)
+		fmt.Fprintf(s.out, "  %s %s\n", v.GoVersion, v.Platform)
+		fmt.Fprintf(s.out, "  Temporal SDK %s, embedded Temporal server %s, franz-go %s\n", v.TemporalSDK, v.TemporalServer, v.FranzGo)
+	})
 }

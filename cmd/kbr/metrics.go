@@ -3,11 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 	"syscall"
 
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 
 	"github.com/kbr-project/kbr/internal/metrics/exporter"
@@ -22,15 +22,15 @@ const (
 // metricsOpts is --metrics-addr.
 type metricsOpts struct {
 	addr string
-	def  string
-	cmd  *cobra.Command
+	def  string // the default ("" = off)
+	fs   *pflag.FlagSet
 }
 
-// AddFlags adds --metrics-addr with def as its default ("" = off).
-func (m *metricsOpts) AddFlags(cmd *cobra.Command, def string) {
-	m.def, m.cmd = def, cmd
+// AddFlags adds --metrics-addr with m.def as its default.
+func (m *metricsOpts) AddFlags(fs *pflag.FlagSet) {
+	m.fs = fs
 	help := "serve Prometheus metrics at http://ADDR/metrics (host:port; empty or off: none)"
-	cmd.Flags().StringVar(&m.addr, "metrics-addr", def, help)
+	fs.StringVar(&m.addr, "metrics-addr", m.def, help)
 }
 
 // metricsEndpoint is a started registry and, when it listens, its server.
@@ -42,22 +42,22 @@ type metricsEndpoint struct {
 // start makes the registry and serves it. A default address that is taken
 // (a second worker on the host) costs only a warning; an address the
 // operator chose must work.
-func (m *metricsOpts) start(who string, logger *slog.Logger) (*metricsEndpoint, error) {
+func (m *metricsOpts) start(who string, logger *slog.Logger, errOut io.Writer) (*metricsEndpoint, error) {
 	if m.addr == "" || m.addr == "off" {
 		return &metricsEndpoint{}, nil
 	}
 	reg := exporter.New(logger)
 	srv, err := exporter.Serve(m.addr, reg)
 	if err != nil {
-		if !m.cmd.Flags().Changed("metrics-addr") && errors.Is(err, syscall.EADDRINUSE) {
-			fmt.Fprintf(os.Stderr, "kbr %s: no metrics: %s is taken (set --metrics-addr)\n", who, m.addr)
+		if (m.fs == nil || !m.fs.Changed("metrics-addr")) && errors.Is(err, syscall.EADDRINUSE) {
+			fmt.Fprintf(errOut, "kbr %s: no metrics: %s is taken (set --metrics-addr)\n", who, m.addr)
 			_ = reg.Close()
 			return &metricsEndpoint{}, nil
 		}
 		_ = reg.Close()
 		return nil, withCode(exitBadInput, fmt.Errorf("--metrics-addr: %w", err))
 	}
-	fmt.Fprintf(os.Stderr, "kbr %s: metrics at http://%s/metrics\n", who, srv.Addr())
+	fmt.Fprintf(errOut, "kbr %s: metrics at http://%s/metrics\n", who, srv.Addr())
 	return &metricsEndpoint{reg: reg, srv: srv}, nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -106,12 +107,19 @@ func truncate(s string, n int) string {
 	return string(r[:max(n-1, 0)]) + "…"
 }
 
-// termWidth is the width of the terminal on f (80 when it cannot tell).
-func termWidth(f *os.File) int {
-	if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 0 {
-		return w
+// termWidth is the width of the terminal w writes to (80 when it cannot
+// tell).
+func termWidth(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 {
+			return cols
+		}
 	}
 	return 80
 }
 
-func isTTY(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+// isTTY says whether w is a terminal (a buffer or pipe is not).
+func isTTY(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

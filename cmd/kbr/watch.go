@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -56,9 +54,8 @@ func live(ctx context.Context, cl client.Client, id string, p *workflows.Progres
 // stderr, and returns the run's last progress and its error. On a terminal
 // a long step shows a progress bar (percent, rate, ETA) that redraws in
 // place; otherwise a plain line every 5 s.
-func watch(ctx context.Context, cl client.Client, run client.WorkflowRun, quiet bool) (workflows.Progress, error) {
-	out := io.Writer(os.Stderr)
-	tty := isTTY(os.Stderr)
+func watch(ctx context.Context, cl client.Client, run client.WorkflowRun, quiet bool, out io.Writer) (workflows.Progress, error) {
+	tty := isTTY(out)
 	done := make(chan error, 1)
 	go func() { done <- run.Get(ctx, nil) }()
 	tick := time.NewTicker(time.Second)
@@ -111,7 +108,7 @@ func watch(ctx context.Context, cl client.Client, run client.WorkflowRun, quiet 
 				if s := p.Current(); s != nil && !s.StartedAt.IsZero() {
 					running = time.Since(s.StartedAt)
 				}
-				if line := barLine(p, running, termWidth(os.Stderr)); line != "" {
+				if line := barLine(p, running, termWidth(out)); line != "" {
 					fmt.Fprintf(out, "\r\033[K%s", line)
 					barShown = true
 				}
@@ -191,24 +188,32 @@ func progressLine(p workflows.Progress, elapsed time.Duration) string {
 // message of Temporal's nested wrappers once (errtext.Line).
 func failureText(err error) string { return errtext.Line(err) }
 
-// startAndWatch starts a workflow and follows it.
-func startAndWatch(ctx context.Context, cl client.Client, opts client.StartWorkflowOptions, wf string, input any, jsonOut, detach bool, result any) error {
+// startAndWatch starts a workflow and follows it (unless --detach), then
+// reads its result into result. It returns the run, nil when it could not
+// start.
+func startAndWatch(ctx context.Context, cl client.Client, s streams, opts client.StartWorkflowOptions, wf string, input any, o startOpts, result any) (client.WorkflowRun, error) {
 	opts.TaskQueue = names.TaskQueue
 	opts.WorkflowIDConflictPolicy = enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL
 	run, err := cl.ExecuteWorkflow(ctx, opts, wf, input)
 	if err != nil {
-		return withCode(exitFailed, fmt.Errorf("start %s: %w", wf, err))
+		return nil, withCode(exitFailed, fmt.Errorf("start %s: %w", wf, err))
 	}
-	if !jsonOut {
-		fmt.Fprintf(os.Stderr, "%s started: workflow id %s, run id %s\n", wf, run.GetID(), run.GetRunID())
+	if !o.json {
+		fmt.Fprintf(s.err, "%s started: workflow id %s, run id %s\n", wf, run.GetID(), run.GetRunID())
 	}
-	if detach {
-		return printJSONOr(jsonOut, map[string]string{"workflow_id": run.GetID(), "run_id": run.GetRunID()}, func() {
-			fmt.Println(run.GetID())
+	return run, follow(ctx, cl, s, run, wf, o, result)
+}
+
+// follow prints a started run's ids and returns with --detach, else
+// watches it to its end and reads its result into result.
+func follow(ctx context.Context, cl client.Client, s streams, run client.WorkflowRun, wf string, o startOpts, result any) error {
+	if o.detach {
+		return o.print(s.out, map[string]string{"workflow_id": run.GetID(), "run_id": run.GetRunID()}, func() {
+			fmt.Fprintln(s.out, run.GetID())
 		})
 	}
-	if p, err := watch(ctx, cl, run, jsonOut); err != nil {
-		return runFailed(wf, run, p, err, jsonOut)
+	if p, err := watch(ctx, cl, run, o.json, s.err); err != nil {
+		return runFailed(s, wf, run, p, err, o.json)
 	}
 	if err := run.Get(ctx, result); err != nil {
 		return withCode(exitFailed, err)
@@ -219,10 +224,10 @@ func startAndWatch(ctx context.Context, cl client.Client, opts client.StartWorkf
 // runFailed is a failed run's error, one line: the run, the step that
 // failed and the cause, then the run's ids. With --json the
 // machine-readable result goes to stdout first.
-func runFailed(wf string, run client.WorkflowRun, p workflows.Progress, err error, jsonOut bool) error {
+func runFailed(s streams, wf string, run client.WorkflowRun, p workflows.Progress, err error, jsonOut bool) error {
 	f := &failure{what: runName(wf), step: failedStep(p), msg: failureText(err), id: run.GetID(), runID: run.GetRunID()}
 	if jsonOut {
-		_ = printJSON(map[string]any{"workflow_id": run.GetID(), "status": names.StatusFailed, "error": f.ledByStep()})
+		_ = printJSON(s.out, map[string]any{"workflow_id": run.GetID(), "status": names.StatusFailed, "error": f.ledByStep()})
 	}
 	return withCode(exitFailed, f)
 }
@@ -273,20 +278,6 @@ func runName(wf string) string {
 	default:
 		return strings.ReplaceAll(k, "-", " ")
 	}
-}
-
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func printJSONOr(jsonOut bool, v any, text func()) error {
-	if jsonOut {
-		return printJSON(v)
-	}
-	text()
-	return nil
 }
 
 func workflowID(kind, cluster string, now time.Time) string {

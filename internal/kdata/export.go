@@ -397,8 +397,15 @@ func (f *fetchLoop) partition(i int, rp *kmsg.FetchResponseTopicPartition) (*fet
 	perr := kerr.ErrorForCode(rp.ErrorCode)
 	switch {
 	case errors.Is(perr, kerr.OffsetOutOfRange):
-		if rp.LogStartOffset > fp.at {
-			to := min(rp.LogStartOffset, spec.To)
+		logStart := rp.LogStartOffset
+		if logStart <= fp.at {
+			// Brokers often send -1 with the error: ask for the log start.
+			if ls, err := f.logStart(i); err == nil {
+				logStart = ls
+			}
+		}
+		if logStart > fp.at {
+			to := min(logStart, spec.To)
 			item := &fetchItem{p: i, at: fp.at, next: to, gapTo: to}
 			fp.at, fp.lastMove = to, time.Now()
 			return item, nil
@@ -463,6 +470,38 @@ func (f *fetchLoop) partition(i int, rp *kmsg.FetchResponseTopicPartition) (*fet
 	item.next = min(item.next, spec.To)
 	fp.at, fp.lastMove, fp.lastErr = item.next, time.Now(), nil
 	return item, nil
+}
+
+// logStart asks the partition's leader for its log start offset.
+func (f *fetchLoop) logStart(i int) (int64, error) {
+	p := f.spec.Partitions[i]
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = p.Topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition = p.Partition
+	rp.CurrentLeaderEpoch = f.parts[i].epoch
+	rp.Timestamp = -2 // earliest
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := f.cl.Broker(int(f.parts[i].leader)).Request(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	for _, t := range resp.(*kmsg.ListOffsetsResponse).Topics {
+		for _, lp := range t.Partitions {
+			if lp.Partition == p.Partition {
+				if err := kerr.ErrorForCode(lp.ErrorCode); err != nil {
+					return 0, err
+				}
+				return lp.Offset, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("log start of %s[%d]: not in the answer", p.Topic, p.Partition)
 }
 
 // locate asks for the leaders of the unit's partitions that need one.

@@ -9,16 +9,13 @@ import (
 )
 
 func view(format int) *backupset.View {
-	m := &backupset.Manifest{Format: format}
-	for _, p := range []backupset.PartitionBackup{
+	m := &backupset.Manifest{Format: format, Partitions: []backupset.PartitionBackup{
 		{Topic: "orders", Partition: 0, Records: 10, Unit: 1},
 		{Topic: "orders", Partition: 1, Records: 20, Unit: 0},
 		{Topic: "orders", Partition: 2, Records: 0, Unit: 1},
 		{Topic: "audit", Partition: 0, Records: 5, Unit: 0},
 		{Topic: "logs", Partition: 0, Records: 7, Unit: 2},
-	} {
-		m.Partitions = append(m.Partitions, p)
-	}
+	}}
 	return &backupset.View{Manifest: m, Name: "rp.json"}
 }
 

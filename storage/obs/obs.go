@@ -73,9 +73,6 @@ const DefaultSinglePutMax = 1 << 20
 // DefaultPartSize, 20 MiB, in one allocation per write.
 const DefaultThreads = 4
 
-// minPartSize is S3's smallest part size (the last part may be smaller).
-const minPartSize = 5 << 20
-
 // clientRetries is how often minio-go retries one request (connection
 // errors, 5xx, SlowDown) before the error reaches the caller, whose own
 // retry (the Temporal activity's) takes over.

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"path/filepath"
 	"testing"
 
@@ -10,12 +9,9 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	sdkclient "go.temporal.io/sdk/client"
 
-	"github.com/kbr-project/kbr/activities"
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/catalog"
-	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/storage/localdir"
-	"github.com/kbr-project/kbr/workflows"
 )
 
 // wfRun is one run of a workflow, with its events.
@@ -93,43 +89,6 @@ func resumedIn(t *testing.T, c sdkclient.Client, id string, types ...string) boo
 		}
 	}
 	return false
-}
-
-// progressOf queries a run's progress.
-func progressOf(c sdkclient.Client, id string) (workflows.Progress, bool) {
-	var p workflows.Progress
-	v, err := c.QueryWorkflow(context.Background(), id, "", names.QueryProgress)
-	if err != nil || v.Get(&p) != nil {
-		return p, false
-	}
-	return p, true
-}
-
-// packsDone counts the packs the running export units heartbeated as
-// durable, plus those of the units already done.
-func packsDone(c sdkclient.Client, id string) int {
-	p, ok := progressOf(c, id)
-	if !ok {
-		return 0
-	}
-	n := p.UnitsDone
-	for _, child := range p.Running {
-		d, err := c.DescribeWorkflowExecution(context.Background(), child, "")
-		if err != nil {
-			continue
-		}
-		for _, pa := range d.GetPendingActivities() {
-			hb := pa.GetHeartbeatDetails()
-			if pa.GetActivityType().GetName() != "ExportUnit" || hb == nil || len(hb.Payloads) == 0 {
-				continue
-			}
-			var b activities.ExportBeat
-			if json.Unmarshal(hb.Payloads[0].Data, &b) == nil {
-				n += len(b.State.Packs)
-			}
-		}
-	}
-	return n
 }
 
 // loadView reads a recovery point on a LocalDir target as a restore does.

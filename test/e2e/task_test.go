@@ -108,16 +108,6 @@ func deleteRecords(t *testing.T, adm *kadm.Client, topic string, partition int32
 	}
 }
 
-func endOffset(t *testing.T, adm *kadm.Client, topic string, partition int32) int64 {
-	t.Helper()
-	ends, err := adm.ListEndOffsets(context.Background(), topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, _ := ends.Lookup(topic, partition)
-	return o.Offset
-}
-
 func produceN(t *testing.T, cl *kgo.Client, topic string, partitions int32, n int, tag string) {
 	t.Helper()
 	var rs []*kgo.Record

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"net/url"
 	"strings"
 
@@ -130,65 +129,4 @@ func (r *Restore) validateSchemas() error {
 		return r.SchemaRegistry.Validate("schema_registry")
 	}
 	return nil
-}
-
-// SchemasRestore is the document of `kbr restore schemas -f` and the input
-// of SchemasRestoreWorkflow: a recovery point's registry export restored
-// into a registry, without the topic data.
-type SchemasRestore struct {
-	Source         Source          `yaml:"source" json:"source"`
-	SchemaRegistry *SchemaRegistry `yaml:"schema_registry" json:"schema_registry"`
-	// Rename maps source to target topic names ("orders:orders_dr"): the
-	// subjects of the topic-name strategy (<topic>-key, <topic>-value)
-	// follow it, as in the data restore.
-	Rename []string `yaml:"rename,omitempty" json:"rename,omitempty"`
-	// Cluster names the run in search attributes (optional: no Kafka is touched).
-	Cluster string `yaml:"cluster,omitempty" json:"cluster,omitempty"`
-}
-
-// LoadSchemasRestore reads, defaults and validates a schemas restore file.
-func LoadSchemasRestore(path string) (*SchemasRestore, error) {
-	var r SchemasRestore
-	if err := decodeFile(path, &r); err != nil {
-		return nil, err
-	}
-	r.ApplyDefaults()
-	absLocal(&r.Source.Target)
-	if err := r.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &r, nil
-}
-
-// ApplyDefaults fills what the operator left out.
-func (r *SchemasRestore) ApplyDefaults() { r.SchemaRegistry.ApplyDefaults() }
-
-// Validate checks everything that can be checked without the network.
-func (r *SchemasRestore) Validate() error {
-	if err := ValidateTarget("source.target", r.Source.Target); err != nil {
-		return err
-	}
-	if r.Source.RecoveryPoint == "" {
-		return fieldErr("source.recovery_point", `required: a manifest name (see "kbr backups list") or "latest"`)
-	}
-	if r.Source.RecoveryPoint != "latest" {
-		if _, _, _, ok := backupset.ParseManifestName(r.Source.RecoveryPoint); !ok {
-			return fieldErr("source.recovery_point", "%q is not <task>_<created>/<version>_manifest_<executed>.json", r.Source.RecoveryPoint)
-		}
-	}
-	if r.SchemaRegistry == nil {
-		return fieldErr("schema_registry", "required: the registry to restore the schemas into")
-	}
-	if r.SchemaRegistry.IncludeDeleted {
-		return fieldErr("schema_registry.include_deleted", "a backup option: a restore restores what the backup holds")
-	}
-	if _, err := r.RenameMap(); err != nil {
-		return err
-	}
-	return r.SchemaRegistry.Validate("schema_registry")
-}
-
-// RenameMap parses Rename as a data restore does.
-func (r *SchemasRestore) RenameMap() (map[string]string, error) {
-	return (&Restore{Rename: r.Rename}).RenameMap()
 }

@@ -76,7 +76,7 @@ type Backup struct {
 	Cluster Cluster `yaml:"cluster" json:"cluster"`
 	// Task names the folder "<task>_<creation time>" (default: the cluster name).
 	Task string `yaml:"task,omitempty" json:"task,omitempty"`
-	// DataSources: metadata, topicdata, offsets (default all three).
+	// DataSources: metadata, topicdata, offsets, schemas (default the first three).
 	DataSources []string       `yaml:"data_sources,omitempty" json:"data_sources,omitempty"`
 	Topics      TopicFilter    `yaml:"topics,omitempty" json:"topics,omitempty"`
 	Target      storage.Target `yaml:"target" json:"target"`

@@ -62,7 +62,7 @@ func registryErr(err error) error {
 		return nil
 	}
 	if schemareg.IsAuth(err) || schemareg.IsClientError(err) {
-		return temporal.NewNonRetryableApplicationError(err.Error(), names.ErrBadInput, nil)
+		return temporal.NewNonRetryableApplicationError(err.Error(), names.ErrRegistryRefused, nil)
 	}
 	return err
 }

@@ -1,14 +1,17 @@
-// Package backupset is the on-target format of a recovery point: the MRS file
-// naming, the segment files that hold topic data, and the manifest that lists
-// every file with its size and SHA-256.
+// Package backupset is the on-target format of a recovery point (FORMAT.md
+// is its grammar): the MRS file naming, the manifest index and its parts,
+// the pack files that hold topic data as Kafka record batches, format 1's
+// segment files (still read), and the pure planners that decide what a run
+// copies and what retention deletes.
 //
-// Layout under the target path:
+// Layout under the target path (format 2):
 //
 //	<task>_<task creation time>/
 //	  <kafka version>_metadata_<execution time>.tar.gz
 //	  <kafka version>_offsets_<execution time>.json
 //	  <kafka version>_schemas_<execution time>.json       (the Schema Registry's export)
-//	  <kafka version>_topicdata_<execution time>/<topic>/<partition>/<first offset>.seg[.zst]
+//	  <kafka version>_topicdata_<execution time>/packs/<unit>-a<attempt>-<seq>.pack
+//	  <kafka version>_manifest_<execution time>.parts/<unit>-a<attempt>.json
 //	  <kafka version>_manifest_<execution time>.json      (written last)
 //
 // A recovery point exists exactly when its manifest exists.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,20 +26,31 @@ import (
 	"github.com/kbr-project/kbr/workflows"
 )
 
-// SIGKILL the worker in the middle of the export and start a new one: the
-// backup completes from its checkpoints and holds exactly the source's
-// records. Guards against lost or duplicated segments on resume.
+// SIGKILL the worker five times at random moments in the middle of the
+// export (one work unit of four partitions) and start a new one each time:
+// the backup completes from its checkpoints and holds exactly the source's
+// records. Guards against lost or duplicated packs on resume.
 func TestWorkerKilledDuringExport(t *testing.T) {
 	env := testenv.Load(t)
 	topic, want, target, id := startThrottledBackup(t, env)
 	c := temporalClient(t)
 
-	// Wait until a segment is durable but the export is far from done.
-	waitSegments(t, c, id, 2, target)
-	h.stopWorker(syscall.SIGKILL)
-	time.Sleep(2 * time.Second)
-	h.startWorker()
+	// Each kill waits until the unit has committed a pack more than before
+	// (the attempt that runs since the last restart made progress) and then
+	// a random moment, so that the kills land inside the unit's work, not
+	// between attempts.
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
+	packs := 1
+	for k := 0; k < 5; k++ {
+		waitSegments(t, c, id, packs+1, target)
+		time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+		packs = countPacks(target)
+		h.stopWorker(syscall.SIGKILL)
+		time.Sleep(time.Second)
+		h.startWorker()
+	}
 	res := waitBackup(t, c, id)
+	t.Logf("%s: completed after five kills; attempts %v", id, activityAttempts(t, c, id))
 
 	// Some export resumed on a later attempt: the kill really interrupted it.
 	if !resumed(t, c, id, "ExportUnit") {

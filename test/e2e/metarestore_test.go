@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,12 +52,34 @@ func takeStack(t *testing.T) {
 		if !errors.Is(err, os.ErrExist) {
 			t.Fatalf("take %s: %v", stackBusyFile, err)
 		}
+		if b, _ := os.ReadFile(stackBusyFile); holderGone(b) {
+			// Its holder was killed (a test run interrupted): nobody holds it.
+			t.Logf("removing %s left by a process that is gone: %s", stackBusyFile, strings.TrimSpace(string(b)))
+			os.Remove(stackBusyFile)
+			continue
+		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(stackBusyFile)
 			t.Fatalf("the stack is still busy after 30 minutes: %s", b)
 		}
 		time.Sleep(5 * time.Second)
 	}
+}
+
+var holderPID = regexp.MustCompile(`\bpid (\d+)\b`)
+
+// holderGone says whether the busy file names a process that no longer runs.
+// A file that names none is taken as held.
+func holderGone(b []byte) bool {
+	m := holderPID.FindSubmatch(b)
+	if m == nil {
+		return false
+	}
+	pid, err := strconv.Atoi(string(m[1]))
+	if err != nil || pid <= 0 {
+		return false
+	}
+	return syscall.Kill(pid, 0) == syscall.ESRCH
 }
 
 // stack runs deploy/stack.sh of the running stack.

@@ -322,6 +322,9 @@ func (w *backup) run(ctx workflow.Context) (*BackupResult, error) {
 		detail := fmt.Sprintf("%s: %d subjects, %d versions", sr.File.Name, sr.Subjects, sr.Versions)
 		if seen != nil {
 			detail += fmt.Sprintf("; %d schema ids in the records", seen.Len())
+			if seen.Over > 0 {
+				detail += fmt.Sprintf(" (%d more past what a work unit keeps: not checked)", seen.Over)
+			}
 		}
 		if sr.MissingCount > 0 {
 			detail += "; " + missingSchemas(&sr)

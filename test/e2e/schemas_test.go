@@ -159,6 +159,7 @@ options:
 		t.Fatalf("backup --json: %v\n%s", err, r.stdout)
 	}
 	s := out.Result.Schemas
+	t.Logf("backup with the registry: %s (%d subjects, %d versions, file %d bytes)", r.took, s.Subjects, s.Versions, s.File.Size)
 	if s.Subjects != 7 || s.Versions != 8 {
 		t.Errorf("schemas export: %d subjects, %d versions, want 7 and 8", s.Subjects, s.Versions)
 	}
@@ -219,6 +220,7 @@ schema_ids: remap
 		t.Fatalf("restore --json: %v\n%s", err, r.stdout)
 	}
 	rs2 := rout.Result.Schemas
+	t.Logf("restore with the registry and remap: %s (%s, %d registered, %d ids changed, %d keys and values rewritten)", r.took, rs2.Path, rs2.Registered, rs2.Changed, rout.Result.Rewritten)
 	if rs2.Path != schemareg.PathRegister || rs2.Registered != 8 || rs2.Changed == 0 {
 		t.Errorf("schemas restore: path %q, %d registered, %d changed: want register (Apicurio 2.4 has no IMPORT), 8, some", rs2.Path, rs2.Registered, rs2.Changed)
 	}

@@ -18,10 +18,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 
 	"github.com/kbr-project/kbr/internal/schemareg"
 	"github.com/kbr-project/kbr/internal/schemareg/schemaregtest"
 	"github.com/kbr-project/kbr/internal/schemareg/wire"
+	"github.com/kbr-project/kbr/internal/secretscan"
 	"github.com/kbr-project/kbr/internal/testenv"
 )
 
@@ -377,7 +380,7 @@ target: {type: LocalDir, path: `+dir+`}
 options:
   min_free_bytes: 1GiB
 `)
-			r := kbr(t, 2*time.Minute, "backup", "run", "-f", cfg)
+			r := kbr(t, 2*time.Minute, "backup", "run", "-f", cfg, "--json")
 			if r.code == 0 {
 				t.Fatalf("backup succeeded against a bad registry\n%s", r.stdout)
 			}
@@ -387,6 +390,35 @@ options:
 			}
 			if strings.Contains(all, password) {
 				t.Errorf("the password is in the output:\n%s", all)
+			}
+			// Nor in the worker's log or the run's history.
+			var out struct {
+				WorkflowID string `json:"workflow_id"`
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.WorkflowID == "" {
+				t.Fatalf("backup --json: %v\n%s", err, r.stdout)
+			}
+			logs, err := os.ReadFile(h.logs.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range secretscan.Text(logs, []string{password}) {
+				t.Errorf("kbr server/worker log: %s", f)
+			}
+			hist := &historypb.History{}
+			it := temporalClient(t).GetWorkflowHistory(context.Background(), out.WorkflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+			for it.HasNext() {
+				ev, err := it.Next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				hist.Events = append(hist.Events, ev)
+			}
+			if len(hist.Events) == 0 {
+				t.Fatalf("history of %s is empty", out.WorkflowID)
+			}
+			for _, f := range secretscan.History(hist, []string{password}) {
+				t.Errorf("history of %s: %s", out.WorkflowID, f)
 			}
 			if r.took > 60*time.Second {
 				t.Errorf("took %s: want bounded by the registry timeout", r.took)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"go.temporal.io/api/enums/v1"
@@ -434,5 +436,86 @@ options:
 				t.Errorf("the target holds %v after a failed preflight: want nothing written", names)
 			}
 		})
+	}
+}
+
+// The other path for a registry that keeps its state in Kafka (Confluent,
+// Karapace): its _schemas topic backed up (named literally: internal-looking
+// topics are otherwise left out) and restored byte for byte into the new
+// cluster before its registry starts, ids kept. The topic is shared by every
+// run on the stack, so it is created once and each run compares all of it.
+func TestSchemasTopicByteForByte(t *testing.T) {
+	env := testenv.Load(t)
+	adm := kadm.NewClient(client(t, env.ZKModeBootstrap))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": sptr("compact")}, "_schemas")
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		t.Fatal(err)
+	}
+	waitLeaders(t, adm, "_schemas", 1)
+	id := randID()
+	key := func(kind string, v int) []byte {
+		return []byte(fmt.Sprintf(`{"keytype":%q,"subject":"s-%s","version":%d,"magic":1}`, kind, id, v))
+	}
+	produceSync(t, client(t, env.ZKModeBootstrap),
+		&kgo.Record{Topic: "_schemas", Key: []byte(`{"keytype":"NOOP","magic":0}`), Value: nil},
+		&kgo.Record{Topic: "_schemas", Key: key("SCHEMA", 1), Value: []byte(`{"subject":"s-` + id + `","version":1,"id":1,"schema":"\"string\"","deleted":false}`)},
+		&kgo.Record{Topic: "_schemas", Key: key("CONFIG", 0), Value: []byte(`{"compatibilityLevel":"FULL"}`)},
+	)
+	want := readAll(t, env.ZKModeBootstrap, "_schemas")
+	dir := filepath.Join(t.TempDir(), "backups")
+	cfg := writeFile(t, "backup.yaml", `
+cluster:
+  name: zkmode
+  bootstrap_servers: `+quoteList(env.ZKModeBootstrap)+`
+task: schemastopic-`+id+`
+data_sources: [metadata, topicdata]   # the metadata carries the topic's configs (compact)
+topics:
+  include: ["_schemas"]
+target: {type: LocalDir, path: `+dir+`}
+options:
+  min_free_bytes: 1GiB
+`)
+	r := kbr(t, 5*time.Minute, "backup", "run", "-f", cfg, "--json")
+	if r.code != 0 {
+		t.Fatalf("backup exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("backup of _schemas with the metadata: %s", r.took)
+	var out struct {
+		Result struct {
+			RecoveryPoint string `json:"recovery_point"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	to := "_schemas_" + id
+	rcfg := writeFile(t, "restore.yaml", `
+cluster:
+  name: kraft
+  bootstrap_servers: `+quoteList(env.KRaftBootstrap)+`
+source:
+  target: {type: LocalDir, path: `+dir+`}
+  recovery_point: `+out.Result.RecoveryPoint+`
+rename: ["_schemas:`+to+`"]
+schema_ids: keep
+`)
+	r = kbr(t, 5*time.Minute, "restore", "run", "-f", rcfg, "--json")
+	if r.code != 0 {
+		t.Fatalf("restore exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	compareTopic(t, "_schemas", want, readAll(t, env.KRaftBootstrap, to))
+	rc, err := kadm.NewClient(client(t, env.KRaftBootstrap)).DescribeTopicConfigs(ctx, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := rc.On(to, nil); err != nil || !slices.ContainsFunc(c.Configs, func(c kadm.Config) bool {
+		return c.Key == "cleanup.policy" && c.Value != nil && *c.Value == "compact"
+	}) {
+		t.Errorf("%s: cleanup.policy not compact as backed up (%v)", to, err)
 	}
 }

@@ -101,6 +101,13 @@ func (g *Agent) service(timeout time.Duration) hostops.Service {
 
 // heartbeatWhile heartbeats every few seconds until the returned stop.
 func heartbeatWhile(ctx context.Context, what string) func() {
+	return keepBeating(ctx, func() any { return what })
+}
+
+// keepBeating heartbeats details() every few seconds until the returned
+// stop, so a step that waits on a cluster (creating thousands of topics,
+// waiting for leaders) is not taken for a dead worker.
+func keepBeating(ctx context.Context, details func() any) func() {
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(5 * time.Second)
@@ -112,7 +119,7 @@ func heartbeatWhile(ctx context.Context, what string) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				activity.RecordHeartbeat(ctx, what)
+				activity.RecordHeartbeat(ctx, details())
 			}
 		}
 	}()

@@ -24,3 +24,17 @@ func faultPruneExit(log *slog.Logger) {
 	log.Error("fault injection: worker exits in the middle of a prune", "env", FaultPruneExit)
 	os.Exit(3)
 }
+
+// FaultPrepareExit, set in the environment of a worker built with the
+// kbrfault tag, makes it exit in the first attempt of PrepareImport right
+// after it created the target topics, before it bookmarked them, as a
+// worker lost or a heartbeat timed out there would.
+const FaultPrepareExit = "KBR_FAULT_PREPARE_EXIT"
+
+func faultPrepareExit(log interface{ Error(string, ...any) }, attempt int32) {
+	if os.Getenv(FaultPrepareExit) == "" || attempt > 1 {
+		return
+	}
+	log.Error("fault injection: worker exits while it creates a restore's topics", "env", FaultPrepareExit)
+	os.Exit(3)
+}

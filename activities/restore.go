@@ -500,6 +500,20 @@ func (a *Activities) PrepareImport(ctx context.Context, in PrepareInput) (*Prepa
 	if err != nil {
 		return nil, err
 	}
+	// What an earlier attempt of this activity was creating when it ended:
+	// those topics are the restore's own even though no bookmark says so
+	// yet (it failed between creating them and bookmarking them).
+	var prev prepareBeat
+	if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &prev) == nil {
+		for _, name := range prev.Creating {
+			if tt, ok := existing[name]; ok {
+				tt.Ours = true
+				existing[name] = tt
+			}
+		}
+	}
+	beat := &beatHolder{}
+	defer keepBeating(ctx, func() any { return beat.get() })()
 	group := bookmarkGroup(in.RestoreID)
 	bookmarks, err := readBookmarks(ctx, adm, group, targets)
 	if err != nil {
@@ -527,7 +541,16 @@ func (a *Activities) PrepareImport(ctx context.Context, in PrepareInput) (*Prepa
 	}
 	created := map[string]bool{}
 	if len(create) > 0 {
+		// Said before the topics exist, so that a retry knows them as ours.
+		var making []string
+		for _, c := range create {
+			making = append(making, c.Target)
+		}
+		making = append(making, prev.Creating...)
+		beat.set(making)
+		activity.RecordHeartbeat(ctx, beat.get())
 		results, err := kmeta.CreateTopics(ctx, cl, create)
+		faultPrepareExit(activity.GetLogger(ctx), activity.GetInfo(ctx).Attempt)
 		if err != nil {
 			return nil, fmt.Errorf("create topics: %w", err)
 		}
@@ -615,6 +638,29 @@ func selectedTopics(v *backupset.View, topics []string) []string {
 // targetTopics reads the target topics that exist: partitions, records
 // held, retention override and timestamp type. A failed lookup is an error,
 // never an empty topic.
+// prepareBeat is PrepareImport's heartbeat: the topics it creates.
+type prepareBeat struct {
+	Creating []string `json:"creating,omitempty"`
+}
+
+// beatHolder is the heartbeat a background ticker sends, set as work goes.
+type beatHolder struct {
+	mu  sync.Mutex
+	cur prepareBeat
+}
+
+func (b *beatHolder) set(names []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cur = prepareBeat{Creating: names}
+}
+
+func (b *beatHolder) get() prepareBeat {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return prepareBeat{Creating: append([]string(nil), b.cur.Creating...)}
+}
+
 func targetTopics(ctx context.Context, adm *kadm.Client, targets []string) (map[string]restoreplan.TargetTopic, error) {
 	out := map[string]restoreplan.TargetTopic{}
 	if len(targets) == 0 {

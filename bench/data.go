@@ -425,6 +425,12 @@ type consumed struct {
 // rawConsume reads [start, end) of every partition with a kgo consumer,
 // read_committed, counting and discarding.
 func rawConsume(ctx context.Context, seeds []string, topic string, starts, ends []int64, partMaxBytes int32, extra ...kgo.Opt) (consumed, error) {
+	return rawConsumeEach(ctx, seeds, topic, starts, ends, partMaxBytes, nil, extra...)
+}
+
+// rawConsumeEach is rawConsume that hands every record in range to each
+// (nil: discard).
+func rawConsumeEach(ctx context.Context, seeds []string, topic string, starts, ends []int64, partMaxBytes int32, each func(*kgo.Record), extra ...kgo.Opt) (consumed, error) {
 	var out consumed
 	offsets := map[int32]kgo.Offset{}
 	left := 0
@@ -470,6 +476,9 @@ func rawConsume(ctx context.Context, seeds []string, topic string, starts, ends 
 			}
 			out.records++
 			out.payload += recordPayload(r)
+			if each != nil {
+				each(r)
+			}
 			if r.Offset >= ends[p]-1 {
 				done[p] = true
 				left--

@@ -190,7 +190,6 @@ rename: [%q]
 skip_groups: true
 options:
   parallelism: %d
-  producer_compression: none
 `, targetDir, task, srcTopic, srcTopic+":"+dstTopic, parallelism)
 }
 

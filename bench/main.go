@@ -32,10 +32,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -202,7 +206,7 @@ func run() int {
 		bufBytes   = flag.String("producer-buffered-bytes", "64MiB", "kgo MaxBufferedBytes of the franz-go produce (the in-process restore uses activities.RestorePartition's own setting)")
 		only       = flag.String("only", "", "run only these measurement groups, comma-separated: consume, kcat, backup, produce, restore, overhead, incremental (restore needs backup; default: all)")
 		freshW     = flag.Bool("fresh-worker", true, "start a new kbr worker process before every kbr phase, so each peak RSS is that phase's own")
-		extraNone  = flag.Bool("backup-none", true, "also measure the headline backup with options.compression: none (how much zstd costs)")
+		extraNone  = flag.Bool("backup-none", true, "also measure the headline backup with options.compression: zstd (what compressing again costs)")
 		reps       = flag.Int("reps", 3, "repeat every measurement this many times (the summary takes the median)")
 		warm       = flag.Bool("warm", true, "read the source topic once before measuring, so every reader finds it in the page cache")
 		overhead   = flag.Bool("overhead", true, "measure kbr's fixed cost on a tiny topic (1000 records) first")
@@ -392,8 +396,8 @@ func (b *bench) main(ctx context.Context, size int64, pars, rpars []int, srcComp
 		"payload_definition":      "key + value + header keys + header values; MB = 10^6 bytes",
 		"avg_record_payload":      float64(b.data.payload) / float64(len(b.data.recs)),
 		"source_compression":      srcComp,
-		"kbr_backup_options":      map[string]any{"parallelism": pars, "segment_bytes": "64MiB (default)", "compression": "zstd (default)", "fetch_max_bytes": "8MiB (default)", "min_free_bytes": "1GiB"},
-		"kbr_restore_options":     map[string]any{"parallelism": rpars, "producer_compression": "none"},
+		"kbr_backup_options":      map[string]any{"parallelism": pars, "segment_bytes": "64MiB (default)", "compression": "none (default; zstd measured once)", "fetch_max_bytes": "16MiB (default)", "unit_bytes": "1GiB (default)", "min_free_bytes": "1GiB"},
+		"kbr_restore_options":     map[string]any{"parallelism": rpars, "producer_compression": "keep (default)"},
 		"franz_go_consumer":       map[string]any{"fetch_max_partition_bytes": partBytes, "isolation": "read_committed", "clients": 1},
 		"franz_go_producer":       fmt.Sprintf("idempotent, acks=all, manual partitioner, linger 5ms, MaxBufferedBytes %s, batch max = topic max.message.bytes, no compression (kbr's restore settings), 1 client", config.ByteSize(b.bufferedBytes)),
 		"page_cache":              "the source topic is read once before measuring (-warm) so every reader finds it cached",
@@ -431,6 +435,11 @@ func (b *bench) main(ctx context.Context, size int64, pars, rpars []int, srcComp
 				return err
 			}
 		}
+		if b.want("floor") {
+			if err := b.undisturbed(func() error { return b.consumeToFile(ctx, rep, partBytes) }); err != nil {
+				return err
+			}
+		}
 		if withKcat && b.want("kcat") {
 			if err := b.undisturbed(func() error { return b.consumeKcat(ctx, rep) }); err != nil {
 				return err
@@ -440,12 +449,12 @@ func (b *bench) main(ctx context.Context, size int64, pars, rpars []int, srcComp
 			if !b.want("backup") {
 				break
 			}
-			if err := b.undisturbed(func() error { return b.backupKbr(ctx, rep, p, "zstd", backupDir) }); err != nil {
+			if err := b.undisturbed(func() error { return b.backupKbr(ctx, rep, p, "none", backupDir) }); err != nil {
 				return err
 			}
 		}
 		if extraNone && b.want("backup") {
-			if err := b.undisturbed(func() error { return b.backupKbr(ctx, rep, pars[0], "none", backupDir) }); err != nil {
+			if err := b.undisturbed(func() error { return b.backupKbr(ctx, rep, pars[0], "zstd", backupDir) }); err != nil {
 				return err
 			}
 		}
@@ -805,6 +814,69 @@ func (b *bench) consumeRaw(ctx context.Context, rep int, partBytes int32) error 
 	})
 }
 
+// floorName is the second reference: what any backup must do at least.
+const floorName = "franz-go consume + file + SHA-256"
+
+// consumeToFile is a plain franz-go consumer that writes every record it
+// fetched (key, value, header keys and values) to a file in the backup
+// target's directory, hashing it with SHA-256 on the way, and syncs it:
+// the floor of any backup's work on this machine.
+func (b *bench) consumeToFile(ctx context.Context, rep int, partBytes int32) error {
+	b.pause()
+	ph := &Phase{Name: floorName, Tool: "franz-go", Op: "consume", Rep: rep,
+		Records: int64(len(b.data.recs)), PayloadBytes: b.data.payload,
+		Notes: []string{"one kgo client, read_committed; bufio 1 MiB to a LocalDir file with SHA-256, fsync at the end"}}
+	dir := filepath.Join(b.tmp, "floor")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return b.measure(ph, b.zkPIDs, false, func(ph *Phase) error {
+		name := filepath.Join(dir, fmt.Sprintf("rep-%d.bin", rep))
+		defer os.Remove(name)
+		f, err := os.Create(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		h := sha256.New()
+		w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+		var werr error
+		each := func(r *kgo.Record) {
+			if werr != nil {
+				return
+			}
+			_, werr = w.Write(r.Key)
+			if werr == nil {
+				_, werr = w.Write(r.Value)
+			}
+			for _, hd := range r.Headers {
+				if werr == nil {
+					_, werr = w.WriteString(hd.Key)
+				}
+				if werr == nil {
+					_, werr = w.Write(hd.Value)
+				}
+			}
+		}
+		c, err := rawConsumeEach(ctx, b.zk.bootstrap, b.topic, b.starts, b.ends, partBytes, each)
+		if err == nil {
+			err = werr
+		}
+		if err == nil {
+			err = w.Flush()
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if err != nil {
+			return err
+		}
+		b.checkCount(ph, "consumed", c.records, c.payload)
+		ph.Notes = append(ph.Notes, "sha256 "+hex.EncodeToString(h.Sum(nil))[:16]+"…")
+		return nil
+	})
+}
+
 func (b *bench) consumeKcat(ctx context.Context, rep int) error {
 	b.pause()
 	ph := &Phase{Name: "kcat consume", Tool: "kcat", Op: "consume", Rep: rep,
@@ -820,7 +892,7 @@ func (b *bench) consumeKcat(ctx context.Context, rep int) error {
 func (b *bench) backupKbr(ctx context.Context, rep, par int, compression, backupDir string) error {
 	b.pause()
 	task, name := fmt.Sprintf("bench-p%d", par), fmt.Sprintf("kbr backup p%d", par)
-	if compression != "zstd" {
+	if compression != "none" {
 		task += "-" + compression
 		name += " compression " + compression
 	}
@@ -833,13 +905,17 @@ func (b *bench) backupKbr(ctx context.Context, rep, par int, compression, backup
 			return err
 		}
 		b.breakdown(ctx, ph, res.WorkflowID)
-		if compression != "zstd" && res.Result.TaskDir != "" {
+		if compression != "none" && res.Result.TaskDir != "" {
 			// A diagnostic backup nothing restores: free its disk at once.
 			defer os.RemoveAll(filepath.Join(backupDir, res.Result.TaskDir))
 		}
 		t := res.Result.Totals
 		ph.FileBytes = t.Bytes
-		b.checkCount(ph, "backed up", t.Records, t.PayloadBytes)
+		payload := t.PayloadBytes
+		if payload == 0 {
+			payload = -1 // format 2 stores batches and does not count payload bytes
+		}
+		b.checkCount(ph, "backed up", t.Records, payload)
 		ph.Notes = append(ph.Notes, fmt.Sprintf("%s: %d files, %.1f MB on disk, payload/file %.2fx", res.Result.RecoveryPoint, t.Files, float64(t.Bytes)/1e6, float64(t.PayloadBytes)/float64(max(t.Bytes, 1))))
 		return nil
 	})
@@ -1199,24 +1275,27 @@ func (b *bench) summarize(pars, rpars []int) {
 		}
 		b.res.Ratios = append(b.res.Ratios, r)
 	}
-	raw, prod := get("franz-go consume"), get("franz-go produce")
+	raw, prod, floor, kc := get("franz-go consume"), get("franz-go produce"), get(floorName), get("kcat consume")
 	for i, p := range pars {
-		t := 0.0
+		t, tf, tk := 0.0, 0.0, 0.0
 		if i == 0 {
-			t = 0.8
+			t, tf, tk = 0.9, 0.95, 4
 		}
 		ratio(fmt.Sprintf("kbr backup p%d / franz-go consume", p), get(fmt.Sprintf("kbr backup p%d", p)), raw, t)
+		ratio(fmt.Sprintf("kbr backup p%d / %s", p, floorName), get(fmt.Sprintf("kbr backup p%d", p)), floor, tf)
+		ratio(fmt.Sprintf("kbr backup p%d / kcat consume", p), get(fmt.Sprintf("kbr backup p%d", p)), kc, tk)
 	}
+	ratio(floorName+" / franz-go consume (reference)", floor, raw, 0)
 	for i, p := range rpars {
 		t := 0.0
 		if i == 0 {
-			t = 0.7
+			t = 0.9
 		}
 		ratio(fmt.Sprintf("kbr restore p%d / franz-go produce", p), get(fmt.Sprintf("kbr restore p%d", p)), prod, t)
 	}
 	ratio("kcat consume / franz-go consume (reference)", get("kcat consume"), raw, 0)
 	ratio(fmt.Sprintf("kdata export in-process p%d / franz-go consume", pars[0]), get(fmt.Sprintf("kdata export in-process p%d", pars[0])), raw, 0)
-	ratio(fmt.Sprintf("kbr backup p%d compression none / franz-go consume", pars[0]), get(fmt.Sprintf("kbr backup p%d compression none", pars[0])), raw, 0)
+	ratio(fmt.Sprintf("kbr backup p%d compression zstd / franz-go consume", pars[0]), get(fmt.Sprintf("kbr backup p%d compression zstd", pars[0])), raw, 0)
 	ratio(fmt.Sprintf("kdata export in-process p%d compression none / franz-go consume", pars[0]), get(fmt.Sprintf("kdata export in-process p%d compression none", pars[0])), raw, 0)
 	ratio(fmt.Sprintf("kdata restore in-process p%d / franz-go produce", rpars[0]), get(fmt.Sprintf("kdata restore in-process p%d", rpars[0])), prod, 0)
 	ratio(fmt.Sprintf("kbr backup p%d (CLI, Temporal) / kdata export in-process", pars[0]), get(fmt.Sprintf("kbr backup p%d", pars[0])), get(fmt.Sprintf("kdata export in-process p%d", pars[0])), 0)

@@ -333,6 +333,9 @@ transaction.state.log.min.isr=2
 transaction.state.log.num.partitions=10
 group.initial.rebalance.delay.ms=0
 log.cleaner.backoff.ms=1000
+# a deleted topic's files (and open file handles) go after 1 s, not 60:
+# the scale test deletes 20,000 partitions and then creates 20,000
+log.segment.delete.delay.ms=1000
 
 # real ACLs (so ACL backups have something to read) without locking anyone out
 authorizer.class.name=kafka.security.authorizer.AclAuthorizer

@@ -108,7 +108,7 @@ func CreateTopics(ctx context.Context, cl *kgo.Client, plans []TopicPlan) ([]Top
 	}
 
 	if len(existing) > 0 {
-		meta, err := topicMetadata(ctx, cl, existing)
+		meta, err := existingMetadata(ctx, cl, existing)
 		if err != nil {
 			errs = append(errs, err)
 		} else {
@@ -144,6 +144,40 @@ func hasErrFor(resp *kmsg.CreateTopicsResponse, topic string) bool {
 		}
 	}
 	return false
+}
+
+// existingMetadata is topicMetadata for topics the controller says exist:
+// a broker may not know one yet (ZooKeeper-mode brokers learn new topics
+// asynchronously, and a retried create finds the topics its first attempt
+// made), which it answers with an error or no partitions. Such topics are
+// asked again until they show partitions, for up to leaderWait.
+func existingMetadata(ctx context.Context, cl *kgo.Client, topics []string) (map[string]kmsg.MetadataResponseTopic, error) {
+	deadline := time.Now().Add(leaderWait)
+	out := make(map[string]kmsg.MetadataResponseTopic, len(topics))
+	pending := topics
+	for {
+		meta, err := topicMetadata(ctx, cl, pending)
+		if err != nil {
+			return nil, err
+		}
+		var again []string
+		for _, name := range pending {
+			mt, ok := meta[name]
+			if !ok || mt.ErrorCode != 0 || len(mt.Partitions) == 0 {
+				again = append(again, name)
+			}
+			out[name] = mt
+		}
+		if len(again) == 0 || time.Now().After(deadline) {
+			return out, nil
+		}
+		pending = again
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // topicMetadata fetches fresh metadata for the named topics.

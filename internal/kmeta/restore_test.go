@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func planSnapshot() *Snapshot {
@@ -71,6 +73,42 @@ func TestPlanTopics(t *testing.T) {
 	}
 	if _, err := CreateTopics(context.Background(), nil, p); err == nil || !strings.Contains(err.Error(), "create topic missing") {
 		t.Errorf("CreateTopics of an empty plan: %v", err)
+	}
+}
+
+// A topic a broker has not learned of yet (ZooKeeper-mode brokers learn
+// new topics asynchronously; a retried create finds the topics its first
+// attempt created) is waited for, not refused as having 0 partitions.
+func TestCreateTopicsWaitsForExistingTopicMetadata(t *testing.T) {
+	ctx := testCtx(t)
+	c, cl := fakeCluster(t, 1)
+	if r, err := kadm.NewClient(cl).CreateTopic(ctx, 3, 1, nil, "orders"); err != nil || r.Err != nil {
+		t.Fatalf("create orders: %v %v", err, r.Err)
+	}
+	unknown := 0
+	c.ControlKey(kmsg.Metadata.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		m := req.(*kmsg.MetadataRequest)
+		if unknown >= 3 || len(m.Topics) != 1 || m.Topics[0].Topic == nil || *m.Topics[0].Topic != "orders" {
+			return nil, nil, false
+		}
+		unknown++
+		resp := req.ResponseKind().(*kmsg.MetadataResponse)
+		rt := kmsg.NewMetadataResponseTopic()
+		rt.Topic = kmsg.StringPtr("orders")
+		rt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
+	res, err := CreateTopics(ctx, cl, []TopicPlan{{Source: "orders", Target: "orders", Partitions: 3, ReplicationFactor: 1}})
+	if err != nil {
+		t.Fatalf("CreateTopics of a topic the broker did not know yet: %v", err)
+	}
+	if len(res) != 1 || !res[0].Existed || res[0].Partitions != 3 || res[0].ID == "" {
+		t.Errorf("result = %+v", res)
+	}
+	if unknown < 3 {
+		t.Errorf("the metadata was asked %d times with the topic unknown, want 3 (the test did not bite)", unknown)
 	}
 }
 

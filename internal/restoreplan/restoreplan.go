@@ -36,6 +36,10 @@ type TargetTopic struct {
 	Retention *string
 	// LogAppendTime is its message.timestamp.type.
 	LogAppendTime bool
+	// Ours: an earlier attempt of this restore created it (and failed
+	// before it bookmarked it), so its settings are the relaxed ones and
+	// the originals to set back come from the backup, as for a new topic.
+	Ours bool
 }
 
 // Bookmark is what an earlier run of the same restore left on the target:
@@ -170,10 +174,9 @@ func PlanTopics(in Input, typeNonEmpty, typeBadInput string) (Plan, error) {
 		switch {
 		case t.Resumed:
 			t.Info = bm.Info
-		case exists:
-			if ex.Held > 0 && !in.AllowNonEmpty {
-				return plan, &Error{Type: typeNonEmpty, Msg: fmt.Sprintf("target topic %s already holds %d records: refusing to restore into it (set allow_nonempty: true to append)", p.Target, ex.Held)}
-			}
+		case exists && ex.Held > 0 && !in.AllowNonEmpty:
+			return plan, &Error{Type: typeNonEmpty, Msg: fmt.Sprintf("target topic %s already holds %d records: refusing to restore into it (set allow_nonempty: true to append)", p.Target, ex.Held)}
+		case exists && !ex.Ours:
 			t.Info = TopicInfo{Retention: ex.Retention, LogAppendTime: ex.LogAppendTime}
 		default:
 			t.Info.Created = true

@@ -96,6 +96,23 @@ func TestPlanTopics(t *testing.T) {
 				t.Errorf("orders: %+v", o)
 			}
 		}},
+		{name: "a topic an earlier attempt of this restore created, before any bookmark, is the restore's own", edit: func(in *Input) {
+			// The attempt created it relaxed and then failed: its settings
+			// are the relaxed ones, the originals come from the backup.
+			in.Existing["orders"] = TargetTopic{Partitions: 3, Retention: str("-1"), Ours: true}
+			in.Existing["audit"] = TargetTopic{Partitions: 1, Retention: str("-1"), Ours: true}
+		}, check: func(t *testing.T, p Plan) {
+			o := byTarget(p, "orders")
+			if !o.Exists || o.Resumed || !o.Info.Created || o.Info.Retention == nil || *o.Info.Retention != "86400000" {
+				t.Errorf("orders: %+v (info %+v)", o, o.Info)
+			}
+			if a := byTarget(p, "audit"); !a.Info.Created || !a.Info.LogAppendTime || a.Info.Retention != nil {
+				t.Errorf("audit: %+v (info %+v)", a, a.Info)
+			}
+		}},
+		{name: "a topic of our own that holds records is still refused", edit: func(in *Input) {
+			in.Existing["orders"] = TargetTopic{Partitions: 3, Held: 5, Retention: str("-1"), Ours: true}
+		}, err: "already holds 5 records"},
 		{name: "without metadata, the layout from the data", edit: func(in *Input) { in.Snapshot = nil }, check: func(t *testing.T, p Plan) {
 			if o := byTarget(p, "orders"); o.Partitions != 3 || !strings.Contains(o.Note, "no metadata") {
 				t.Errorf("orders: %+v", o)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,8 +44,13 @@ func TestManyPartitionsRoundTrip(t *testing.T) {
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
+		// Whichever still exist (the sources are deleted on the way).
 		if _, err := adm.DeleteTopics(cctx, append(append([]string{}, src...), dst...)...); err != nil {
 			t.Logf("delete the test's topics: %v", err)
+		}
+		// The next tests run on brokers that have let go of them.
+		if left := filesLeft(env, "e2e-"+id+"-many-", 5*time.Minute); left > 0 {
+			t.Logf("%d partition dirs of the test still on the brokers after 5 minutes", left)
 		}
 	})
 	for _, name := range src {
@@ -89,6 +96,20 @@ options: {min_free_bytes: 1GiB, parallelism: 4}
 	if bres.Result.Totals.Partitions != topics*perTopic || bres.Result.Totals.Records != topics*perTopic {
 		t.Fatalf("backup totals %+v, want %d partitions and records", bres.Result.Totals, topics*perTopic)
 	}
+	// The three brokers cannot hold 40,000 partitions (an open file or two
+	// each, 20,000 per process at most): read the sources, delete them and
+	// wait until their files are gone before the restore creates 20,000.
+	want := make([]map[int32][]rec, len(src))
+	for i := range src {
+		want[i] = readAll(t, env.ZKModeBootstrap, src[i])
+		if len(want[i]) != perTopic {
+			t.Fatalf("%s: %d partitions with records, want %d", src[i], len(want[i]), perTopic)
+		}
+	}
+	if _, err := adm.DeleteTopics(ctx, src...); err != nil {
+		t.Fatalf("delete the source topics: %v", err)
+	}
+	waitFilesGone(t, env, "e2e-"+id+"-many-", 5*time.Minute)
 	var rename []string
 	for i := range src {
 		rename = append(rename, src[i]+":"+dst[i])
@@ -97,7 +118,7 @@ options: {min_free_bytes: 1GiB, parallelism: 4}
 cluster: {name: zkmode-many-r, bootstrap_servers: `+quoteList(env.ZKModeBootstrap)+`}
 source: {target: {type: LocalDir, path: `+target+`}, recovery_point: `+bres.Result.RecoveryPoint+`}
 rename: `+quoteList(rename)+`
-options: {parallelism: 4}
+options: {parallelism: 4, replication_factor: 1}   # the backup has no metadata: as the source, not min(3, brokers)
 `)
 	start = time.Now()
 	rout := mustKbr(t, 15*time.Minute, "restore", "run", "-f", rcfg, "--json")
@@ -124,14 +145,45 @@ options: {parallelism: 4}
 		}
 	}
 	for i := range src {
-		want := readAll(t, env.ZKModeBootstrap, src[i])
 		got := readAll(t, env.ZKModeBootstrap, dst[i])
 		if len(got) != perTopic {
 			t.Fatalf("%s: %d partitions with records, want %d", dst[i], len(got), perTopic)
 		}
-		compareTopic(t, dst[i], want, got)
+		compareTopic(t, dst[i], want[i], got)
 		if t.Failed() {
 			t.FailNow()
 		}
+	}
+}
+
+// waitFilesGone waits until no log dir of the ZooKeeper-mode brokers holds a
+// partition whose name starts with prefix (deleted topics' dirs included).
+func waitFilesGone(t *testing.T, env testenv.Env, prefix string, within time.Duration) {
+	t.Helper()
+	if left := filesLeft(env, prefix, within); left > 0 {
+		t.Fatalf("%d partition dirs %s* still on the brokers %s after their topics were deleted", left, prefix, within)
+	}
+}
+
+// filesLeft waits up to within for the partition dirs named prefix* to go,
+// and says how many are left.
+func filesLeft(env testenv.Env, prefix string, within time.Duration) int {
+	deadline := time.Now().Add(within)
+	for {
+		left := 0
+		for _, n := range zkBrokers {
+			for _, d := range env.Broker(n).LogDirs {
+				entries, _ := os.ReadDir(d)
+				for _, e := range entries {
+					if strings.HasPrefix(e.Name(), prefix) {
+						left++
+					}
+				}
+			}
+		}
+		if left == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(2 * time.Second)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -286,6 +287,60 @@ allow_nonempty: true
 	// No bookmarks left behind.
 	if off, err := krAdm.FetchOffsets(context.Background(), "kbr-restore-"+xres.WorkflowID); err != nil || len(off) != 0 {
 		t.Errorf("bookmark group of %s after the restore succeeded: %v %v", xres.WorkflowID, off, err)
+	}
+
+	// The worker dies right after it created the topics and before it
+	// bookmarked them: the retried attempt finds them relaxed (retention
+	// -1, CreateTime) and must still set back the backed-up settings, not
+	// take the relaxed ones for the topic's own.
+	dstF := src + "-f"
+	h.stopWorker(syscall.SIGTERM)
+	h.worker = h.startFaultWorker(t, "KBR_FAULT_PREPARE_EXIT=1")
+	fcfg := writeFile(t, "restore-f.yaml", `
+cluster: {name: kraft, bootstrap_servers: `+quoteList(env.KRaftBootstrap)+`}
+source: {target: {type: LocalDir, path: `+target+`}, recovery_point: `+bres.Result.RecoveryPoint+`}
+topics: ["`+src+`"]
+rename: ["`+src+`:`+dstF+`"]
+`)
+	fout := mustKbr(t, time.Minute, "restore", "run", "-f", fcfg, "--detach", "--json")
+	var fres struct {
+		WorkflowID string `json:"workflow_id"`
+	}
+	if err := json.Unmarshal([]byte(fout), &fres); err != nil {
+		t.Fatalf("restore --detach --json: %v: %s", err, fout)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- h.worker.Wait() }()
+	ended := make(chan error, 1)
+	go func() {
+		ended <- temporalClient(t).GetWorkflow(context.Background(), fres.WorkflowID, "").Get(context.Background(), nil)
+	}()
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Fatal("the fault-injected worker exited cleanly")
+		}
+	case err := <-ended:
+		t.Fatalf("restore %s ended before the fault-injected worker died in its prepare step: %v", fres.WorkflowID, err)
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("the fault-injected worker still runs 3 minutes into restore %s", fres.WorkflowID)
+	}
+	h.worker = nil
+	if v := topicConfig(t, krAdm, dstF, "retention.ms"); v != "-1" {
+		t.Fatalf("%s retention.ms %q after the first attempt, want the relaxed -1 (the fault came too early)", dstF, v)
+	}
+	h.startWorker()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := temporalClient(t).GetWorkflow(ctx, fres.WorkflowID, "").Get(ctx, nil); err != nil {
+		t.Fatalf("restore %s after the worker died in its prepare step: %v", fres.WorkflowID, err)
+	}
+	compareTopic(t, dstF, want, readAll(t, env.KRaftBootstrap, dstF))
+	if v := topicConfig(t, krAdm, dstF, "retention.ms"); v != "86400000" {
+		t.Errorf("%s retention.ms %q after a restore whose first attempt died after creating it, want 86400000 as backed up", dstF, v)
+	}
+	if v := topicConfig(t, krAdm, dstF, "message.timestamp.type"); v != "LogAppendTime" {
+		t.Errorf("%s message.timestamp.type %q after a restore whose first attempt died after creating it, want LogAppendTime", dstF, v)
 	}
 }
 

@@ -46,6 +46,7 @@ type Manifest struct {
 
 	Metadata *FileEntry `json:"metadata,omitempty"`
 	Offsets  *FileEntry `json:"offsets,omitempty"`
+	Schemas  *FileEntry `json:"schemas,omitempty"` // the Schema Registry's export
 	Parts    []PartRef  `json:"parts,omitempty"`
 	// KRaftLog is each controller's metadata log (format 2; kraftlog.go).
 	KRaftLog []KRaftNode `json:"kraft_log,omitempty"`
@@ -170,8 +171,8 @@ type Totals struct {
 }
 
 // Files lists the files the manifest itself vouches for: metadata, offsets,
-// its parts and the controllers' metadata logs (format 2), or every segment
-// file (format 1). A part lists its own packs (Part.Files).
+// schemas, its parts and the controllers' metadata logs (format 2), or every
+// segment file (format 1). A part lists its own packs (Part.Files).
 func (m *Manifest) Files() []FileEntry {
 	var out []FileEntry
 	if m.Metadata != nil {
@@ -179,6 +180,9 @@ func (m *Manifest) Files() []FileEntry {
 	}
 	if m.Offsets != nil {
 		out = append(out, *m.Offsets)
+	}
+	if m.Schemas != nil {
+		out = append(out, *m.Schemas)
 	}
 	for _, p := range m.Parts {
 		out = append(out, p.FileEntry)

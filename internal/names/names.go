@@ -157,6 +157,9 @@ const (
 	ErrCommand       = "CommandFailed"
 	ErrWrongHost     = "WrongHost"
 	ErrRecordsLost   = "RecordsLost"
+	// ErrRegistryRefused is a Schema Registry that refused kbr's
+	// credentials or the request itself (4xx): retrying gives the same.
+	ErrRegistryRefused = "SchemaRegistryRefused"
 	// ErrRetired fails an activity of a data path that no longer exists.
 	ErrRetired = "Retired"
 )

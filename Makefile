@@ -12,7 +12,7 @@ DATA_DIR ?= ./kbr-data
 # Packages that do not compile the Temporal server run with the race detector.
 RACE_PKGS := ./internal/backupset/... ./internal/config/... ./internal/kdata/... ./internal/kmeta/... \
 	./internal/zkmeta/... ./internal/hostops/... ./internal/metaarchive/... ./internal/kclient/... ./internal/lock/... ./internal/secret/... ./internal/errtext/... ./internal/secretscan/... \
-	./internal/kbatch/... ./internal/pool/... ./internal/restoreplan/... ./internal/catalog/... ./internal/names/... \
+	./internal/schemareg/... ./internal/kbatch/... ./internal/kraftlog/... ./internal/pool/... ./internal/restoreplan/... ./internal/catalog/... ./internal/names/... \
 	./internal/tasks/... ./internal/metrics/... ./deploy/demofill/... ./deploy/production/... ./deploy/systemd/... ./storage ./storage/all ./storage/internal/... ./storage/decorate/... ./storage/localdir/... ./workflows/... ./activities/...
 # The storage backends' conformance suites stream 2 GiB files through real servers: no race
 # detector there (it triples their time), one package at a time (the servers share 2 cores).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/hostops"
 	"github.com/kbr-project/kbr/internal/names"
+	"github.com/kbr-project/kbr/storage"
 )
 
 // Agent holds the host-local activities of `kbr agent`: they run on a
@@ -22,6 +24,9 @@ import (
 // be set.
 type Agent struct {
 	Config config.Agent
+	// Storage opens backup targets for the metadata log copies (kraftlog.go).
+	Storage *storage.Registry
+	Logger  *slog.Logger
 }
 
 // AgentRequest names the host a task is meant for; an agent refuses a

@@ -27,6 +27,7 @@ import (
 	"github.com/kbr-project/kbr/internal/kmeta"
 	"github.com/kbr-project/kbr/internal/metaarchive"
 	"github.com/kbr-project/kbr/internal/names"
+	"github.com/kbr-project/kbr/internal/schemareg/wire"
 	"github.com/kbr-project/kbr/internal/zkmeta"
 	"github.com/kbr-project/kbr/storage"
 	"github.com/kbr-project/kbr/storage/localdir"
@@ -90,11 +91,12 @@ func (a *Activities) BackupPreflight(ctx context.Context, in PreflightInput) (*P
 	// Kafka, ZooKeeper and the target are checked at once: each section
 	// fills its own fields of rep and lists its own findings, which are
 	// joined in this order below.
-	var kafka, zk, target checks
+	var kafka, zk, target, registry checks
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); checkKafka(ctx, cfg, cl, rep, &kafka) }()
 	go func() { defer wg.Done(); a.checkTarget(ctx, in, rep, &target) }()
+	go func() { defer wg.Done(); checkRegistry(ctx, cfg, &registry) }()
 	if z := cfg.Cluster.ZooKeeper; z != nil {
 		rep.Mode = "zookeeper"
 		checkZooKeeper(ctx, cfg, rep, &zk)
@@ -122,7 +124,7 @@ func (a *Activities) BackupPreflight(ctx context.Context, in PreflightInput) (*P
 	}
 
 	var problems []string
-	for _, c := range []checks{kafka, zk, space, target} {
+	for _, c := range []checks{kafka, zk, space, target, registry} {
 		problems = append(problems, c.problems...)
 		rep.Warnings = append(rep.Warnings, c.warnings...)
 	}
@@ -840,6 +842,9 @@ type ExportUnitInput struct {
 	Dir      string               `json:"dir"`      // the run's topic-data folder
 	Manifest string               `json:"manifest"` // the recovery point's manifest, to name the part
 	Unit     UnitRef              `json:"unit"`
+	// ScanSchemaIDs collects the schema ids the records carry (the schemas
+	// data source checks them against the registry's export).
+	ScanSchemaIDs bool `json:"scan_schema_ids,omitempty"`
 }
 
 // ExportBeat is what an export unit heartbeats: its durable state, from
@@ -861,6 +866,8 @@ type UnitResult struct {
 	LostRanges     int      `json:"lost_ranges,omitempty"`
 	LostOffsets    int64    `json:"lost_offsets,omitempty"`
 	LostExamples   []string `json:"lost_examples,omitempty"`
+	// SchemaIDs are the schema ids the unit's records carry (ScanSchemaIDs).
+	SchemaIDs *wire.IDSet `json:"schema_ids,omitempty"`
 }
 
 // ExportUnit exports a work unit's partitions into pack files and writes
@@ -880,7 +887,7 @@ func (a *Activities) ExportUnit(ctx context.Context, in ExportUnitInput) (*UnitR
 	spec := kdata.ExportSpec{Unit: plan.Unit, Attempt: info.Attempt, Dir: in.Dir,
 		PackBytes: int64(in.Options.SegmentBytes), Compression: in.Options.Compression,
 		FetchMaxBytes: int32(in.Options.FetchMaxBytes), PartitionMaxBytes: int32(in.Options.FetchPartitionBytes),
-		ThrottleBytesS: int64(in.Options.ThrottleBytesPerSecond)}
+		ThrottleBytesS: int64(in.Options.ThrottleBytesPerSecond), ScanSchemaIDs: in.ScanSchemaIDs}
 	for _, r := range plan.Ranges {
 		id, err := kmeta.ParseTopicID(r.TopicID)
 		if err != nil {
@@ -947,7 +954,7 @@ func (a *Activities) ExportUnit(ctx context.Context, in ExportUnitInput) (*UnitR
 	for _, ps := range st.Packs {
 		part.Files = append(part.Files, ps.File)
 	}
-	res := &UnitResult{Unit: plan.Unit}
+	res := &UnitResult{Unit: plan.Unit, SchemaIDs: st.SchemaIDs}
 	lost := map[int][]backupset.OffsetRange{}
 	for _, l := range st.Lost {
 		lost[l.P] = append(lost[l.P], backupset.OffsetRange{From: l.From, To: l.To})

@@ -27,6 +27,7 @@ import (
 	"github.com/kbr-project/kbr/internal/metaarchive"
 	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/internal/restoreplan"
+	"github.com/kbr-project/kbr/internal/schemareg"
 	"github.com/kbr-project/kbr/storage"
 )
 
@@ -803,6 +804,9 @@ type ImportUnitInput struct {
 	RestoreID string               `json:"restore_id"`
 	Unit      restoreplan.UnitRef  `json:"unit"`
 	Offsets   *backupset.FileEntry `json:"offsets,omitempty"`
+	// SchemaIDMap (schemareg.IDMap.Encode), with schema_ids: remap, is what
+	// each record's schema id is rewritten through.
+	SchemaIDMap []byte `json:"schema_id_map,omitempty"`
 }
 
 // ImportUnitResult is a restored unit.
@@ -818,6 +822,10 @@ type ImportUnitResult struct {
 	GroupErrors []string `json:"group_errors,omitempty"`
 	RawBatches  int64    `json:"raw_batches"`
 	Rebuilt     int64    `json:"rebuilt_batches"`
+	// SchemaIDsRewritten and SchemaIDsUnmapped count keys and values whose
+	// schema id was rewritten, or that carry an id the map lacks.
+	SchemaIDsRewritten int64 `json:"schema_ids_rewritten,omitempty"`
+	SchemaIDsUnmapped  int64 `json:"schema_ids_unmapped,omitempty"`
 }
 
 // ImportUnit produces a unit's records that have not landed yet (see
@@ -906,6 +914,13 @@ func (a *Activities) ImportUnit(ctx context.Context, in ImportUnitInput) (*Impor
 	if cfg.ToTime != nil {
 		spec.ToTime = *cfg.ToTime
 	}
+	if len(in.SchemaIDMap) > 0 {
+		m, err := schemareg.DecodeIDMap(in.SchemaIDMap)
+		if err != nil {
+			return nil, badInput("unit %d: %v", in.Unit.Index, err)
+		}
+		spec.RemapSchemaIDs = m.Remap()
+	}
 	for _, p := range parts {
 		dst := target(p.Topic)
 		base, ok := bookmarks[dst].Bases[p.Partition]
@@ -947,7 +962,8 @@ func (a *Activities) ImportUnit(ctx context.Context, in ImportUnitInput) (*Impor
 	if err != nil {
 		return nil, permanent(err)
 	}
-	out := &ImportUnitResult{Index: in.Unit.Index, Partitions: len(parts), RawBatches: res.RawBatches, Rebuilt: res.Rebuilt}
+	out := &ImportUnitResult{Index: in.Unit.Index, Partitions: len(parts), RawBatches: res.RawBatches, Rebuilt: res.Rebuilt,
+		SchemaIDsRewritten: res.SchemaIDsRewritten, SchemaIDsUnmapped: res.SchemaIDsUnmapped}
 	translated := map[tp]map[int64]int64{}
 	for i, p := range parts {
 		r := res.Partitions[i]

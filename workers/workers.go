@@ -36,6 +36,7 @@ func Register(w worker.Registry, acts *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.VerifyWorkflow, workflow.RegisterOptions{Name: names.VerifyWorkflow})
 	w.RegisterWorkflowWithOptions(workflows.CheckTaskWorkflow, workflow.RegisterOptions{Name: names.CheckTaskWorkflow})
 	w.RegisterWorkflowWithOptions(workflows.MetadataRestoreWorkflow, workflow.RegisterOptions{Name: names.MetadataRestoreWorkflow})
+	w.RegisterWorkflowWithOptions(workflows.KRaftRestoreWorkflow, workflow.RegisterOptions{Name: names.KRaftRestoreWorkflow})
 	w.RegisterWorkflowWithOptions(workflows.LogicalRestoreWorkflow, workflow.RegisterOptions{Name: names.LogicalRestoreWorkflow})
 	w.RegisterWorkflowWithOptions(workflows.ExportWorkflow, workflow.RegisterOptions{Name: names.ExportWorkflow})
 	w.RegisterWorkflowWithOptions(workflows.ImportWorkflow, workflow.RegisterOptions{Name: names.ImportWorkflow})
@@ -56,15 +57,17 @@ func New(c client.Client, o Options) worker.Worker {
 }
 
 // NewAgent returns the worker of `kbr agent` on a broker host: the
-// host-local activities only (stop/start Kafka, fix cluster.id, ping), on
-// the host's own task queue, so no other worker ever runs them.
-func NewAgent(c client.Client, cfg config.Agent) worker.Worker {
+// host-local activities only (stop/start Kafka, fix cluster.id, ping, copy
+// and put back a KRaft node's metadata log), on the host's own task queue,
+// so no other worker ever runs them. o.Storage opens the backup targets the
+// metadata log is copied to and from; MaxConcurrentActivities is not used.
+func NewAgent(c client.Client, cfg config.Agent, o Options) worker.Worker {
 	w := worker.New(c, names.AgentTaskQueue(cfg.Host), worker.Options{
 		// A host runs its steps one at a time; the workflow sends one per step.
 		MaxConcurrentActivityExecutionSize: 4,
 		Interceptors:                       interceptors(),
 	})
-	w.RegisterActivityWithOptions(&activities.Agent{Config: cfg}, activity.RegisterOptions{})
+	w.RegisterActivityWithOptions(&activities.Agent{Config: cfg, Storage: o.Storage, Logger: o.Logger}, activity.RegisterOptions{})
 	return w
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/names"
+	"github.com/kbr-project/kbr/internal/schemareg/wire"
 )
 
 // Backup step names, as MRS calls them.
@@ -21,6 +22,7 @@ const (
 	StepConsumerOffsets  = "consumer offsets"
 	StepCut              = "fix end offsets"
 	StepExport           = "export partitions"
+	StepSchemas          = "schema registry"
 	StepManifest         = "write manifest"
 	StepRetention        = "retention"
 )
@@ -43,8 +45,11 @@ type BackupResult struct {
 	// Lost is set when retention deleted records of the cut before the
 	// export read them: the recovery point lacks them, and the run's status
 	// says so (records-lost).
-	Lost      *backupset.LostSummary  `json:"lost,omitempty"`
-	Retention *activities.PruneResult `json:"retention,omitempty"`
+	Lost *backupset.LostSummary `json:"lost,omitempty"`
+	// Schemas is the registry export (the schemas data source), with the
+	// schema ids backed-up records carry that it lacks.
+	Schemas   *activities.SchemasResult `json:"schemas,omitempty"`
+	Retention *activities.PruneResult   `json:"retention,omitempty"`
 }
 
 // HistoryMemo is the memo a finished backup leaves on its execution, which
@@ -90,6 +95,9 @@ func BackupWorkflow(ctx workflow.Context, cfg config.Backup) (*BackupResult, err
 			notes = append(notes, fmt.Sprintf("RECORDS LOST: %d offsets in %d partitions deleted by retention before the backup read them (%s)",
 				res.Lost.Offsets, res.Lost.Partitions, strings.Join(res.Lost.Examples, "; ")))
 		}
+		if s := res.Schemas; s != nil && s.MissingCount > 0 {
+			notes = append(notes, missingSchemas(s))
+		}
 		if res.FullCopied > 0 {
 			notes = append(notes, fmt.Sprintf("%d partitions copied whole: %s", res.FullCopied, strings.Join(res.FullPartitions[:min(3, len(res.FullPartitions))], "; ")))
 		}
@@ -112,7 +120,7 @@ type backup struct {
 
 func (w *backup) run(ctx workflow.Context) (*BackupResult, error) {
 	w.progress = Progress{Kind: names.KindBackup, Cluster: w.cfg.Cluster.Name, Task: w.cfg.Task, Status: names.StatusRunning}
-	t := newTracker(ctx, &w.progress, StepPreflight, StepMetadataSnapshot, StepConsumerOffsets, StepCut, StepExport, StepManifest, StepRetention)
+	t := newTracker(ctx, &w.progress, StepPreflight, StepMetadataSnapshot, StepKRaftLog, StepConsumerOffsets, StepCut, StepExport, StepSchemas, StepManifest, StepRetention)
 	w.track = t
 	if err := workflow.SetQueryHandler(ctx, names.QueryProgress, func() (Progress, error) { return w.progress, nil }); err != nil {
 		return nil, err
@@ -183,6 +191,9 @@ func (w *backup) run(ctx workflow.Context) (*BackupResult, error) {
 	}); err != nil {
 		return nil, err
 	}
+	if err := t.run(StepKRaftLog, func() (string, error) { return w.kraftLog(ctx, cfg, pre, m) }); err != nil {
+		return nil, err
+	}
 	// Offsets before the cut: every committed offset is then at or below
 	// the exported end offsets, so each one translates to a real position.
 	if err := t.run(StepConsumerOffsets, func() (string, error) {
@@ -224,12 +235,14 @@ func (w *backup) run(ctx workflow.Context) (*BackupResult, error) {
 	}
 
 	var lost backupset.LostSummary
+	var seen *wire.IDSet // the schema ids the records carry (schemas data source)
 	if err := t.run(StepExport, func() (string, error) {
 		if !cfg.Has(config.SourceTopicData) {
 			return "", skip("not a chosen data source")
 		}
 		results := make([]activities.UnitResult, 0, len(plan.Units))
-		template := activities.ExportUnitInput{Cluster: cfg.Cluster, Target: cfg.Target, Options: cfg.Options, Dir: dir, Manifest: name}
+		template := activities.ExportUnitInput{Cluster: cfg.Cluster, Target: cfg.Target, Options: cfg.Options, Dir: dir, Manifest: name,
+			ScanSchemaIDs: cfg.Has(config.SourceSchemas)}
 		err := children(ctx, &w.progress, len(plan.Units), cfg.Options.Parallelism,
 			func(cctx workflow.Context, k, from, to, window int) workflow.ChildWorkflowFuture {
 				return workflow.ExecuteChildWorkflow(cctx, names.ExportWorkflow, ExportUnits{
@@ -264,6 +277,12 @@ func (w *backup) run(ctx workflow.Context) (*BackupResult, error) {
 				return "", errf("work unit %d reported twice or out of range", r.Unit)
 			}
 			m.Parts[r.Unit] = r.Part
+			if r.SchemaIDs != nil {
+				if seen == nil {
+					seen = &wire.IDSet{}
+				}
+				seen.Merge(r.SchemaIDs)
+			}
 			records += r.Part.Records
 			lost.Partitions += r.LostPartitions
 			lost.Ranges += r.LostRanges
@@ -284,6 +303,34 @@ func (w *backup) run(ctx workflow.Context) (*BackupResult, error) {
 				return "", temporal.NewNonRetryableApplicationError(msg+" (options.fail_on_lost_records: no recovery point written)", names.ErrRecordsLost, nil, lost)
 			}
 			detail += "; " + msg
+		}
+		return detail, nil
+	}); err != nil {
+		return nil, err
+	}
+
+	// The registry after the data: every id a backed-up record carries was
+	// registered before its record was produced, so it is in this export
+	// unless it was deleted since.
+	if err := t.run(StepSchemas, func() (string, error) {
+		if !cfg.Has(config.SourceSchemas) {
+			return "", skip("not a chosen data source")
+		}
+		var sr activities.SchemasResult
+		in := activities.SchemasInput{Config: cfg, TaskDir: pre.TaskDir, KafkaVersion: m.KafkaVersion, ExecutedAt: executed, Seen: seen}
+		if err := workflow.ExecuteActivity(shortOpts(ctx, 30*time.Minute, 5), a.SnapshotSchemas, in).Get(ctx, &sr); err != nil {
+			return "", err
+		}
+		m.Schemas, res.Schemas = sr.File, &sr
+		detail := fmt.Sprintf("%s: %d subjects, %d versions", sr.File.Name, sr.Subjects, sr.Versions)
+		if seen != nil {
+			detail += fmt.Sprintf("; %d schema ids in the records", seen.Len())
+			if seen.Over > 0 {
+				detail += fmt.Sprintf(" (%d more past what a work unit keeps: not checked)", seen.Over)
+			}
+		}
+		if sr.MissingCount > 0 {
+			detail += "; " + missingSchemas(&sr)
 		}
 		return detail, nil
 	}); err != nil {
@@ -335,4 +382,18 @@ func (w *backup) run(ctx workflow.Context) (*BackupResult, error) {
 		return res, errf("recovery point %s written, but %w", res.RecoveryPoint, err)
 	}
 	return res, nil
+}
+
+// missingSchemas words the ids records carry that the registry export lacks.
+func missingSchemas(s *activities.SchemasResult) string {
+	ids := make([]string, 0, min(10, len(s.Missing)))
+	for _, id := range s.Missing[:min(10, len(s.Missing))] {
+		ids = append(ids, fmt.Sprint(id))
+	}
+	more := ""
+	if s.MissingCount > len(ids) {
+		more = fmt.Sprintf(" and %d more", s.MissingCount-len(ids))
+	}
+	return fmt.Sprintf("SCHEMAS MISSING: %d schema ids carried by backed-up records are not in the registry (%s%s): those records cannot be decoded after a restore",
+		s.MissingCount, strings.Join(ids, ", "), more)
 }

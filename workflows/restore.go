@@ -16,11 +16,12 @@ import (
 
 // Restore step names.
 const (
-	StepVerify        = "verify recovery point"
-	StepPrepare       = "create topics"
-	StepRestoreData   = "restore partitions"
-	StepCommitOffsets = "commit group offsets"
-	StepFinish        = "reset retention"
+	StepVerify         = "verify recovery point"
+	StepRestoreSchemas = "restore schemas"
+	StepPrepare        = "create topics"
+	StepRestoreData    = "restore partitions"
+	StepCommitOffsets  = "commit group offsets"
+	StepFinish         = "reset retention"
 )
 
 // RestoreResult is what a successful restore returns.
@@ -41,6 +42,14 @@ type RestoreResult struct {
 	RawBatches      int64    `json:"raw_batches,omitempty"`
 	RebuiltBatches  int64    `json:"rebuilt_batches,omitempty"`
 	Warnings        []string `json:"warnings,omitempty"`
+	// Schemas is the "restore schemas" step's result: the path taken
+	// (import or register) and the old-to-new id map.
+	Schemas *activities.RestoreSchemasResult `json:"schemas,omitempty"`
+	// SchemaIDsRewritten counts record keys and values whose schema id was
+	// rewritten (schema_ids: remap); SchemaIDsUnmapped those left alone
+	// because their id was not in the restored registry's map.
+	SchemaIDsRewritten int64 `json:"schema_ids_rewritten,omitempty"`
+	SchemaIDsUnmapped  int64 `json:"schema_ids_unmapped,omitempty"`
 }
 
 // TopicMapping is a restored topic.
@@ -69,7 +78,7 @@ func RestoreWorkflow(ctx workflow.Context, cfg config.Restore) (*RestoreResult, 
 		return restoreV1(ctx, cfg)
 	}
 	p := Progress{Kind: names.KindRestore, Cluster: cfg.Cluster.Name, Status: names.StatusRunning}
-	t := newTracker(ctx, &p, StepVerify, StepPrepare, StepRestoreData, StepCommitOffsets, StepFinish)
+	t := newTracker(ctx, &p, StepVerify, StepRestoreSchemas, StepPrepare, StepRestoreData, StepCommitOffsets, StepFinish)
 	if err := workflow.SetQueryHandler(ctx, names.QueryProgress, func() (Progress, error) { return p, nil }); err != nil {
 		return nil, err
 	}
@@ -145,6 +154,36 @@ func (r *restore) run(ctx workflow.Context) (*RestoreResult, error) {
 	_ = workflow.UpsertMemo(ctx, map[string]any{names.MemoRestorePlan: config.RestoreResume{
 		FromRunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Manifest: vp.Manifest}})
 
+	// The schemas before the records: with schema_ids: remap the records
+	// are rewritten through the ids this step gives out.
+	var idMap []byte
+	if err := t.run(StepRestoreSchemas, func() (string, error) {
+		if cfg.SchemaRegistry == nil {
+			return "", skip("no schema_registry given")
+		}
+		var sr activities.RestoreSchemasResult
+		in := activities.RestoreSchemasInput{Config: cfg, Manifest: vp.Manifest}
+		if err := workflow.ExecuteActivity(shortOpts(ctx, 30*time.Minute, 5), a.RestoreSchemas, in).Get(ctx, &sr); err != nil {
+			return "", err
+		}
+		res.Schemas = &sr
+		res.Warnings = append(res.Warnings, sr.Warnings...)
+		if cfg.SchemaIDs == config.SchemaIDsRemap {
+			idMap = sr.IDMap
+		}
+		detail := fmt.Sprintf("%s: %d subjects, %d versions (%d imported, %d registered, %d there already), %d ids changed",
+			sr.Path, sr.Subjects, sr.Versions, sr.Imported, sr.Registered, sr.Existing, sr.Changed)
+		if sr.Why != "" {
+			detail += "; " + sr.Why
+		}
+		if sr.Changed > 0 && cfg.SchemaIDs != config.SchemaIDsRemap {
+			detail += "; schema_ids is keep: the records keep the backed-up ids"
+		}
+		return detail, nil
+	}); err != nil {
+		return nil, err
+	}
+
 	var prep activities.PrepareResult
 	if err := t.run(StepPrepare, func() (string, error) {
 		in := activities.PrepareInput{Config: cfg, Manifest: vp.Manifest, RestoreID: id}
@@ -165,7 +204,7 @@ func (r *restore) run(ctx workflow.Context) (*RestoreResult, error) {
 
 	var results []activities.ImportUnitResult
 	if err := t.run(StepRestoreData, func() (string, error) {
-		template := activities.ImportUnitInput{Config: cfg, Manifest: vp.Manifest, RestoreID: id, Offsets: prep.Offsets}
+		template := activities.ImportUnitInput{Config: cfg, Manifest: vp.Manifest, RestoreID: id, Offsets: prep.Offsets, SchemaIDMap: idMap}
 		err := children(ctx, p, len(prep.Units), cfg.Options.Parallelism,
 			func(cctx workflow.Context, k, from, to, window int) workflow.ChildWorkflowFuture {
 				return workflow.ExecuteChildWorkflow(cctx, names.ImportWorkflow, ImportUnits{
@@ -194,11 +233,21 @@ func (r *restore) run(ctx workflow.Context) (*RestoreResult, error) {
 			res.GroupsCommitted += u.Groups
 			res.RawBatches += u.RawBatches
 			res.RebuiltBatches += u.Rebuilt
+			res.SchemaIDsRewritten += u.SchemaIDsRewritten
+			res.SchemaIDsUnmapped += u.SchemaIDsUnmapped
 		}
 		t.settleImport(results)
 		detail := fmt.Sprintf("%d records in %d partitions", res.Records, res.Partitions)
 		if res.Skipped > 0 {
 			detail += fmt.Sprintf(" (%d had landed before: not produced again)", res.Skipped)
+		}
+		if idMap != nil {
+			detail += fmt.Sprintf("; %d schema ids rewritten", res.SchemaIDsRewritten)
+			if res.SchemaIDsUnmapped > 0 {
+				w := fmt.Sprintf("%d record keys or values carry a schema id the restored registry's map lacks: left as backed up", res.SchemaIDsUnmapped)
+				detail += "; " + w
+				res.Warnings = append(res.Warnings, w)
+			}
 		}
 		return detail, nil
 	}); err != nil {

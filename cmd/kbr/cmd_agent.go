@@ -134,7 +134,7 @@ func runAgent(ctx context.Context, o *agentOpts, s streams) error {
 		return err
 	}
 	defer cl.Close()
-	w := workers.NewAgent(cl, eff)
+	w := workers.NewAgent(cl, eff, workers.Options{Logger: logger, Storage: storageRegistry})
 	if err := w.Start(); err != nil {
 		return withCode(exitFailed, fmt.Errorf("start agent: %w", err))
 	}

@@ -39,7 +39,7 @@ func backupsCmd() *cobra.Command {
 		},
 	}
 	o.AddFlags(list.Flags())
-	cmd.AddCommand(list, verifyCmd())
+	cmd.AddCommand(list, verifyCmd(), showCmd())
 	return cmd
 }
 

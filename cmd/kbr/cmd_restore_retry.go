@@ -67,6 +67,9 @@ func runRetry(ctx context.Context, o *retryOpts, id string, s streams) error {
 		return err
 	}
 	defer cl.Close()
+	if handled, err := retryKRaftRestore(ctx, cl, s, o, id); handled {
+		return err
+	}
 	if d, err := cl.DescribeWorkflowExecution(ctx, id, ""); err == nil &&
 		d.GetWorkflowExecutionInfo().GetType().GetName() == names.RestoreWorkflow {
 		return retryDataRestore(ctx, cl, s, o, id, d)
@@ -123,7 +126,7 @@ func resumeInput(ctx context.Context, cl client.Client, id string) (workflows.Me
 	}
 	info := d.GetWorkflowExecutionInfo()
 	if t := info.GetType().GetName(); t != names.MetadataRestoreWorkflow {
-		return in, withCode(exitBadInput, fmt.Errorf("%s is a %s; retry resumes restores (%s, %s)", id, t, names.RestoreWorkflow, names.MetadataRestoreWorkflow))
+		return in, withCode(exitBadInput, fmt.Errorf("%s is a %s; retry resumes restores (%s, %s, %s)", id, t, names.RestoreWorkflow, names.MetadataRestoreWorkflow, names.KRaftRestoreWorkflow))
 	}
 	if err := endedRun(ctx, cl, id, info, &in); err != nil {
 		return in, err

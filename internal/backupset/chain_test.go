@@ -1,6 +1,7 @@
 package backupset
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,6 +123,8 @@ func TestParseEntry(t *testing.T) {
 		{"t_20260101T000000Z/3.9.1_metadata_20260102T030405Z.tar.gz", "t_20260101T000000Z", SourceMetadata, true},
 		{"t_20260101T000000Z/3.9.1_topicdata_20260102T030405Z/orders/0/00000000000000000000.seg.zst", "t_20260101T000000Z", SourceTopicData, true},
 		{"t_20260101T000000Z/3.9.1_manifest_20260102T030405Z.json.kbr-partial-0a1b", "t_20260101T000000Z", SourceManifest, true},
+		// The schemas file is the task's own: a prune deletes it with its recovery point.
+		{"t_20260101T000000Z/3.9.1_schemas_20260102T030405Z.json", "t_20260101T000000Z", SourceSchemas, true},
 		{"t_20260101T000000Z/notes.txt", "", "", false},
 		{"t_20260101T000000Z/3.9.1_other_20260102T030405Z.json", "", "", false},
 		{"nodir.json", "", "", false},
@@ -130,5 +133,23 @@ func TestParseEntry(t *testing.T) {
 		if ok != c.ok || dir != c.dir || source != c.source || (ok && at.Day() != 2) {
 			t.Errorf("ParseEntry(%q) = %q %q %s %v", c.name, dir, source, at, ok)
 		}
+	}
+}
+
+// The schemas file is one the manifest vouches for: verify checks it, the
+// manifest's index checks its size, and retention keeps it with its
+// recovery point.
+func TestManifestFilesListSchemas(t *testing.T) {
+	m := &Manifest{Format: FormatVersion, Metadata: &FileEntry{Name: "m"}, Schemas: &FileEntry{Name: "s", Size: 7}}
+	var names []string
+	for _, f := range m.Files() {
+		names = append(names, f.Name)
+	}
+	if strings.Join(names, ",") != "m,s" || !slices.Contains(m.Names(), "s") {
+		t.Errorf("files %v, names %v: want the schemas file listed", names, m.Names())
+	}
+	m.ComputeTotals()
+	if m.Totals.Files != 2 || m.Totals.Bytes != 7 {
+		t.Errorf("totals %+v", m.Totals)
 	}
 }

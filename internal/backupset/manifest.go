@@ -46,7 +46,10 @@ type Manifest struct {
 
 	Metadata *FileEntry `json:"metadata,omitempty"`
 	Offsets  *FileEntry `json:"offsets,omitempty"`
+	Schemas  *FileEntry `json:"schemas,omitempty"` // the Schema Registry's export
 	Parts    []PartRef  `json:"parts,omitempty"`
+	// KRaftLog is each controller's metadata log (format 2; kraftlog.go).
+	KRaftLog []KRaftNode `json:"kraft_log,omitempty"`
 
 	Totals Totals `json:"totals"`
 	// Lost summarises the records retention deleted before the export
@@ -167,9 +170,9 @@ type Totals struct {
 	Partitions   int   `json:"partitions"`
 }
 
-// Files lists the files the manifest itself vouches for: metadata, offsets
-// and its parts (format 2), or every segment file (format 1). A part lists
-// its own packs (Part.Files).
+// Files lists the files the manifest itself vouches for: metadata, offsets,
+// schemas, its parts and the controllers' metadata logs (format 2), or every
+// segment file (format 1). A part lists its own packs (Part.Files).
 func (m *Manifest) Files() []FileEntry {
 	var out []FileEntry
 	if m.Metadata != nil {
@@ -178,9 +181,13 @@ func (m *Manifest) Files() []FileEntry {
 	if m.Offsets != nil {
 		out = append(out, *m.Offsets)
 	}
+	if m.Schemas != nil {
+		out = append(out, *m.Schemas)
+	}
 	for _, p := range m.Parts {
 		out = append(out, p.FileEntry)
 	}
+	out = append(out, kraftFiles(m.KRaftLog)...)
 	if m.Format == 1 {
 		for _, p := range m.Partitions {
 			for _, s := range p.Segments {
@@ -310,6 +317,9 @@ func unmarshalManifest(b []byte) (*Manifest, error) {
 			if p.Name == "" || p.Size < 0 || p.Partitions < 0 {
 				return nil, manifestErrorf("parts[%d] (%q) incomplete", i, p.Name)
 			}
+		}
+		if err := checkKRaftLog(m.KRaftLog); err != nil {
+			return nil, err
 		}
 	default:
 		return nil, manifestErrorf("format %d, this kbr reads 1 and %d", probe.Format, FormatVersion)

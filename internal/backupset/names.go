@@ -9,6 +9,7 @@
 //	<task>_<task creation time>/
 //	  <kafka version>_metadata_<execution time>.tar.gz
 //	  <kafka version>_offsets_<execution time>.json
+//	  <kafka version>_schemas_<execution time>.json       (the Schema Registry's export)
 //	  <kafka version>_topicdata_<execution time>/packs/<unit>-a<attempt>-<seq>.pack
 //	  <kafka version>_manifest_<execution time>.parts/<unit>-a<attempt>.json
 //	  <kafka version>_manifest_<execution time>.json      (written last)
@@ -32,6 +33,10 @@ const (
 	SourceTopicData = "topicdata"
 	SourceOffsets   = "offsets"
 	SourceManifest  = "manifest"
+	// SourceKRaftLog is the controllers' metadata log (see kraftlog.go);
+	// its files are named with KRaftLogName, as '_' separates a name's parts.
+	SourceKRaftLog = "kraft_log"
+	SourceSchemas  = "schemas" // the Schema Registry export, a .json
 )
 
 var taskNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$`)
@@ -104,7 +109,7 @@ func ParseEntry(p string) (taskDir, version, source string, executed time.Time, 
 		return "", "", "", time.Time{}, false
 	}
 	switch parts[1] {
-	case SourceMetadata, SourceOffsets, SourceTopicData, SourceManifest:
+	case SourceMetadata, SourceOffsets, SourceTopicData, SourceManifest, KRaftLogName, SourceSchemas:
 	default:
 		return "", "", "", time.Time{}, false
 	}

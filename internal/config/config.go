@@ -40,6 +40,11 @@ type Cluster struct {
 	LockQueue int `yaml:"lock_queue,omitempty" json:"lock_queue,omitempty"`
 	// ConnectTimeout bounds every reachability check (default 10s).
 	ConnectTimeout Duration `yaml:"connect_timeout,omitempty" json:"connect_timeout,omitempty"`
+
+	// Controllers are a KRaft cluster's controllers (and combined nodes) with
+	// their agents' host names: the kraft_log data source copies their
+	// metadata logs (kraft.go).
+	Controllers []BrokerHost `yaml:"controllers,omitempty" json:"controllers,omitempty"`
 }
 
 // ZooKeeper locates the metadata of a ZooKeeper-mode cluster.
@@ -76,7 +81,9 @@ type Backup struct {
 	Cluster Cluster `yaml:"cluster" json:"cluster"`
 	// Task names the folder "<task>_<creation time>" (default: the cluster name).
 	Task string `yaml:"task,omitempty" json:"task,omitempty"`
-	// DataSources: metadata, topicdata, offsets (default all three).
+	// DataSources: metadata, topicdata, offsets (default all three),
+	// kraft_log (the controllers' metadata logs, through their agents) and
+	// schemas (the Schema Registry).
 	DataSources []string       `yaml:"data_sources,omitempty" json:"data_sources,omitempty"`
 	Topics      TopicFilter    `yaml:"topics,omitempty" json:"topics,omitempty"`
 	Target      storage.Target `yaml:"target" json:"target"`
@@ -92,6 +99,8 @@ type Backup struct {
 	// TaskCreated is the task's creation time, which names its folder; set
 	// by `kbr task`. Without it a run reuses the task's newest folder.
 	TaskCreated *time.Time `yaml:"task_created,omitempty" json:"task_created,omitempty"`
+	// SchemaRegistry is the registry of the schemas data source (schemas.go).
+	SchemaRegistry *SchemaRegistry `yaml:"schema_registry,omitempty" json:"schema_registry,omitempty"`
 }
 
 // Backup policies.
@@ -156,6 +165,10 @@ type Restore struct {
 	// only what has not landed. Never read from a file.
 	Resume  *RestoreResume `yaml:"-" json:"resume,omitempty"`
 	Options RestoreOptions `yaml:"options,omitempty" json:"options,omitempty"`
+	// SchemaRegistry receives the recovery point's schemas ("restore schemas"
+	// step); SchemaIDs is keep or remap (schemas.go).
+	SchemaRegistry *SchemaRegistry `yaml:"schema_registry,omitempty" json:"schema_registry,omitempty"`
+	SchemaIDs      string          `yaml:"schema_ids,omitempty" json:"schema_ids,omitempty"`
 }
 
 // Source is where a restore reads from.
@@ -241,6 +254,7 @@ const (
 	SourceMetadata  = backupset.SourceMetadata
 	SourceTopicData = backupset.SourceTopicData
 	SourceOffsets   = backupset.SourceOffsets
+	SourceKRaftLog  = backupset.SourceKRaftLog
 )
 
 // Defaults.
@@ -430,6 +444,7 @@ func (c *Cluster) Validate(prefix string) error {
 
 func (b *Backup) ApplyDefaults() {
 	b.Cluster.ApplyDefaults()
+	b.SchemaRegistry.ApplyDefaults()
 	if b.Task == "" {
 		b.Task = b.Cluster.Name
 	}
@@ -481,16 +496,22 @@ func (b *Backup) Validate() error {
 	seen := map[string]bool{}
 	for i, s := range b.DataSources {
 		switch s {
-		case SourceMetadata, SourceTopicData, SourceOffsets:
+		case SourceMetadata, SourceTopicData, SourceOffsets, SourceKRaftLog, SourceSchemas:
 		default:
-			return fieldErr(fmt.Sprintf("data_sources[%d]", i), "%q: want metadata, topicdata or offsets", s)
+			return fieldErr(fmt.Sprintf("data_sources[%d]", i), "%q: want metadata, topicdata, offsets, kraft_log or schemas", s)
 		}
 		if seen[s] {
 			return fieldErr(fmt.Sprintf("data_sources[%d]", i), "%q given twice", s)
 		}
 		seen[s] = true
 	}
+	if err := b.validateKRaftLog(); err != nil {
+		return err
+	}
 	if _, err := b.Topics.Compile(); err != nil {
+		return err
+	}
+	if err := b.validateSchemas(); err != nil {
 		return err
 	}
 	switch b.Policy {
@@ -611,8 +632,12 @@ func (f TopicFilter) Compile() (func(string) bool, error) {
 	if err != nil {
 		return nil, err
 	}
+	named := map[string]bool{} // internal topics an include names literally
+	for _, p := range f.Include {
+		named[p] = regexp.QuoteMeta(p) == p
+	}
 	return func(topic string) bool {
-		if !f.IncludeInternal && (strings.HasPrefix(topic, "__") || topic == "_schemas") {
+		if !f.IncludeInternal && (strings.HasPrefix(topic, "__") || topic == "_schemas") && !named[topic] {
 			return false
 		}
 		ok := len(inc) == 0
@@ -633,6 +658,7 @@ func (f TopicFilter) Compile() (func(string) bool, error) {
 
 func (r *Restore) ApplyDefaults() {
 	r.Cluster.ApplyDefaults()
+	r.SchemaRegistry.ApplyDefaults()
 	if r.Options.Parallelism == 0 {
 		r.Options.Parallelism = DefaultParallelism
 	}
@@ -661,6 +687,9 @@ func (r *Restore) Validate() error {
 		}
 	}
 	if _, err := r.RenameMap(); err != nil {
+		return err
+	}
+	if err := r.validateSchemas(); err != nil {
 		return err
 	}
 	o := r.Options

@@ -46,6 +46,14 @@ var secretFields = []struct {
 		return "cluster:\n  name: c\n  bootstrap_servers: [\"h:1\"]\n  sasl:\n    mechanism: PLAIN\n    username: u\n    password: " + v + "\n" +
 			"target: {type: LocalDir, path: /b}\n"
 	}},
+	{"schema_registry.basic_auth.password", func(v string) string {
+		return "cluster: {name: c, bootstrap_servers: [\"h:1\"]}\ntarget: {type: LocalDir, path: /b}\ndata_sources: [schemas]\n" +
+			"schema_registry:\n  url: http://sr:8081\n  basic_auth:\n    username: u\n    password: " + v + "\n"
+	}},
+	{"schema_registry.bearer_token", func(v string) string {
+		return "cluster: {name: c, bootstrap_servers: [\"h:1\"]}\ntarget: {type: LocalDir, path: /b}\ndata_sources: [schemas]\n" +
+			"schema_registry:\n  url: http://sr:8081\n  bearer_token: " + v + "\n"
+	}},
 }
 
 // inlineForms are the ways an operator writes a value where a reference

@@ -62,23 +62,26 @@ func New(c config.Cluster, extra ...kgo.Opt) (*kgo.Client, error) {
 	return cl, nil
 }
 
-func tlsConfig(t *config.TLS) (*tls.Config, error) {
+func tlsConfig(t *config.TLS) (*tls.Config, error) { return TLSConfig("cluster.tls", t) }
+
+// TLSConfig loads t's files; field names it in errors ("cluster.tls").
+func TLSConfig(field string, t *config.TLS) (*tls.Config, error) {
 	tc := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("cluster.tls.ca_file: %w", err)
+			return nil, fmt.Errorf("%s.ca_file: %w", field, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("cluster.tls.ca_file %s: no PEM certificate in it", t.CAFile)
+			return nil, fmt.Errorf("%s.ca_file %s: no PEM certificate in it", field, t.CAFile)
 		}
 		tc.RootCAs = pool
 	}
 	if t.CertFile != "" || t.KeyFile != "" {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("cluster.tls.cert_file/key_file: %w", err)
+			return nil, fmt.Errorf("%s.cert_file/key_file: %w", field, err)
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kbr-project/kbr/internal/backupset"
 	"github.com/kbr-project/kbr/internal/kbatch"
+	"github.com/kbr-project/kbr/internal/schemareg/wire"
 	"github.com/kbr-project/kbr/storage"
 )
 
@@ -48,6 +49,8 @@ type ExportSpec struct {
 	PartitionMaxBytes int32
 	// ThrottleBytesS bounds the unit's fetch rate (0: unlimited).
 	ThrottleBytesS int64
+	// ScanSchemaIDs collects the schema ids the records carry (ExportState.SchemaIDs).
+	ScanSchemaIDs bool
 }
 
 // PackState is a committed pack and the partitions (indexes into
@@ -75,6 +78,8 @@ type ExportState struct {
 	Packs   []PackState `json:"packs,omitempty"`
 	// Seq numbers the attempt's next pack.
 	Seq int `json:"seq"`
+	// SchemaIDs are the schema ids the committed packs' records carry (ScanSchemaIDs).
+	SchemaIDs *wire.IDSet `json:"schema_ids,omitempty"`
 }
 
 // NewExportState is the state of a unit that has not started.
@@ -635,6 +640,7 @@ func cloneState(s ExportState) ExportState {
 	c.Bytes = append([]int64(nil), s.Bytes...)
 	c.Lost = append([]LostRange(nil), s.Lost...)
 	c.Packs = append([]PackState(nil), s.Packs...)
+	c.SchemaIDs = s.SchemaIDs.Clone()
 	return c
 }
 
@@ -696,6 +702,14 @@ func (w *packer) add(ctx context.Context, it fetchItem) error {
 	pieces, info, err := w.trim(spec, it)
 	if err != nil {
 		return err
+	}
+	if w.spec.ScanSchemaIDs && info.Records > 0 {
+		if w.pending.SchemaIDs == nil {
+			w.pending.SchemaIDs = &wire.IDSet{}
+		}
+		if err := scanSchemaIDs(w.pending.SchemaIDs, pieces); err != nil {
+			return fmt.Errorf("export %s[%d]: %w", spec.Topic, spec.Partition, err)
+		}
 	}
 	if info.Records > 0 {
 		if w.pw == nil {

@@ -62,6 +62,10 @@ type ImportSpec struct {
 	ThrottleBytesS int64
 	// MaxBufferedBytes bounds the batches read ahead of the producer.
 	MaxBufferedBytes int64
+	// RemapSchemaIDs, when set, rewrites the schema id of each record key and
+	// value in the wire format (magic 0, 4-byte id) through it: every batch
+	// takes the record path. Prefixed ids it lacks are left alone and counted.
+	RemapSchemaIDs map[int32]int32
 }
 
 // ImportPartitionResult is a restored partition.
@@ -80,6 +84,9 @@ type ImportResult struct {
 	Partitions []ImportPartitionResult
 	// RawBatches were produced as stored; Rebuilt went through their records.
 	RawBatches, Rebuilt int64
+	// SchemaIDsRewritten and SchemaIDsUnmapped count keys and values whose
+	// schema id RemapSchemaIDs rewrote, or does not hold.
+	SchemaIDsRewritten, SchemaIDsUnmapped int64
 }
 
 // ErrForeignWrites is a permanent failure: the target partition holds more
@@ -169,6 +176,7 @@ func Import(ctx context.Context, cl *kgo.Client, b storage.Backend, spec ImportS
 		return res, rerr
 	}
 	res.RawBatches, res.Rebuilt = rd.raw, rd.rebuilt
+	res.SchemaIDsRewritten, res.SchemaIDsUnmapped = rd.remapped, rd.unmapped
 	after, err := endOffsets(ctx, cl, spec.Partitions)
 	if err != nil {
 		return res, err
@@ -269,6 +277,8 @@ type importReader struct {
 	raw        int64
 	rebuilt    int64
 	comps      map[int]kgo.Compressor
+	remapped   int64 // keys and values whose schema id was rewritten
+	unmapped   int64
 }
 
 func (r *importReader) run(ctx context.Context) error {
@@ -420,7 +430,7 @@ func (r *importReader) batches(ctx context.Context, i int, data []byte) error {
 		if h.LastOffset() < s.spec.MinOffset {
 			continue
 		}
-		fast := !r.rebuildAll && h.Contiguous() && !h.LogAppendTime() && h.BaseOffset >= s.spec.MinOffset &&
+		fast := !r.rebuildAll && r.spec.RemapSchemaIDs == nil && h.Contiguous() && !h.LogAppendTime() && h.BaseOffset >= s.spec.MinOffset &&
 			(r.spec.ToTime.IsZero() || h.MaxTimestamp < r.spec.ToTime.UnixMilli()) &&
 			(s.ordinal >= s.landed || s.ordinal+int64(h.NumRecords) <= s.landed) && len(entry) <= int(s.limit)
 		if !fast {
@@ -493,6 +503,10 @@ func (r *importReader) records(ctx context.Context, i int, recs []kbatch.Record,
 	}
 	if len(keep) == 0 {
 		return nil
+	}
+	if r.spec.RemapSchemaIDs != nil {
+		n, u := remapSchemaIDs(keep, r.spec.RemapSchemaIDs)
+		r.remapped, r.unmapped = r.remapped+n, r.unmapped+u
 	}
 	comp := r.comp
 	if !r.rebuildAll && codec != kbatch.CodecNone {

@@ -22,6 +22,7 @@ const (
 	BackupWorkflow          = "BackupWorkflow"
 	RestoreWorkflow         = "RestoreWorkflow"
 	MetadataRestoreWorkflow = "MetadataRestoreWorkflow"
+	KRaftRestoreWorkflow    = "KRaftMetadataRestoreWorkflow" // a KRaft cluster's metadata log
 	LogicalRestoreWorkflow  = "LogicalRestoreWorkflow"
 	VerifyWorkflow          = "VerifyWorkflow"
 	CheckTaskWorkflow       = "CheckTaskWorkflow"
@@ -94,6 +95,7 @@ const (
 	KindBackup          = "backup"
 	KindRestore         = "restore"
 	KindMetadataRestore = "metadata-restore"
+	KindKRaftRestore    = "kraft-metadata-restore"
 	KindLogicalRestore  = "logical-restore"
 	KindVerify          = "verify"
 	KindLock            = "lock"
@@ -113,6 +115,8 @@ func KindOf(workflowType string) string {
 		return KindRestore
 	case MetadataRestoreWorkflow:
 		return KindMetadataRestore
+	case KRaftRestoreWorkflow:
+		return KindKRaftRestore
 	case LogicalRestoreWorkflow:
 		return KindLogicalRestore
 	case VerifyWorkflow:
@@ -153,6 +157,9 @@ const (
 	ErrCommand       = "CommandFailed"
 	ErrWrongHost     = "WrongHost"
 	ErrRecordsLost   = "RecordsLost"
+	// ErrRegistryRefused is a Schema Registry that refused kbr's
+	// credentials or the request itself (4xx): retrying gives the same.
+	ErrRegistryRefused = "SchemaRegistryRefused"
 	// ErrRetired fails an activity of a data path that no longer exists.
 	ErrRetired = "Retired"
 )

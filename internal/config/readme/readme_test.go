@@ -114,6 +114,8 @@ func TestREADMEExamplesLoad(t *testing.T) {
 			_, err = config.LoadMetadataRestore(writeTemp(t, ex.text))
 		case "logical-restore":
 			_, err = config.LoadLogicalRestore(writeTemp(t, ex.text))
+		case "kraft-restore":
+			_, err = config.LoadKRaftRestore(writeTemp(t, ex.text))
 		case "agent":
 			_, err = config.LoadAgent(writeTemp(t, ex.text))
 		case "targets":

@@ -577,7 +577,10 @@ func TestTaskSchedules(t *testing.T) {
 	env := testenv.Load(t)
 	id := randID()
 	slow, small := "e2e-"+id+"-sched", "e2e-"+id+"-sched-small"
-	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	// Small batches: the throttle waits between fetches, and a fetch always
+	// returns at least one whole batch, so 3 MB in one batch would be read
+	// in one fetch however slow the throttle.
+	cl := client(t, env.ZKModeBootstrap, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(16<<10))
 	adm := kadm.NewClient(cl)
 	createTopic(t, adm, slow, 1, 3, nil)
 	// produceN stamps records in 2024: time retention must not take them.
@@ -611,6 +614,12 @@ options: {min_free_bytes: 1GiB, compression: none, throttle_bytes_per_second: 20
 	mustKbr(t, 3*time.Minute, "task", "create", "-f", def(l, small, periodic))
 	mustKbr(t, time.Minute, "task", "lock", l, "--note", "e2e")
 	q, r := "q-"+id, "r-"+id
+	m := "m-" + id
+	t.Cleanup(func() { // also when the test fails half way: no schedule keeps firing
+		for _, n := range []string{p, l, q, r, m} {
+			kbr(t, time.Minute, "task", "delete", n)
+		}
+	})
 	mustKbr(t, 3*time.Minute, "task", "create", "-f", def(q, small, "mode: manual"))
 	mustKbr(t, 3*time.Minute, "task", "create", "-f", def(r, small, "mode: manual"))
 	if info := showTask(t, l); !info.Locked || info.LockNote != "e2e" {
@@ -650,7 +659,7 @@ options: {min_free_bytes: 1GiB, compression: none, throttle_bytes_per_second: 20
 			break
 		}
 		if time.Now().After(dl) {
-			t.Fatalf("task %s's run does not say it waits for %s", q, p)
+			t.Fatalf("task %s's run does not say it waits for %s; runs of %s: %+v; runs of %s: %+v", q, p, p, history(t, p), q, history(t, q))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -683,7 +692,6 @@ options: {min_free_bytes: 1GiB, compression: none, throttle_bytes_per_second: 20
 
 	// Missed window: the server is down across a firing and comes back more
 	// than 120 s after it; the firing is skipped to the next period.
-	m := "m-" + id
 	mstart := time.Now().UTC().Truncate(time.Second).Add(20 * time.Second)
 	mustKbr(t, 3*time.Minute, "task", "create", "-f", def(m, small, "mode: periodic\nperiod: 10m\nstart_time: "+mstart.Format(time.RFC3339)))
 	h.stopServer(syscall.SIGTERM)

@@ -456,6 +456,14 @@ func (l *logged) ListPartial(ctx context.Context, prefix string) ([]storage.File
 func (l *logged) RemoveDir(ctx context.Context, name string) error {
 	start := time.Now()
 	err := storage.RemoveDir(ctx, l.Backend, name)
+	if err != nil {
+		// Tidying tries directories that may still hold files (a run's data
+		// directory after its plan files go) and keeps any it cannot remove:
+		// an answer, not a failure of the target worth a warning each run.
+		l.log.Log(ctx, slog.LevelDebug, "storage remove directory: kept", "op", "remove directory",
+			"duration", time.Since(start).Round(time.Microsecond), "name", name, "err", err)
+		return err
+	}
 	l.done(ctx, "remove directory", name, start, err)
 	return err
 }

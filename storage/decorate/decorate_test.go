@@ -447,6 +447,13 @@ func TestRemoveDirPassesThrough(t *testing.T) {
 	if err != nil || removed != 1 || left != 1 {
 		t.Errorf("RemoveEmptyDirs through decorators = %d, %d, %v; want 1 removed, 1 left", removed, left, err)
 	}
+	// Tidying keeps a directory that still holds files without a warning.
+	var buf bytes.Buffer
+	logged := Log(inner, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	storage.RemoveEmptyDirs(t.Context(), logged, []string{"x/full/g"}, "x")
+	if out := buf.String(); strings.Contains(out, "level=WARN") || !strings.Contains(out, `msg="storage remove directory: kept"`) {
+		t.Errorf("log of a directory kept by tidying:\n%s\nwant it at DEBUG, no warning", out)
+	}
 	removed, left, err = storage.RemoveEmptyDirs(t.Context(), Log(Retry(noPartials{}, Policy{Attempts: 3}), nil), []string{"x/empty/f"}, "x")
 	if err != nil || removed != 0 || left != 0 {
 		t.Errorf("RemoveEmptyDirs on a backend without directories = %d, %d, %v; want 0, 0, nil", removed, left, err)

@@ -113,13 +113,12 @@ func KRaftRestoreWorkflow(ctx workflow.Context, in KRaftRestoreInput) (*KRaftRes
 }
 
 type kraftRestore struct {
-	in   KRaftRestoreInput
-	cfg  config.KRaftRestore
-	p    Progress
-	t    *tracker
-	rep  KRaftRestoreReport
-	done map[string]bool
-	run0 string
+	*resumable
+	in  KRaftRestoreInput
+	cfg config.KRaftRestore
+	p   Progress
+	t   *tracker
+	rep KRaftRestoreReport
 }
 
 func (w *kraftRestore) setup(ctx workflow.Context) error {
@@ -127,15 +126,20 @@ func (w *kraftRestore) setup(ctx workflow.Context) error {
 	w.cfg.ApplyDefaults()
 	w.p = Progress{Kind: "KRaft metadata restore", Cluster: w.cfg.Cluster.Name, Status: names.StatusRunning}
 	w.t = newTracker(ctx, &w.p, KRaftRestoreSteps...)
-	w.done = map[string]bool{}
+	var fromRun string
+	var done []string
 	if r := w.in.Resume; r != nil {
 		w.rep = r.State
-		w.run0 = r.FromRunID
+		fromRun, done = r.FromRunID, r.Done
 		w.rep.ResumedFrom = r.FromRunID
-		for _, s := range r.Done {
-			w.done[s] = true
-		}
 	}
+	w.resumable = newResumable(w.t, KRaftRestoreSteps, fromRun, done, func(run string, done []string) any {
+		// The memo keeps what later steps need, not the agents' reports and
+		// command outputs, so it stays small.
+		st := w.rep
+		st.Agents, st.Stopped, st.Started, st.Restored, st.MetaFixes = nil, nil, nil, nil, nil
+		return KRaftResume{FromRunID: run, Done: done, State: st}
+	})
 	if err := workflow.SetQueryHandler(ctx, names.QueryProgress, func() (Progress, error) {
 		p := w.p
 		p.Report = w.rep
@@ -151,40 +155,6 @@ func (w *kraftRestore) setup(ctx workflow.Context) error {
 		sas = append(sas, names.SATask.ValueSet(rp.Task), names.SARecoveryPoint.ValueSet(rp.Manifest))
 	}
 	return workflow.UpsertTypedSearchAttributes(ctx, sas...)
-}
-
-// step runs one step unless a previous run completed it, and records it
-// for a retry once done.
-func (w *kraftRestore) step(ctx workflow.Context, name string, fn func() (string, error)) error {
-	if w.done[name] {
-		w.t.done(name, "completed by run "+w.run0+", not repeated")
-		return nil
-	}
-	w.t.start(name)
-	detail, err := fn()
-	if err != nil {
-		w.t.fail(name, err)
-		typ := names.ErrStepFailed
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() != "" {
-			typ = appErr.Type()
-		}
-		return temporal.NewNonRetryableApplicationError(name+": "+errText(err), typ, nil)
-	}
-	w.t.done(name, detail)
-	w.done[name] = true
-	var done []string
-	for _, s := range KRaftRestoreSteps {
-		if w.done[s] {
-			done = append(done, s)
-		}
-	}
-	// The memo keeps what later steps need, not the agents' reports and
-	// command outputs, so it stays small.
-	st := w.rep
-	st.Agents, st.Stopped, st.Started, st.Restored, st.MetaFixes = nil, nil, nil, nil, nil
-	return workflow.UpsertMemo(ctx, map[string]any{names.MemoResume: KRaftResume{
-		FromRunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Done: done, State: st}})
 }
 
 func (w *kraftRestore) run(ctx workflow.Context) (*KRaftRestoreReport, error) {

@@ -105,13 +105,12 @@ func MetadataRestoreWorkflow(ctx workflow.Context, in MetadataRestoreInput) (*Me
 }
 
 type metaRestore struct {
-	in   MetadataRestoreInput
-	cfg  config.MetadataRestore
-	p    Progress
-	t    *tracker
-	rep  MetaRestoreReport
-	done map[string]bool
-	run0 string
+	*resumable
+	in  MetadataRestoreInput
+	cfg config.MetadataRestore
+	p   Progress
+	t   *tracker
+	rep MetaRestoreReport
 }
 
 func (w *metaRestore) setup(ctx workflow.Context) error {
@@ -119,15 +118,25 @@ func (w *metaRestore) setup(ctx workflow.Context) error {
 	w.cfg.ApplyDefaults()
 	w.p = Progress{Kind: "metadata restore", Cluster: w.cfg.Cluster.Name, Status: names.StatusRunning}
 	w.t = newTracker(ctx, &w.p, MetaRestoreSteps...)
-	w.done = map[string]bool{}
+	var fromRun string
+	var done []string
 	if r := w.in.Resume; r != nil {
 		w.rep = r.State
-		w.run0 = r.FromRunID
+		fromRun, done = r.FromRunID, r.Done
 		w.rep.ResumedFrom = r.FromRunID
-		for _, s := range r.Done {
-			w.done[s] = true
-		}
 	}
+	w.resumable = newResumable(w.t, MetaRestoreSteps, fromRun, done, func(run string, done []string) any {
+		// The memo keeps what later steps need, not the command outputs and
+		// agent reports, so it stays small (Temporal warns above 2 KiB).
+		st := w.rep
+		st.Agents, st.Stopped, st.Started = nil, nil, nil
+		if st.Znodes != nil {
+			z := *st.Znodes
+			z.Skipped = nil
+			st.Znodes = &z
+		}
+		return MetaResume{FromRunID: run, Done: done, State: st}
+	})
 	if err := workflow.SetQueryHandler(ctx, names.QueryProgress, func() (Progress, error) {
 		p := w.p
 		p.Report = w.rep
@@ -146,46 +155,6 @@ func (w *metaRestore) setup(ctx workflow.Context) error {
 		return workflow.UpsertTypedSearchAttributes(ctx, names.SATask.ValueSet(rp.Task), names.SARecoveryPoint.ValueSet(rp.Manifest))
 	}
 	return nil
-}
-
-// step runs one step unless a previous run completed it, and records it
-// for a retry once done.
-func (w *metaRestore) step(ctx workflow.Context, name string, fn func() (string, error)) error {
-	if w.done[name] {
-		w.t.done(name, "completed by run "+w.run0+", not repeated")
-		return nil
-	}
-	w.t.start(name)
-	detail, err := fn()
-	if err != nil {
-		w.t.fail(name, err)
-		// The run's failure names the step, with the innermost cause.
-		typ := names.ErrStepFailed
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() != "" {
-			typ = appErr.Type()
-		}
-		return temporal.NewNonRetryableApplicationError(name+": "+errText(err), typ, nil)
-	}
-	w.t.done(name, detail)
-	w.done[name] = true
-	var done []string
-	for _, s := range MetaRestoreSteps {
-		if w.done[s] {
-			done = append(done, s)
-		}
-	}
-	// The memo keeps what later steps need, not the command outputs and
-	// agent reports, so it stays small (Temporal warns above 2 KiB).
-	st := w.rep
-	st.Agents, st.Stopped, st.Started = nil, nil, nil
-	if st.Znodes != nil {
-		z := *st.Znodes
-		z.Skipped = nil
-		st.Znodes = &z
-	}
-	return workflow.UpsertMemo(ctx, map[string]any{names.MemoResume: MetaResume{
-		FromRunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Done: done, State: st}})
 }
 
 func (w *metaRestore) run(ctx workflow.Context) (*MetaRestoreReport, error) {

@@ -116,3 +116,47 @@ func unpin(ctx workflow.Context, src config.Source, kind string) {
 }
 
 func errf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// resumable runs the named steps of a restore that a retry resumes (the
+// ZooKeeper and the KRaft metadata restores): a step a previous run
+// completed is reported and skipped; a step that fails fails the run with
+// its name and innermost cause; a step that succeeds is recorded in the
+// run's memo (names.MemoResume) with the state later steps need, which
+// `kbr restore retry` hands to the next run.
+type resumable struct {
+	t     *tracker
+	steps []string // in order
+	done  map[string]bool
+	run0  string // the run that completed the steps in done
+	// memo is what the memo records after a step, from the run's id and
+	// the steps done so far, in order.
+	memo func(runID string, done []string) any
+}
+
+func newResumable(t *tracker, steps []string, fromRun string, done []string, memo func(string, []string) any) *resumable {
+	r := &resumable{t: t, steps: steps, done: map[string]bool{}, run0: fromRun, memo: memo}
+	for _, s := range done {
+		r.done[s] = true
+	}
+	return r
+}
+
+// step runs one step unless a previous run completed it, and records it
+// for a retry once done.
+func (r *resumable) step(ctx workflow.Context, name string, fn func() (string, error)) error {
+	if r.done[name] {
+		r.t.done(name, "completed by run "+r.run0+", not repeated")
+		return nil
+	}
+	if err := r.t.run(name, fn); err != nil {
+		return err
+	}
+	r.done[name] = true
+	var done []string
+	for _, s := range r.steps {
+		if r.done[s] {
+			done = append(done, s)
+		}
+	}
+	return workflow.UpsertMemo(ctx, map[string]any{names.MemoResume: r.memo(workflow.GetInfo(ctx).WorkflowExecution.RunID, done)})
+}

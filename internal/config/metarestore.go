@@ -44,17 +44,93 @@ type SafetyBackup struct {
 // MetaRestoreOptions tune a metadata restore.
 type MetaRestoreOptions struct {
 	// BatchSize is the most znode operations in one ZooKeeper multi (default 500).
-	BatchSize int `yaml:"batch_size,omitempty" json:"batch_size,omitempty"`
+	BatchSize      int `yaml:"batch_size,omitempty" json:"batch_size,omitempty"`
+	HostOpsOptions `yaml:",inline"`
+}
+
+// HostOpsOptions bound the host-local steps of a metadata restore (the
+// ZooKeeper and the KRaft one), which the agents run.
+type HostOpsOptions struct {
 	// AgentTimeout is how long an agent has to pick up a task before its
 	// host counts as unreachable (default 15s).
 	AgentTimeout Duration `yaml:"agent_timeout,omitempty" json:"agent_timeout,omitempty"`
-	// StopTimeout and StartTimeout bound each broker's stop and start
+	// StopTimeout and StartTimeout bound each node's stop and start
 	// (defaults 3m and 5m).
 	StopTimeout  Duration `yaml:"stop_timeout,omitempty" json:"stop_timeout,omitempty"`
 	StartTimeout Duration `yaml:"start_timeout,omitempty" json:"start_timeout,omitempty"`
 	// HealthyTimeout bounds the wait for every broker registered and no
-	// partition under-replicated (default 10m).
+	// partition offline or under-replicated (default 10m).
 	HealthyTimeout Duration `yaml:"healthy_timeout,omitempty" json:"healthy_timeout,omitempty"`
+}
+
+func (o *HostOpsOptions) applyDefaults() {
+	if o.AgentTimeout == 0 {
+		o.AgentTimeout = DefaultAgentTimeout
+	}
+	if o.StopTimeout == 0 {
+		o.StopTimeout = DefaultStopTimeout
+	}
+	if o.StartTimeout == 0 {
+		o.StartTimeout = DefaultStartTimeout
+	}
+	if o.HealthyTimeout == 0 {
+		o.HealthyTimeout = DefaultHealthyTimeout
+	}
+}
+
+func (o HostOpsOptions) validate() error {
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"agent_timeout", o.AgentTimeout}, {"stop_timeout", o.StopTimeout}, {"start_timeout", o.StartTimeout}, {"healthy_timeout", o.HealthyTimeout}} {
+		if d.v.D() < time.Second {
+			return fieldErr("options."+d.name, "%s: want at least 1s", d.v.D())
+		}
+	}
+	return nil
+}
+
+// validateRestoreSource checks the recovery point a metadata restore reads.
+func validateRestoreSource(src Source) error {
+	if err := ValidateTarget("source.target", src.Target); err != nil {
+		return err
+	}
+	if src.RecoveryPoint == "" {
+		return fieldErr("source.recovery_point", `required: a manifest name (see "kbr backups list") or "latest"`)
+	}
+	if src.RecoveryPoint != "latest" {
+		if _, _, _, ok := backupset.ParseManifestName(src.RecoveryPoint); !ok {
+			return fieldErr("source.recovery_point", "%q is not <task>_<created>/<version>_manifest_<executed>.json", src.RecoveryPoint)
+		}
+	}
+	return nil
+}
+
+// validateHosts checks a list of nodes and their agents' host names: each
+// id (what: broker.id, node.id) and each host once; noun names one node.
+func validateHosts(field string, hs []BrokerHost, what, noun string) error {
+	ids, hosts := map[int32]int{}, map[string]int{}
+	for i, b := range hs {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if b.ID < 0 {
+			return fieldErr(f+".id", "%d: a %s is not negative", b.ID, what)
+		}
+		if j, dup := ids[b.ID]; dup {
+			return fieldErr(f+".id", "%d is also %s[%d].id", b.ID, field, j)
+		}
+		ids[b.ID] = i
+		if b.Host == "" {
+			return fieldErr(f+".host", "required: the name the %s's agent runs under (kbr agent --host NAME)", noun)
+		}
+		if !HostNameRE.MatchString(b.Host) {
+			return fieldErr(f+".host", "%q: use letters, digits, '.', '_' or '-'", b.Host)
+		}
+		if j, dup := hosts[b.Host]; dup {
+			return fieldErr(f+".host", "%q is also %s[%d].host: run one agent per %s", b.Host, field, j, noun)
+		}
+		hosts[b.Host] = i
+	}
+	return nil
 }
 
 // Defaults of a metadata restore.
@@ -94,18 +170,7 @@ func (r *MetadataRestore) ApplyDefaults() {
 	if o.BatchSize == 0 {
 		o.BatchSize = DefaultZKBatchSize
 	}
-	if o.AgentTimeout == 0 {
-		o.AgentTimeout = DefaultAgentTimeout
-	}
-	if o.StopTimeout == 0 {
-		o.StopTimeout = DefaultStopTimeout
-	}
-	if o.StartTimeout == 0 {
-		o.StartTimeout = DefaultStartTimeout
-	}
-	if o.HealthyTimeout == 0 {
-		o.HealthyTimeout = DefaultHealthyTimeout
-	}
+	o.applyDefaults()
 }
 
 // Validate checks everything that can be checked without the network.
@@ -116,40 +181,14 @@ func (r *MetadataRestore) Validate() error {
 	if r.Cluster.ZooKeeper == nil {
 		return fieldErr("cluster.zookeeper", "required: the metadata restore writes the znodes of a ZooKeeper-mode cluster (for KRaft clusters use the logical metadata restore)")
 	}
-	if err := ValidateTarget("source.target", r.Source.Target); err != nil {
+	if err := validateRestoreSource(r.Source); err != nil {
 		return err
-	}
-	if r.Source.RecoveryPoint == "" {
-		return fieldErr("source.recovery_point", `required: a manifest name (see "kbr backups list") or "latest"`)
-	}
-	if r.Source.RecoveryPoint != "latest" {
-		if _, _, _, ok := backupset.ParseManifestName(r.Source.RecoveryPoint); !ok {
-			return fieldErr("source.recovery_point", "%q is not <task>_<created>/<version>_manifest_<executed>.json", r.Source.RecoveryPoint)
-		}
 	}
 	if len(r.Brokers) == 0 {
 		return fieldErr("brokers", "required: every broker of the cluster with its agent's host name ({id: 1, host: broker1})")
 	}
-	ids, hosts := map[int32]int{}, map[string]int{}
-	for i, b := range r.Brokers {
-		f := fmt.Sprintf("brokers[%d]", i)
-		if b.ID < 0 {
-			return fieldErr(f+".id", "%d: a broker.id is not negative", b.ID)
-		}
-		if j, dup := ids[b.ID]; dup {
-			return fieldErr(f+".id", "%d is also brokers[%d].id", b.ID, j)
-		}
-		ids[b.ID] = i
-		if b.Host == "" {
-			return fieldErr(f+".host", "required: the name the broker's agent runs under (kbr agent --host NAME)")
-		}
-		if !HostNameRE.MatchString(b.Host) {
-			return fieldErr(f+".host", "%q: use letters, digits, '.', '_' or '-'", b.Host)
-		}
-		if j, dup := hosts[b.Host]; dup {
-			return fieldErr(f+".host", "%q is also brokers[%d].host: run one agent per broker", b.Host, j)
-		}
-		hosts[b.Host] = i
+	if err := validateHosts("brokers", r.Brokers, "broker.id", "broker"); err != nil {
+		return err
 	}
 	if err := backupset.ValidTaskName(r.SafetyBackup.Task); err != nil {
 		return fieldErr("safety_backup.task", "%v", err)
@@ -158,17 +197,7 @@ func (r *MetadataRestore) Validate() error {
 	if o.BatchSize < 1 || o.BatchSize > 10000 {
 		return fieldErr("options.batch_size", "%d: want 1..10000", o.BatchSize)
 	}
-	for _, d := range []struct {
-		name string
-		v    Duration
-		min  time.Duration
-	}{{"agent_timeout", o.AgentTimeout, time.Second}, {"stop_timeout", o.StopTimeout, time.Second},
-		{"start_timeout", o.StartTimeout, time.Second}, {"healthy_timeout", o.HealthyTimeout, time.Second}} {
-		if d.v.D() < d.min {
-			return fieldErr("options."+d.name, "%s: want at least %s", d.v.D(), d.min)
-		}
-	}
-	return nil
+	return o.validate()
 }
 
 // Agent is the per-host configuration of `kbr agent` (flags or a YAML file).

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const metaRestoreYAML = `
@@ -93,5 +95,30 @@ func TestAgentConfig(t *testing.T) {
 		if bad.Validate() == nil {
 			t.Errorf("%+v accepted", bad)
 		}
+	}
+}
+
+// TestRestoreOptionsSpelling: the host-step options of both metadata
+// restores are read at options' top level (the shared struct is inline),
+// in YAML and in the workflow's JSON input alike.
+func TestRestoreOptionsSpelling(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "r.yaml")
+	doc := metaRestoreYAML + "options: {batch_size: 7, agent_timeout: 20s, stop_timeout: 2m, start_timeout: 4m, healthy_timeout: 9m}\n"
+	if err := os.WriteFile(p, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := LoadMetadataRestore(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := r.Options
+	if o.BatchSize != 7 || o.AgentTimeout.D() != 20*time.Second || o.StopTimeout.D() != 2*time.Minute ||
+		o.StartTimeout.D() != 4*time.Minute || o.HealthyTimeout.D() != 9*time.Minute {
+		t.Errorf("options read %+v", o)
+	}
+	js, _ := json.Marshal(KRaftRestoreOptions{HostOpsOptions: o.HostOpsOptions})
+	if want := `{"agent_timeout":"20s","stop_timeout":"2m0s","start_timeout":"4m0s","healthy_timeout":"9m0s"}`; string(js) != want {
+		t.Errorf("KRaft restore options as JSON: %s, want %s", js, want)
 	}
 }

@@ -11,12 +11,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -24,7 +22,6 @@ import (
 	"github.com/kbr-project/kbr/internal/catalog"
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/hostops"
-	"github.com/kbr-project/kbr/internal/kclient"
 	"github.com/kbr-project/kbr/internal/kraftlog"
 	"github.com/kbr-project/kbr/internal/names"
 	"github.com/kbr-project/kbr/storage"
@@ -744,52 +741,5 @@ type KRaftHealthInput struct {
 // registered, the cluster reports the restored cluster id, and no partition
 // is offline or under-replicated.
 func (a *Activities) WaitKRaftHealthy(ctx context.Context, in KRaftHealthInput) (*ClusterHealth, error) {
-	cl, err := kclient.New(in.Cluster)
-	if err != nil {
-		return nil, badInput("%v", err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	deadline := time.Now().Add(in.Timeout.D())
-	last := "no answer yet"
-	for {
-		mctx, cancel := context.WithTimeout(ctx, in.Cluster.ConnectTimeout.D())
-		md, err := adm.Metadata(mctx)
-		cancel()
-		if err == nil {
-			h := ClusterHealth{ClusterID: md.Cluster}
-			for _, b := range md.Brokers {
-				h.Brokers = append(h.Brokers, b.NodeID)
-			}
-			sort.Slice(h.Brokers, func(i, j int) bool { return h.Brokers[i] < h.Brokers[j] })
-			for _, t := range md.Topics.Sorted() {
-				h.Topics++
-				for _, p := range t.Partitions.Sorted() {
-					h.Partitions++
-					name := fmt.Sprintf("%s[%d]", t.Topic, p.Partition)
-					if p.Leader < 0 {
-						h.Offline = append(h.Offline, name)
-					} else if len(p.ISR) < len(p.Replicas) {
-						h.UnderReplicated = append(h.UnderReplicated, name)
-					}
-				}
-			}
-			last = h.problem(in.Brokers, in.ClusterID)
-			if last == "" {
-				return &h, nil
-			}
-		} else {
-			last = err.Error()
-		}
-		activity.RecordHeartbeat(ctx, last)
-		if time.Now().After(deadline) {
-			return nil, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("cluster %s not healthy within %s: %s", in.Cluster.Name, in.Timeout.D(), last), "NotHealthy", nil)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(2 * time.Second):
-		}
-	}
+	return waitHealthy(ctx, in.Cluster, in.Brokers, in.ClusterID, in.Timeout.D())
 }

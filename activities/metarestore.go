@@ -399,37 +399,28 @@ func (a *Activities) WaitClusterHealthy(ctx context.Context, in WaitHealthyInput
 	for _, b := range cfg.Brokers {
 		want = append(want, b.ID)
 	}
-	cl, err := kclient.New(cfg.Cluster)
+	return waitHealthy(ctx, cfg.Cluster, want, in.ClusterID, cfg.Options.HealthyTimeout.D())
+}
+
+// waitHealthy waits, up to timeout, until every broker of want is
+// registered, the cluster reports clusterID, and no partition is offline
+// or under-replicated; it heartbeats what it still waits for.
+func waitHealthy(ctx context.Context, cluster config.Cluster, want []int32, clusterID string, timeout time.Duration) (*ClusterHealth, error) {
+	cl, err := kclient.New(cluster)
 	if err != nil {
 		return nil, badInput("%v", err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	deadline := time.Now().Add(cfg.Options.HealthyTimeout.D())
+	deadline := time.Now().Add(timeout)
 	last := "no answer yet"
 	for {
-		mctx, cancel := context.WithTimeout(ctx, cfg.Cluster.ConnectTimeout.D())
+		mctx, cancel := context.WithTimeout(ctx, cluster.ConnectTimeout.D())
 		md, err := adm.Metadata(mctx)
 		cancel()
 		if err == nil {
-			h := ClusterHealth{ClusterID: md.Cluster}
-			for _, b := range md.Brokers {
-				h.Brokers = append(h.Brokers, b.NodeID)
-			}
-			sort.Slice(h.Brokers, func(i, j int) bool { return h.Brokers[i] < h.Brokers[j] })
-			for _, t := range md.Topics.Sorted() {
-				h.Topics++
-				for _, p := range t.Partitions.Sorted() {
-					h.Partitions++
-					name := fmt.Sprintf("%s[%d]", t.Topic, p.Partition)
-					if p.Leader < 0 {
-						h.Offline = append(h.Offline, name)
-					} else if len(p.ISR) < len(p.Replicas) {
-						h.UnderReplicated = append(h.UnderReplicated, name)
-					}
-				}
-			}
-			last = h.problem(want, in.ClusterID)
+			h := healthOf(md)
+			last = h.problem(want, clusterID)
 			if last == "" {
 				return &h, nil
 			}
@@ -439,7 +430,7 @@ func (a *Activities) WaitClusterHealthy(ctx context.Context, in WaitHealthyInput
 		activity.RecordHeartbeat(ctx, last)
 		if time.Now().After(deadline) {
 			return nil, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("cluster %s not healthy within %s: %s", cfg.Cluster.Name, cfg.Options.HealthyTimeout.D(), last), "NotHealthy", nil)
+				fmt.Sprintf("cluster %s not healthy within %s: %s", cluster.Name, timeout, last), "NotHealthy", nil)
 		}
 		select {
 		case <-ctx.Done():
@@ -447,4 +438,27 @@ func (a *Activities) WaitClusterHealthy(ctx context.Context, in WaitHealthyInput
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+// healthOf reads the brokers, and the offline and under-replicated
+// partitions, from a metadata answer.
+func healthOf(md kadm.Metadata) ClusterHealth {
+	h := ClusterHealth{ClusterID: md.Cluster}
+	for _, b := range md.Brokers {
+		h.Brokers = append(h.Brokers, b.NodeID)
+	}
+	sort.Slice(h.Brokers, func(i, j int) bool { return h.Brokers[i] < h.Brokers[j] })
+	for _, t := range md.Topics.Sorted() {
+		h.Topics++
+		for _, p := range t.Partitions.Sorted() {
+			h.Partitions++
+			name := fmt.Sprintf("%s[%d]", t.Topic, p.Partition)
+			if p.Leader < 0 {
+				h.Offline = append(h.Offline, name)
+			} else if len(p.ISR) < len(p.Replicas) {
+				h.UnderReplicated = append(h.UnderReplicated, name)
+			}
+		}
+	}
+	return h
 }

@@ -2,18 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/kbr-project/kbr/internal/config"
 	"github.com/kbr-project/kbr/internal/names"
@@ -98,23 +94,8 @@ func runKRaftRestore(ctx context.Context, o *kraftRestoreOpts, s streams) error 
 // startKRaftRestore starts (or, with the input of a failed run, starts
 // again) the KRaft metadata restore id and follows it.
 func startKRaftRestore(ctx context.Context, cl client.Client, s streams, id string, in workflows.KRaftRestoreInput, o startOpts) error {
-	opts := client.StartWorkflowOptions{ID: id,
-		// A restore that succeeded cannot run again; a failed one can.
-		WorkflowIDReusePolicy:                    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			names.SACluster.ValueSet(in.Cluster.Name), names.SAKind.ValueSet(names.KindKRaftRestore),
-			names.SAStatus.ValueSet(names.StatusRunning))}
 	var rep workflows.KRaftRestoreReport
-	_, err := startAndWatch(ctx, cl, s, opts, names.KRaftRestoreWorkflow, in, o, &rep)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		return withCode(exitBadInput, fmt.Errorf("restore %s already ran and succeeded, or is running: a restore runs once (kbr restore status %s)", id, id))
-	}
-	if err != nil || o.detach {
-		if err != nil && !o.json {
-			fmt.Fprintf(s.err, "resume it with: kbr restore retry %s\n", id)
-		}
+	if ok, err := startRestoreOnce(ctx, cl, s, id, in.Cluster.Name, names.KindKRaftRestore, names.KRaftRestoreWorkflow, in, o, &rep); !ok {
 		return err
 	}
 	return o.print(s.out, map[string]any{"workflow_id": id, "status": names.StatusSucceeded, "result": rep}, func() {

@@ -89,24 +89,8 @@ func runMetadataRestore(ctx context.Context, o *metadataRestoreOpts, s streams) 
 // startMetadataRestore starts (or, with the input of a failed run, starts
 // again) the metadata restore id and follows it.
 func startMetadataRestore(ctx context.Context, cl client.Client, s streams, id string, in workflows.MetadataRestoreInput, o startOpts) error {
-	opts := client.StartWorkflowOptions{ID: id,
-		// A restore that succeeded cannot run again; a failed one can.
-		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-		// Without it the SDK hands back the existing run instead of refusing.
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			names.SACluster.ValueSet(in.Cluster.Name), names.SAKind.ValueSet(names.KindMetadataRestore),
-			names.SAStatus.ValueSet(names.StatusRunning))}
 	var rep workflows.MetaRestoreReport
-	_, err := startAndWatch(ctx, cl, s, opts, names.MetadataRestoreWorkflow, in, o, &rep)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		return withCode(exitBadInput, fmt.Errorf("restore %s already ran and succeeded, or is running: a restore runs once (kbr restore status %s)", id, id))
-	}
-	if err != nil || o.detach {
-		if err != nil && !o.json {
-			fmt.Fprintf(s.err, "resume it with: kbr restore retry %s\n", id)
-		}
+	if ok, err := startRestoreOnce(ctx, cl, s, id, in.Cluster.Name, names.KindMetadataRestore, names.MetadataRestoreWorkflow, in, o, &rep); !ok {
 		return err
 	}
 	return o.print(s.out, map[string]any{"workflow_id": id, "status": names.StatusSucceeded, "result": rep}, func() {
@@ -121,4 +105,30 @@ func startMetadataRestore(ctx context.Context, cl client.Client, s streams, id s
 			fmt.Fprintln(s.out, "  note:", n)
 		}
 	})
+}
+
+// startRestoreOnce starts the restore id (a metadata restore: run once,
+// resumed by id) and follows it. It says true when the restore succeeded
+// and its report, in rep, is to be printed; otherwise the error to return
+// (nil for --detach).
+func startRestoreOnce(ctx context.Context, cl client.Client, s streams, id, cluster, kind, workflow string, in any, o startOpts, rep any) (bool, error) {
+	opts := client.StartWorkflowOptions{ID: id,
+		// A restore that succeeded cannot run again; a failed one can.
+		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+		// Without it the SDK hands back the existing run instead of refusing.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			names.SACluster.ValueSet(cluster), names.SAKind.ValueSet(kind), names.SAStatus.ValueSet(names.StatusRunning))}
+	_, err := startAndWatch(ctx, cl, s, opts, workflow, in, o, rep)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return false, withCode(exitBadInput, fmt.Errorf("restore %s already ran and succeeded, or is running: a restore runs once (kbr restore status %s)", id, id))
+	}
+	if err != nil || o.detach {
+		if err != nil && !o.json {
+			fmt.Fprintf(s.err, "resume it with: kbr restore retry %s\n", id)
+		}
+		return false, err
+	}
+	return true, nil
 }

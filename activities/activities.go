@@ -50,6 +50,11 @@ type Activities struct {
 	IdleClose time.Duration
 	// Storage opens backup targets (storage/all.Registry() in the binary).
 	Storage *storage.Registry
+	// RestoreBufferBytes bounds the record batches all the restore units
+	// of this worker hold at once, read and not yet acknowledged (default
+	// DefaultRestoreBufferBytes): the worker's memory does not grow with
+	// a restore's parallelism.
+	RestoreBufferBytes int64
 
 	once      sync.Once
 	clients   *pool.Pool[*kgo.Client]
@@ -57,7 +62,11 @@ type Activities struct {
 	manifests sync.Map // "<target>|<name>" -> *backupset.Manifest (immutable once written)
 	offsets   sync.Map // "<target>|<name>" -> *backupset.OffsetsFile
 	views     viewCache
+	budget    *kdata.Budget
 }
+
+// DefaultRestoreBufferBytes is the worker's default RestoreBufferBytes.
+const DefaultRestoreBufferBytes = 128 << 20
 
 func (a *Activities) init() {
 	a.once.Do(func() {
@@ -68,6 +77,11 @@ func (a *Activities) init() {
 		a.clients = pool.New(idle, func(c *kgo.Client) { c.Close() })
 		a.targets = pool.New(idle, func(b storage.Backend) { _ = b.Close() })
 		a.views.max = 4
+		n := a.RestoreBufferBytes
+		if n <= 0 {
+			n = DefaultRestoreBufferBytes
+		}
+		a.budget = kdata.NewBudget(n)
 	})
 }
 

@@ -909,8 +909,9 @@ func (a *Activities) ImportUnit(ctx context.Context, in ImportUnitInput) (*Impor
 	if err != nil {
 		return nil, err
 	}
+	a.init()
 	spec := kdata.ImportSpec{Compression: cfg.Options.ProducerCompression, MaxBatchBytes: maxBytes,
-		ThrottleBytesS: int64(cfg.Options.ThrottleBytesPerSecond)}
+		ThrottleBytesS: int64(cfg.Options.ThrottleBytesPerSecond), Budget: a.budget}
 	if cfg.ToTime != nil {
 		spec.ToTime = *cfg.ToTime
 	}

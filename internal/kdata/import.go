@@ -60,8 +60,11 @@ type ImportSpec struct {
 	MaxBatchBytes map[string]int32
 	// ThrottleBytesS bounds the unit's produce rate (0: unlimited).
 	ThrottleBytesS int64
-	// MaxBufferedBytes bounds the batches read ahead of the producer.
+	// MaxBufferedBytes bounds the batches read ahead of the producer and
+	// not yet acknowledged (default 64 MiB), unless Budget is given.
 	MaxBufferedBytes int64
+	// Budget, when set, is the bound instead, shared with other units.
+	Budget *Budget
 	// RemapSchemaIDs, when set, rewrites the schema id of each record key and
 	// value in the wire format (magic 0, 4-byte id) through it: every batch
 	// takes the record path. Prefixed ids it lacks are left alone and counted.
@@ -140,7 +143,12 @@ func Import(ctx context.Context, cl *kgo.Client, b storage.Backend, spec ImportS
 	defer cancel(nil)
 
 	rd := &importReader{spec: spec, b: b, states: states, out: prod.in, comp: comp, rebuildAll: rebuildAll,
-		buffered: newBytesSem(spec.MaxBufferedBytes)}
+		buffered: &share{b: spec.Budget}}
+	if spec.Budget == nil {
+		rd.buffered.b = NewBudget(spec.MaxBufferedBytes)
+	}
+	// A unit that ends, also with an error, gives back what it still holds.
+	defer rd.buffered.drain()
 	prod.release = rd.buffered.release
 	var rerr error
 	var wg sync.WaitGroup
@@ -273,7 +281,7 @@ type importReader struct {
 	out        chan<- outBatch
 	comp       kgo.Compressor
 	rebuildAll bool
-	buffered   *bytesSem
+	buffered   *share
 	raw        int64
 	rebuilt    int64
 	comps      map[int]kgo.Compressor
@@ -643,17 +651,22 @@ func (r *importReader) segments(ctx context.Context, i int, src backupset.Source
 	return flush()
 }
 
-// bytesSem bounds the bytes read ahead of the producer.
-type bytesSem struct {
+// Budget bounds the bytes of batches read ahead of a producer and not yet
+// acknowledged: one unit's own, or, shared by the units a worker runs at
+// once (ImportSpec.Budget), the whole worker's, so its memory does not
+// grow with the restore's parallelism. A batch larger than the budget
+// waits until nothing else is held.
+type Budget struct {
 	mu    sync.Mutex
-	cond  chan struct{}
+	wake  chan struct{} // closed and replaced on every release
 	limit int64
 	used  int64
 }
 
-func newBytesSem(limit int64) *bytesSem { return &bytesSem{limit: limit, cond: make(chan struct{}, 1)} }
+// NewBudget makes a budget of limit bytes.
+func NewBudget(limit int64) *Budget { return &Budget{limit: limit, wake: make(chan struct{})} }
 
-func (s *bytesSem) acquire(ctx context.Context, n int64) error {
+func (s *Budget) acquire(ctx context.Context, n int64) error {
 	for {
 		s.mu.Lock()
 		if s.used == 0 || s.used+n <= s.limit {
@@ -661,21 +674,56 @@ func (s *bytesSem) acquire(ctx context.Context, n int64) error {
 			s.mu.Unlock()
 			return nil
 		}
+		wake := s.wake
 		s.mu.Unlock()
 		select {
-		case <-s.cond:
+		case <-wake:
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
 	}
 }
 
-func (s *bytesSem) release(n int64) {
+func (s *Budget) release(n int64) {
 	s.mu.Lock()
 	s.used -= n
+	close(s.wake) // every waiter looks again
+	s.wake = make(chan struct{})
 	s.mu.Unlock()
-	select {
-	case s.cond <- struct{}{}:
-	default:
+}
+
+// share is one unit's part of a Budget: what it holds, given back whole
+// when the unit ends.
+type share struct {
+	b    *Budget
+	mu   sync.Mutex
+	held int64
+}
+
+func (s *share) acquire(ctx context.Context, n int64) error {
+	if err := s.b.acquire(ctx, n); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.held += n
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *share) release(n int64) {
+	s.mu.Lock()
+	n = min(n, s.held)
+	s.held -= n
+	s.mu.Unlock()
+	s.b.release(n)
+}
+
+func (s *share) drain() {
+	s.mu.Lock()
+	n := s.held
+	s.held = 0
+	s.mu.Unlock()
+	if n > 0 {
+		s.b.release(n)
 	}
 }

@@ -66,7 +66,7 @@ type Activities struct {
 }
 
 // DefaultRestoreBufferBytes is the worker's default RestoreBufferBytes.
-const DefaultRestoreBufferBytes = 128 << 20
+const DefaultRestoreBufferBytes = 64 << 20
 
 func (a *Activities) init() {
 	a.once.Do(func() {

@@ -23,7 +23,9 @@ type Options struct {
 	// MaxConcurrentActivities bounds the activities this worker runs at once
 	// (default 32); each partition export or restore is one activity.
 	MaxConcurrentActivities int
-	Logger                  *slog.Logger
+	// RestoreBufferBytes: activities.Activities.RestoreBufferBytes.
+	RestoreBufferBytes int64
+	Logger             *slog.Logger
 	// Storage opens backup targets: storage/all.Registry() in the binary.
 	Storage *storage.Registry
 }
@@ -52,7 +54,7 @@ func New(c client.Client, o Options) worker.Worker {
 		MaxConcurrentActivityExecutionSize: o.MaxConcurrentActivities,
 		Interceptors:                       interceptors(),
 	})
-	Register(w, &activities.Activities{Logger: o.Logger, Temporal: c, TaskQueue: names.TaskQueue, Storage: o.Storage})
+	Register(w, &activities.Activities{Logger: o.Logger, Temporal: c, TaskQueue: names.TaskQueue, Storage: o.Storage, RestoreBufferBytes: o.RestoreBufferBytes})
 	return w
 }
 

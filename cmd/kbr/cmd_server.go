@@ -56,6 +56,10 @@ running.`,
 // runServer serves Temporal, the Web UI and (unless --no-worker) a worker
 // until ctx ends.
 func runServer(ctx context.Context, o *serverOpts, s streams) error {
+	restBuf, err := o.proc.restoreBuffer()
+	if err != nil {
+		return err
+	}
 	logger := newLogger(o.proc.level)
 	so := o.server
 	so.Logger = logger
@@ -85,7 +89,7 @@ func runServer(ctx context.Context, o *serverOpts, s streams) error {
 	}
 	defer cl.Close()
 	seedMetrics(ctx, cl, c.namespace, me, logger)
-	w := workers.New(cl, workers.Options{Logger: logger, MaxConcurrentActivities: o.proc.maxActs, Storage: storageRegistry})
+	w := workers.New(cl, workers.Options{Logger: logger, MaxConcurrentActivities: o.proc.maxActs, RestoreBufferBytes: restBuf, Storage: storageRegistry})
 	if err := w.Start(); err != nil {
 		return withCode(exitFailed, fmt.Errorf("start worker: %w", err))
 	}

@@ -49,6 +49,10 @@ func workerCmd() *cobra.Command {
 
 // runWorker polls the kbr task queue until ctx ends.
 func runWorker(ctx context.Context, o *workerOpts, s streams) error {
+	restBuf, err := o.proc.restoreBuffer()
+	if err != nil {
+		return err
+	}
 	logger := newLogger(o.proc.level)
 	me, err := o.metrics.start("worker", logger, s.err)
 	if err != nil {
@@ -66,7 +70,7 @@ func runWorker(ctx context.Context, o *workerOpts, s streams) error {
 		logger.Warn("could not register kbr's search attributes; ask the Temporal operator to add them", "err", err)
 	}
 	seedMetrics(ctx, cl, c.namespace, me, logger)
-	w := workers.New(cl, workers.Options{Logger: logger, MaxConcurrentActivities: o.proc.maxActs, Storage: storageRegistry})
+	w := workers.New(cl, workers.Options{Logger: logger, MaxConcurrentActivities: o.proc.maxActs, RestoreBufferBytes: restBuf, Storage: storageRegistry})
 	if err := w.Start(); err != nil {
 		return withCode(exitFailed, fmt.Errorf("start worker: %w", err))
 	}

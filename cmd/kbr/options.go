@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/kbr-project/kbr/internal/config"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -115,6 +117,7 @@ func (o *fileOpts) required() error {
 type processOpts struct {
 	level    string
 	maxActs  int
+	restBuf  string // --restore-buffer
 	defLevel string // default of --log-level
 	noActs   bool   // no --max-activities (the agent)
 }
@@ -122,6 +125,19 @@ type processOpts struct {
 func (o *processOpts) AddFlags(fs *pflag.FlagSet) {
 	if !o.noActs {
 		fs.IntVar(&o.maxActs, "max-activities", 32, "activities this worker runs at once")
+		fs.StringVar(&o.restBuf, "restore-buffer", "64MiB", "record batches all of this worker's restore units hold at once, read and not yet acknowledged (its memory does not grow with a restore's parallelism)")
 	}
 	fs.StringVar(&o.level, "log-level", o.defLevel, "debug, info, warn or error")
+}
+
+// restoreBuffer is --restore-buffer in bytes.
+func (o *processOpts) restoreBuffer() (int64, error) {
+	n, err := config.ParseByteSize(o.restBuf)
+	if err == nil && n < 1<<20 {
+		err = fmt.Errorf("want at least 1MiB")
+	}
+	if err != nil {
+		return 0, withCode(exitBadInput, fmt.Errorf("--restore-buffer %q: %v", o.restBuf, err))
+	}
+	return int64(n), nil
 }

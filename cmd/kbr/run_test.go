@@ -133,6 +133,13 @@ func TestRunBadInput(t *testing.T) {
 	if line := checkExit(t, "no brokers", runBackup(ctx, o, c.streams()), exitBadInput); !strings.Contains(line, "cluster.bootstrap_servers") {
 		t.Errorf("no brokers: %s", line)
 	}
+	for _, v := range []string{"12", "lots"} {
+		w := newWorkerOpts()
+		w.proc.restBuf = v
+		if line := checkExit(t, "--restore-buffer "+v, runWorker(ctx, w, c.streams()), exitBadInput); !strings.Contains(line, "--restore-buffer") {
+			t.Errorf("--restore-buffer %s: %s", v, line)
+		}
+	}
 	r := newRestoreOpts()
 	r.file.path, r.toTime = writeConfig(t, `cluster: {name: prod, bootstrap_servers: ["127.0.0.1:9"]}
 source: {target: {type: LocalDir, path: /tmp}, recovery_point: latest}

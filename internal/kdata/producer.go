@@ -44,7 +44,7 @@ type outPart struct {
 }
 
 // maxRequestBytes bounds one produce request (Kafka's socket.request.max.bytes is 100 MiB).
-const maxRequestBytes = 32 << 20
+const maxRequestBytes = 8 << 20
 
 func newProducer(ctx context.Context, cl *kgo.Client, parts []ImportPartition, throttle int64) (*producer, error) {
 	req := kmsg.NewPtrInitProducerIDRequest()

@@ -18,7 +18,7 @@
 #                                            directory ids (every node must be stopped)
 #   deploy/kraftq.sh status DIR              one line per node
 #
-# DIR defaults to deploy/local/kraftq. Ports: KBR_KRAFTQ_PORT_BASE (default 39100) + node for
+# DIR defaults to deploy/local/kraftq. Ports: KBR_KRAFTQ_PORT_BASE (default 14100, below the ephemeral port range so that no outgoing connection holds a node's port) + node for
 # PLAINTEXT, + 100 + node for SASL_PLAINTEXT, + 200 + node for CONTROLLER. The Kafka jars are the
 # shared stack's (deploy/local/lib/kafka4: deploy/stack.sh up resolves them).
 set -euo pipefail
@@ -26,7 +26,7 @@ set -euo pipefail
 DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SELF=$DEPLOY_DIR/kraftq.sh
 JARS=${KBR_KRAFTQ_JARS:-$DEPLOY_DIR/local/lib/kafka4}
-BASE=${KBR_KRAFTQ_PORT_BASE:-39100}
+BASE=${KBR_KRAFTQ_PORT_BASE:-14100}
 TIMEOUT=${KBR_STACK_TIMEOUT:-120}
 STOP_TIMEOUT=20
 NODES=(1 2 3)

@@ -28,7 +28,7 @@ const kraftRP = "kq_20261203T090000Z/4.1_manifest_20261203T100000Z.json"
 // Nodes 1 and 2 are combined, 3 a broker.
 func kraftInput() KRaftRestoreInput {
 	return KRaftRestoreInput{KRaftRestore: config.KRaftRestore{
-		Cluster: config.Cluster{Name: "kq", BootstrapServers: []string{"127.0.0.1:39101"}},
+		Cluster: config.Cluster{Name: "kq", BootstrapServers: []string{"127.0.0.1:14101"}},
 		Source:  config.Source{Target: storage.Target{Type: "LocalDir", Path: "/backups"}, RecoveryPoint: "latest"},
 		Nodes:   []config.BrokerHost{{ID: 1, Host: "h1"}, {ID: 2, Host: "h2"}, {ID: 3, Host: "h3"}},
 	}}

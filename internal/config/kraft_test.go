@@ -13,7 +13,7 @@ import (
 const kraftRestoreYAML = `
 cluster:
   name: kq
-  bootstrap_servers: [127.0.0.1:39101]
+  bootstrap_servers: [127.0.0.1:14101]
 source:
   target: {type: LocalDir, path: /tmp}
   recovery_point: latest
@@ -64,7 +64,7 @@ func TestKRaftRestoreValidate(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := KRaftRestore{
-				Cluster: Cluster{Name: "kq", BootstrapServers: []string{"127.0.0.1:39101"}},
+				Cluster: Cluster{Name: "kq", BootstrapServers: []string{"127.0.0.1:14101"}},
 				Source:  Source{Target: storage.Target{Type: "LocalDir", Path: "/tmp"}, RecoveryPoint: "latest"},
 				Nodes:   []BrokerHost{{ID: 1, Host: "kq1"}, {ID: 2, Host: "kq2"}},
 			}
@@ -86,7 +86,7 @@ func TestKRaftRestoreValidate(t *testing.T) {
 func TestBackupKRaftLog(t *testing.T) {
 	t.Parallel()
 	base := func() Backup {
-		b := Backup{Cluster: Cluster{Name: "kq", BootstrapServers: []string{"127.0.0.1:39101"}, Controllers: []BrokerHost{{ID: 1, Host: "kq1"}, {ID: 2, Host: "kq2"}}},
+		b := Backup{Cluster: Cluster{Name: "kq", BootstrapServers: []string{"127.0.0.1:14101"}, Controllers: []BrokerHost{{ID: 1, Host: "kq1"}, {ID: 2, Host: "kq2"}}},
 			DataSources: []string{SourceMetadata, SourceKRaftLog}, Target: storage.Target{Type: "LocalDir", Path: "/tmp"}}
 		b.ApplyDefaults()
 		return b

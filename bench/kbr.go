@@ -207,7 +207,7 @@ type backupOutput struct {
 			Files        int   `json:"files"`
 			Bytes        int64 `json:"bytes"`
 			Records      int64 `json:"records"`
-			PayloadBytes int64 `json:"payloadBytes"`
+			PayloadBytes int64 `json:"payload_bytes"`
 			Partitions   int   `json:"partitions"`
 		} `json:"totals"`
 	} `json:"result"`

@@ -13,7 +13,7 @@ type TopicPlan struct {
 	Source            string            `json:"source"`
 	Target            string            `json:"target"`
 	Partitions        int32             `json:"partitions"`
-	ReplicationFactor int16             `json:"replicationFactor"`
+	ReplicationFactor int16             `json:"replication_factor"`
 	Configs           map[string]string `json:"configs"`
 	// Note says what the plan changed from the backup (a replication
 	// factor clamped to the target's broker count) or, with Partitions 0,

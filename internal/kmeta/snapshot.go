@@ -10,20 +10,20 @@ import (
 // written to logical.json in the metadata archive, so field names and
 // meanings are part of the backup format: add fields, never rename them.
 type Snapshot struct {
-	ClusterID string `json:"clusterID"`
+	ClusterID string `json:"cluster_id"`
 	// ControllerID is what the brokers report as controller. On KRaft
 	// clusters brokers report an arbitrary broker here, because
 	// controllers are not reachable by clients.
-	ControllerID int32     `json:"controllerID"`
-	TakenAt      time.Time `json:"takenAt"`
+	ControllerID int32     `json:"controller_id"`
+	TakenAt      time.Time `json:"taken_at"`
 	Brokers      []Broker  `json:"brokers"`
 	Topics       []Topic   `json:"topics"`
 	ACLs         []ACL     `json:"acls"`
 	// ACLsNote says why ACLs is empty when the cluster has no authorizer
 	// (SECURITY_DISABLED): that is a fact to record, not a failure.
-	ACLsNote   string      `json:"aclsNote,omitempty"`
+	ACLsNote   string      `json:"acls_note,omitempty"`
 	Quotas     []Quota     `json:"quotas"`
-	SCRAMUsers []SCRAMUser `json:"scramUsers"`
+	SCRAMUsers []SCRAMUser `json:"scram_users"`
 	Groups     []Group     `json:"groups"`
 	// Notes lists what could not be read because the brokers are too old
 	// for the request (quotas before 2.6, SCRAM users before 2.7), so a
@@ -32,7 +32,7 @@ type Snapshot struct {
 	// KafkaVersion is the lowest broker VersionGuess: a mixed cluster
 	// during an upgrade counts as its oldest broker, which is what a
 	// version-gated restore must compare against.
-	KafkaVersion string `json:"kafkaVersion"`
+	KafkaVersion string `json:"kafka_version"`
 }
 
 // Broker is one broker as the metadata response lists it.
@@ -44,7 +44,7 @@ type Broker struct {
 	// VersionGuess is kversion's guess from this broker's ApiVersions
 	// response without the leading "v" ("3.9"), or kversion's longer
 	// wording ("at least v4.1") when no release matches exactly.
-	VersionGuess string `json:"versionGuess"`
+	VersionGuess string `json:"version_guess"`
 }
 
 // Topic is one topic with its layout and the configs an operator set on it.
@@ -56,7 +56,7 @@ type Topic struct {
 	// name means the topic was deleted and recreated.
 	ID                string      `json:"id,omitempty"`
 	Internal          bool        `json:"internal,omitempty"`
-	ReplicationFactor int16       `json:"replicationFactor"`
+	ReplicationFactor int16       `json:"replication_factor"`
 	Partitions        []Partition `json:"partitions"`
 	// Configs holds only DYNAMIC_TOPIC_CONFIG entries, the values an
 	// operator set on the topic. Broker defaults are left out so that a
@@ -77,9 +77,9 @@ type Partition struct {
 // (TOPIC, LITERAL, READ, ALLOW) so the archive reads like kafka-acls.sh and
 // does not depend on a client library's numbering.
 type ACL struct {
-	ResourceType string `json:"resourceType"`
-	ResourceName string `json:"resourceName"`
-	PatternType  string `json:"patternType"`
+	ResourceType string `json:"resource_type"`
+	ResourceName string `json:"resource_name"`
+	PatternType  string `json:"pattern_type"`
 	Principal    string `json:"principal"`
 	Host         string `json:"host"`
 	Operation    string `json:"operation"`
@@ -119,7 +119,7 @@ type SCRAMMechanism struct {
 type Group struct {
 	ID           string        `json:"id"`
 	State        string        `json:"state"`
-	ProtocolType string        `json:"protocolType"`
+	ProtocolType string        `json:"protocol_type"`
 	Offsets      []GroupOffset `json:"offsets"`
 }
 
@@ -129,7 +129,7 @@ type GroupOffset struct {
 	Topic       string `json:"topic"`
 	Partition   int32  `json:"partition"`
 	Offset      int64  `json:"offset"`
-	LeaderEpoch int32  `json:"leaderEpoch"`
+	LeaderEpoch int32  `json:"leader_epoch"`
 	Metadata    string `json:"metadata,omitempty"`
 }
 

@@ -13,6 +13,8 @@
 package metaarchive
 
 import (
+	"github.com/kbr-project/kbr/internal/jsoncase"
+
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
@@ -28,8 +30,9 @@ import (
 	"github.com/kbr-project/kbr/internal/zkmeta"
 )
 
-// Format is the archive format this package writes and reads.
-const Format = 1
+// Format is the archive format this package writes. It reads format 1
+// too: the same entries with camelCase keys.
+const Format = 2
 
 // Entry names inside the archive.
 const (
@@ -45,10 +48,16 @@ const maxEntry = 4 << 30
 // Version is the content of version.json.
 type Version struct {
 	Format       int       `json:"format"`
-	KafkaVersion string    `json:"kafkaVersion"`
-	ClusterID    string    `json:"clusterID"`
-	TakenAt      time.Time `json:"takenAt"`
-	ZKChroot     string    `json:"zkChroot,omitempty"`
+	KafkaVersion string    `json:"kafka_version"`
+	ClusterID    string    `json:"cluster_id"`
+	TakenAt      time.Time `json:"taken_at"`
+	ZKChroot     string    `json:"zk_chroot,omitempty"`
+}
+
+// UnmarshalJSON reads format 1's camelCase keys too.
+func (v *Version) UnmarshalJSON(b []byte) error {
+	type plain Version
+	return jsoncase.Decode(b, (*plain)(v))
 }
 
 // WriteArchive writes the archive of a snapshot and, for a ZooKeeper-mode
@@ -164,8 +173,8 @@ func ReadArchive(r io.Reader) (*kmeta.Snapshot, *zkmeta.Tree, error) {
 		if err := json.NewDecoder(bytes.NewReader(b)).Decode(dst); err != nil {
 			return nil, nil, fmt.Errorf("read metadata archive: decode %s: %w", hdr.Name, err)
 		}
-		if hdr.Name == VersionEntry && v.Format != Format {
-			return nil, nil, fmt.Errorf("read metadata archive: format %d is not supported (this kbr reads format %d)", v.Format, Format)
+		if hdr.Name == VersionEntry && (v.Format < 1 || v.Format > Format) {
+			return nil, nil, fmt.Errorf("read metadata archive: format %d is not supported (this kbr reads formats 1 to %d)", v.Format, Format)
 		}
 	}
 	if v == nil {

@@ -87,7 +87,7 @@ func TestArchiveRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *v != (Version{Format: 1, KafkaVersion: "3.9", ClusterID: "abc", TakenAt: s.TakenAt, ZKChroot: "/kafka"}) {
+	if *v != (Version{Format: 2, KafkaVersion: "3.9", ClusterID: "abc", TakenAt: s.TakenAt, ZKChroot: "/kafka"}) {
 		t.Errorf("version = %+v", v)
 	}
 }
@@ -148,7 +148,8 @@ func TestArchiveRefusesBadInput(t *testing.T) {
 		want string
 	}{
 		"not gzip":   {bytes.NewBufferString("plain"), "not gzip"},
-		"format 2":   {mk("version.json", `{"format":2}`, "logical.json", `{}`), "format 2 is not supported"},
+		"format 3":   {mk("version.json", `{"format":3}`, "logical.json", `{}`), "format 3 is not supported"},
+		"format 0":   {mk("version.json", `{}`, "logical.json", `{}`), "format 0 is not supported"},
 		"no logical": {mk("version.json", `{"format":1}`), "no logical.json"},
 		"no version": {mk("other.txt", "x"), "no version.json"},
 		"order":      {mk("logical.json", `{}`, "version.json", `{"format":1}`), "logical.json comes before version.json"},
@@ -295,5 +296,54 @@ func TestArchiveRefusesSparseEntries(t *testing.T) {
 	}
 	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
 		t.Errorf("a %d-byte archive allocated %d bytes", buf.Len(), got)
+	}
+}
+
+// An archive of format 1 (camelCase keys, as kbr wrote before format 2)
+// reads into the same values as a format 2 archive.
+func TestArchiveReadsFormat1(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, e := range [][2]string{
+		{"version.json", `{"format":1,"kafkaVersion":"3.9","clusterID":"abc","takenAt":"2025-03-04T05:06:07Z","zkChroot":"/kafka"}`},
+		{"logical.json", `{"clusterID":"abc","controllerID":2,"takenAt":"2025-03-04T05:06:07Z","kafkaVersion":"3.9","aclsNote":"n",
+			"brokers":[{"id":1,"versionGuess":"3.9"}],
+			"topics":[{"name":"MyTopic","replicationFactor":3,"configs":{"retention.ms":"-1"}}],
+			"acls":[{"resourceType":"TOPIC","resourceName":"MyTopic","patternType":"LITERAL"}],
+			"scramUsers":[{"name":"alice"}],
+			"groups":[{"id":"g","protocolType":"consumer","offsets":[{"topic":"MyTopic","partition":0,"offset":5,"leaderEpoch":4}]}]}`},
+		{"znodes.json", `{"chroot":"/kafka","takenAt":"2025-03-04T05:06:07Z","znodes":[{"path":"/kafka","data":null,"acl":[],"aclRedacted":true,"stat":{"ephemeralOwner":9,"dataLength":3,"numChildren":1}}]}`},
+	} {
+		tw.WriteHeader(&tar.Header{Name: e[0], Mode: 0o644, Size: int64(len(e[1]))})
+		tw.Write([]byte(e[1]))
+	}
+	tw.Close()
+	gz.Close()
+	s, tree, err := ReadArchive(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+	if s.ClusterID != "abc" || s.ControllerID != 2 || !s.TakenAt.Equal(taken) || s.KafkaVersion != "3.9" || s.ACLsNote != "n" {
+		t.Errorf("snapshot header: %+v", s)
+	}
+	if len(s.Brokers) != 1 || s.Brokers[0].VersionGuess != "3.9" {
+		t.Errorf("brokers: %+v", s.Brokers)
+	}
+	if len(s.Topics) != 1 || s.Topics[0].Name != "MyTopic" || s.Topics[0].ReplicationFactor != 3 || s.Topics[0].Configs["retention.ms"] != "-1" {
+		t.Errorf("topics: %+v", s.Topics)
+	}
+	if len(s.ACLs) != 1 || s.ACLs[0].ResourceType != "TOPIC" || s.ACLs[0].ResourceName != "MyTopic" || s.ACLs[0].PatternType != "LITERAL" {
+		t.Errorf("acls: %+v", s.ACLs)
+	}
+	if len(s.SCRAMUsers) != 1 || len(s.Groups) != 1 || s.Groups[0].ProtocolType != "consumer" ||
+		len(s.Groups[0].Offsets) != 1 || s.Groups[0].Offsets[0].LeaderEpoch != 4 {
+		t.Errorf("scram users %+v, groups %+v", s.SCRAMUsers, s.Groups)
+	}
+	z := tree.Get("/kafka")
+	if !tree.TakenAt.Equal(taken) || z == nil || !z.ACLRedacted || z.Stat.EphemeralOwner != 9 || z.Stat.DataLength != 3 || z.Stat.NumChildren != 1 {
+		t.Errorf("znode tree: %+v, /kafka %+v", tree, z)
 	}
 }

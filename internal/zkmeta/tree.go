@@ -12,7 +12,7 @@ import (
 // written to znodes.json in the metadata archive: add fields, never rename.
 type Tree struct {
 	Chroot  string    `json:"chroot"`
-	TakenAt time.Time `json:"takenAt"`
+	TakenAt time.Time `json:"taken_at"`
 	Znodes  []Znode   `json:"znodes"`
 }
 
@@ -31,7 +31,7 @@ type Znode struct {
 	// lock the znode for good, so a restore must refuse it; authenticate
 	// with AddAuth (a digest user with ADMIN, or the super user) before the
 	// snapshot to read the real hashes.
-	ACLRedacted bool `json:"aclRedacted,omitempty"`
+	ACLRedacted bool `json:"acl_redacted,omitempty"`
 	Stat        Stat `json:"stat"`
 }
 
@@ -54,9 +54,9 @@ type Stat struct {
 	Version        int32 `json:"version"`
 	Cversion       int32 `json:"cversion"`
 	Aversion       int32 `json:"aversion"`
-	EphemeralOwner int64 `json:"ephemeralOwner,omitempty"`
-	DataLength     int32 `json:"dataLength"`
-	NumChildren    int32 `json:"numChildren"`
+	EphemeralOwner int64 `json:"ephemeral_owner,omitempty"`
+	DataLength     int32 `json:"data_length"`
+	NumChildren    int32 `json:"num_children"`
 }
 
 // ZKACL converts the ACL for go-zookeeper's Create and SetACL.

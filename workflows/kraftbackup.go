@@ -1,13 +1,11 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -45,7 +43,7 @@ func (w *backup) kraftLog(ctx workflow.Context, cfg config.Backup, pre activitie
 	for i, c := range ctrls {
 		var n backupset.KRaftNode
 		if err := futures[i].Get(ctx, &n); err != nil {
-			errs = append(errs, kraftAgentError(c, err, kraftAgentWait))
+			errs = append(errs, agentError("node", c, err, kraftAgentWait))
 			continue
 		}
 		if n.ClusterID != pre.ClusterID && pre.ClusterID != "" {
@@ -67,14 +65,4 @@ func (w *backup) kraftLog(ctx workflow.Context, cfg config.Backup, pre activitie
 		parts = append(parts, s)
 	}
 	return fmt.Sprintf("%d controllers: %s", len(nodes), strings.Join(parts, ", ")), nil
-}
-
-// kraftAgentError says which node's host failed, and how.
-func kraftAgentError(n config.BrokerHost, err error, sts time.Duration) string {
-	var te *temporal.TimeoutError
-	if errors.As(err, &te) && te.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START {
-		return fmt.Sprintf("node %d: no agent answered for host %s within %s (task queue %s): run `kbr agent --host %s` on that node's machine",
-			n.ID, n.Host, sts, names.AgentTaskQueue(n.Host), n.Host)
-	}
-	return fmt.Sprintf("node %d (host %s): %s", n.ID, n.Host, errText(err))
 }

@@ -216,7 +216,7 @@ func (w *kraftRestore) run(ctx workflow.Context) (*KRaftRestoreReport, error) {
 		}
 		w.rep.Stopped = map[string]*hostops.StopResult{}
 		for _, wave := range [][]config.BrokerHost{brokersOnly, rest} {
-			err := onEveryNode(ctx, wave, agentWait, cfg.Options.StopTimeout.D(), func(actx workflow.Context, n config.BrokerHost) workflow.Future {
+			err := onEveryHost(ctx, "node", wave, agentWait, cfg.Options.StopTimeout.D(), func(actx workflow.Context, n config.BrokerHost) workflow.Future {
 				return workflow.ExecuteActivity(actx, ag.StopKafka, activities.AgentRequest{Host: n.Host, Timeout: cfg.Options.StopTimeout.D()})
 			}, func(n config.BrokerHost, f workflow.Future) error {
 				var r hostops.StopResult
@@ -237,7 +237,7 @@ func (w *kraftRestore) run(ctx workflow.Context) (*KRaftRestoreReport, error) {
 		w.rep.Restored = make([]activities.KRaftPutResult, 0, len(all))
 		var files int
 		var bytes int64
-		err := onEveryNode(ctx, all, agentWait, time.Hour, func(actx workflow.Context, n config.BrokerHost) workflow.Future {
+		err := onEveryHost(ctx, "node", all, agentWait, time.Hour, func(actx workflow.Context, n config.BrokerHost) workflow.Future {
 			return workflow.ExecuteActivity(actx, ag.PutKRaftLog, activities.KRaftPutInput{Host: n.Host, Target: cfg.Source.Target, Manifest: rp, Node: n.ID, Controller: ctrl[n.ID]})
 		}, func(n config.BrokerHost, f workflow.Future) error {
 			var r activities.KRaftPutResult
@@ -257,7 +257,7 @@ func (w *kraftRestore) run(ctx workflow.Context) (*KRaftRestoreReport, error) {
 	if err := w.step(ctx, StepFixMeta, func() (string, error) {
 		w.rep.MetaFixes = make([]activities.KRaftFixResult, 0, len(all))
 		fixed, correct := 0, 0
-		err := onEveryNode(ctx, all, agentWait, 2*time.Minute, func(actx workflow.Context, n config.BrokerHost) workflow.Future {
+		err := onEveryHost(ctx, "node", all, agentWait, 2*time.Minute, func(actx workflow.Context, n config.BrokerHost) workflow.Future {
 			return workflow.ExecuteActivity(actx, ag.FixKRaftMeta, activities.KRaftFixInput{Host: n.Host, Target: cfg.Source.Target, Manifest: rp,
 				ClusterID: w.rep.ClusterID, Node: n.ID, Controller: ctrl[n.ID]})
 		}, func(n config.BrokerHost, f workflow.Future) error {
@@ -283,7 +283,7 @@ func (w *kraftRestore) run(ctx workflow.Context) (*KRaftRestoreReport, error) {
 	if err := w.step(ctx, StepStartKafka, func() (string, error) {
 		// Every node at once: a quorum needs a majority of its voters up.
 		w.rep.Started = map[string]*hostops.StartResult{}
-		err := onEveryNode(ctx, all, agentWait, cfg.Options.StartTimeout.D(), func(actx workflow.Context, n config.BrokerHost) workflow.Future {
+		err := onEveryHost(ctx, "node", all, agentWait, cfg.Options.StartTimeout.D(), func(actx workflow.Context, n config.BrokerHost) workflow.Future {
 			return workflow.ExecuteActivity(actx, ag.StartKafka, activities.AgentRequest{Host: n.Host, Timeout: cfg.Options.StartTimeout.D()})
 		}, func(n config.BrokerHost, f workflow.Future) error {
 			var r hostops.StartResult
@@ -362,7 +362,7 @@ func (w *kraftRestore) safetyBackup(ctx workflow.Context, agentWait time.Duratio
 	version := backupset.SafeVersion(w.rep.KafkaVersion)
 	dir := backupset.KRaftLogDir(taskDir, version, w.rep.ExecutedAt)
 	nodes := make([]backupset.KRaftNode, 0, len(cfg.Nodes))
-	err := onEveryNode(ctx, cfg.Nodes, agentWait, time.Hour, func(actx workflow.Context, n config.BrokerHost) workflow.Future {
+	err := onEveryHost(ctx, "node", cfg.Nodes, agentWait, time.Hour, func(actx workflow.Context, n config.BrokerHost) workflow.Future {
 		return workflow.ExecuteActivity(actx, ag.CopyKRaftLog, activities.KRaftCopyInput{Host: n.Host, Node: n.ID, Target: cfg.Source.Target,
 			Dir: backupset.KRaftNodeDir(dir, n.ID), Whole: true})
 	}, func(n config.BrokerHost, f workflow.Future) error {
@@ -400,26 +400,6 @@ func (w *kraftRestore) safetyBackup(ctx workflow.Context, agentWait time.Duratio
 	}
 	w.rep.SafetyBackup = sb
 	return fmt.Sprintf("%s (%d nodes, %d files, %d bytes)", name, sb.Nodes, sb.Files, sb.Bytes), nil
-}
-
-// onEveryNode runs an agent activity on every node at once, waits for all
-// of them, and returns their errors joined, each naming its node and host.
-func onEveryNode(ctx workflow.Context, nodes []config.BrokerHost, agentWait, run time.Duration,
-	start func(workflow.Context, config.BrokerHost) workflow.Future, get func(config.BrokerHost, workflow.Future) error) error {
-	futures := make([]workflow.Future, len(nodes))
-	for i, n := range nodes {
-		futures[i] = start(agentOpts(ctx, n.Host, agentWait, run+30*time.Second, 3), n)
-	}
-	var errs []string
-	for i, n := range nodes {
-		if err := get(n, futures[i]); err != nil {
-			errs = append(errs, kraftAgentError(n, err, agentWait))
-		}
-	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "\n"))
-	}
-	return nil
 }
 
 // preflight checks everything before anything is changed and refuses,
@@ -463,7 +443,7 @@ func (w *kraftRestore) preflight(ctx workflow.Context) (string, error) {
 	for i, n := range cfg.Nodes {
 		var info activities.KRaftNodeInfo
 		if err := pings[i].Get(ctx, &info); err != nil {
-			problems = append(problems, kraftAgentError(n, err, sts))
+			problems = append(problems, agentError("node", n, err, sts))
 			continue
 		}
 		w.rep.Agents = append(w.rep.Agents, KRaftAgentReport{NodeID: n.ID, Info: &info})

@@ -203,7 +203,7 @@ func (w *metaRestore) run(ctx workflow.Context) (*MetaRestoreReport, error) {
 
 	if err := w.step(ctx, StepStopKafka, func() (string, error) {
 		w.rep.Stopped = map[string]*hostops.StopResult{}
-		err := w.onEveryBroker(ctx, cfg.Options.StopTimeout.D(), func(actx workflow.Context, b config.BrokerHost) workflow.Future {
+		err := onEveryHost(ctx, "broker", cfg.Brokers, max(cfg.Options.AgentTimeout.D(), time.Minute), cfg.Options.StopTimeout.D(), func(actx workflow.Context, b config.BrokerHost) workflow.Future {
 			return workflow.ExecuteActivity(actx, ag.StopKafka, activities.AgentRequest{Host: b.Host, Timeout: cfg.Options.StopTimeout.D()})
 		}, func(b config.BrokerHost, f workflow.Future) error {
 			var r hostops.StopResult
@@ -239,7 +239,7 @@ func (w *metaRestore) run(ctx workflow.Context) (*MetaRestoreReport, error) {
 		w.rep.ClusterIDs = make([]activities.FixClusterIDResult, len(cfg.Brokers))
 		i := 0
 		fixed, correct := 0, 0
-		err := w.onEveryBroker(ctx, 2*time.Minute, func(actx workflow.Context, b config.BrokerHost) workflow.Future {
+		err := onEveryHost(ctx, "broker", cfg.Brokers, max(cfg.Options.AgentTimeout.D(), time.Minute), 2*time.Minute, func(actx workflow.Context, b config.BrokerHost) workflow.Future {
 			return workflow.ExecuteActivity(actx, ag.FixClusterID, activities.FixClusterIDInput{Host: b.Host, ClusterID: w.rep.ClusterID})
 		}, func(b config.BrokerHost, f workflow.Future) error {
 			var r activities.FixClusterIDResult
@@ -262,7 +262,7 @@ func (w *metaRestore) run(ctx workflow.Context) (*MetaRestoreReport, error) {
 
 	if err := w.step(ctx, StepStartKafka, func() (string, error) {
 		w.rep.Started = map[string]*hostops.StartResult{}
-		err := w.onEveryBroker(ctx, cfg.Options.StartTimeout.D(), func(actx workflow.Context, b config.BrokerHost) workflow.Future {
+		err := onEveryHost(ctx, "broker", cfg.Brokers, max(cfg.Options.AgentTimeout.D(), time.Minute), cfg.Options.StartTimeout.D(), func(actx workflow.Context, b config.BrokerHost) workflow.Future {
 			return workflow.ExecuteActivity(actx, ag.StartKafka, activities.AgentRequest{Host: b.Host, Timeout: cfg.Options.StartTimeout.D()})
 		}, func(b config.BrokerHost, f workflow.Future) error {
 			var r hostops.StartResult
@@ -317,19 +317,20 @@ func agentOpts(ctx workflow.Context, host string, scheduleToStart, run time.Dura
 	})
 }
 
-// onEveryBroker runs an agent activity on every broker at once, waits for
-// all of them, and returns their errors joined, each naming its host.
-func (w *metaRestore) onEveryBroker(ctx workflow.Context, run time.Duration, start func(workflow.Context, config.BrokerHost) workflow.Future,
-	get func(config.BrokerHost, workflow.Future) error) error {
-	sts := max(w.cfg.Options.AgentTimeout.D(), time.Minute)
-	futures := make([]workflow.Future, len(w.cfg.Brokers))
-	for i, b := range w.cfg.Brokers {
-		futures[i] = start(agentOpts(ctx, b.Host, sts, run+30*time.Second, 3), b)
+// onEveryHost starts one agent activity per node (start), all at once,
+// then collects them (get): every failure is reported, each naming its
+// node (noun: "broker" or "node") and host, and telling a missing agent
+// (no pickup within agentWait) from a failed step.
+func onEveryHost(ctx workflow.Context, noun string, nodes []config.BrokerHost, agentWait, run time.Duration,
+	start func(workflow.Context, config.BrokerHost) workflow.Future, get func(config.BrokerHost, workflow.Future) error) error {
+	futures := make([]workflow.Future, len(nodes))
+	for i, n := range nodes {
+		futures[i] = start(agentOpts(ctx, n.Host, agentWait, run+30*time.Second, 3), n)
 	}
 	var errs []string
-	for i, b := range w.cfg.Brokers {
-		if err := get(b, futures[i]); err != nil {
-			errs = append(errs, agentError(b, err, sts))
+	for i, n := range nodes {
+		if err := get(n, futures[i]); err != nil {
+			errs = append(errs, agentError(noun, n, err, agentWait))
 		}
 	}
 	if len(errs) > 0 {
@@ -338,14 +339,14 @@ func (w *metaRestore) onEveryBroker(ctx workflow.Context, run time.Duration, sta
 	return nil
 }
 
-// agentError says which broker's host failed, and how.
-func agentError(b config.BrokerHost, err error, sts time.Duration) string {
+// agentError says which node's host failed, and how.
+func agentError(noun string, n config.BrokerHost, err error, sts time.Duration) string {
 	var te *temporal.TimeoutError
 	if errors.As(err, &te) && te.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START {
-		return fmt.Sprintf("broker %d: no agent answered for host %s within %s (task queue %s): run `kbr agent --host %s` on that broker's machine",
-			b.ID, b.Host, sts, names.AgentTaskQueue(b.Host), b.Host)
+		return fmt.Sprintf("%s %d: no agent answered for host %s within %s (task queue %s): run `kbr agent --host %s` on that %s's machine",
+			noun, n.ID, n.Host, sts, names.AgentTaskQueue(n.Host), n.Host, noun)
 	}
-	return fmt.Sprintf("broker %d (host %s): %s", b.ID, b.Host, errText(err))
+	return fmt.Sprintf("%s %d (host %s): %s", noun, n.ID, n.Host, errText(err))
 }
 
 // errText is the message of the first application error in err's chain
@@ -392,7 +393,7 @@ func (w *metaRestore) preflight(ctx workflow.Context) (string, error) {
 	for i, b := range cfg.Brokers {
 		var pg activities.AgentPing
 		if err := pings[i].Get(ctx, &pg); err != nil {
-			problems = append(problems, agentError(b, err, sts))
+			problems = append(problems, agentError("broker", b, err, sts))
 			continue
 		}
 		w.rep.Agents = append(w.rep.Agents, AgentReport{BrokerID: b.ID, Ping: &pg})

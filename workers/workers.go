@@ -40,6 +40,7 @@ func Register(w worker.Registry, acts *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.MetadataRestoreWorkflow, workflow.RegisterOptions{Name: names.MetadataRestoreWorkflow})
 	w.RegisterWorkflowWithOptions(workflows.KRaftRestoreWorkflow, workflow.RegisterOptions{Name: names.KRaftRestoreWorkflow})
 	w.RegisterWorkflowWithOptions(workflows.LogicalRestoreWorkflow, workflow.RegisterOptions{Name: names.LogicalRestoreWorkflow})
+	w.RegisterWorkflowWithOptions(workflows.SchemasRestoreWorkflow, workflow.RegisterOptions{Name: names.SchemasRestoreWorkflow})
 	w.RegisterWorkflowWithOptions(workflows.ExportWorkflow, workflow.RegisterOptions{Name: names.ExportWorkflow})
 	w.RegisterWorkflowWithOptions(workflows.ImportWorkflow, workflow.RegisterOptions{Name: names.ImportWorkflow})
 	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})

@@ -43,6 +43,7 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	env.RegisterWorkflowWithOptions(ExportWorkflow, workflow.RegisterOptions{Name: names.ExportWorkflow})
 	env.RegisterWorkflowWithOptions(ImportWorkflow, workflow.RegisterOptions{Name: names.ImportWorkflow})
 	env.RegisterWorkflowWithOptions(VerifyWorkflow, workflow.RegisterOptions{Name: names.VerifyWorkflow})
+	env.RegisterWorkflowWithOptions(SchemasRestoreWorkflow, workflow.RegisterOptions{Name: names.SchemasRestoreWorkflow})
 	env.RegisterActivity(&activities.Activities{})
 	// The cluster lock: the request goes out and the grant comes back.
 	env.OnActivity(a.RequestClusterLock, mock.Anything, mock.Anything).Return(nil)

@@ -171,11 +171,7 @@ func (r *restore) run(ctx workflow.Context) (*RestoreResult, error) {
 		if cfg.SchemaIDs == config.SchemaIDsRemap {
 			idMap = sr.IDMap
 		}
-		detail := fmt.Sprintf("%s: %d subjects, %d versions (%d imported, %d registered, %d there already), %d ids changed",
-			sr.Path, sr.Subjects, sr.Versions, sr.Imported, sr.Registered, sr.Existing, sr.Changed)
-		if sr.Why != "" {
-			detail += "; " + sr.Why
-		}
+		detail := schemasDetail(&sr)
 		if sr.Changed > 0 && cfg.SchemaIDs != config.SchemaIDsRemap {
 			detail += "; schema_ids is keep: the records keep the backed-up ids"
 		}

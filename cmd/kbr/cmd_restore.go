@@ -54,7 +54,7 @@ func restoreCmd() *cobra.Command {
 		},
 	}
 	o.AddFlags(run.Flags())
-	cmd.AddCommand(run, statusCmd("restore"), metadataRestoreCmd(), kraftRestoreCmd(), retryCmd(), logicalRestoreCmd())
+	cmd.AddCommand(run, statusCmd("restore"), metadataRestoreCmd(), kraftRestoreCmd(), retryCmd(), logicalRestoreCmd(), schemasRestoreCmd())
 	return cmd
 }
 

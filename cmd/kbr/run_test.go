@@ -133,6 +133,18 @@ func TestRunBadInput(t *testing.T) {
 	if line := checkExit(t, "no brokers", runBackup(ctx, o, c.streams()), exitBadInput); !strings.Contains(line, "cluster.bootstrap_servers") {
 		t.Errorf("no brokers: %s", line)
 	}
+	so := newSchemasRestoreOpts()
+	if line := checkExit(t, "schemas: no -f", runSchemasRestore(ctx, so, c.streams()), exitBadInput); line != "kbr: -f CONFIG is required" {
+		t.Errorf("schemas: no -f: %s", line)
+	}
+	so.file.path = writeConfig(t, "source: {target: {type: LocalDir, path: /tmp}, recovery_point: latest}\n")
+	if line := checkExit(t, "schemas: no registry", runSchemasRestore(ctx, so, c.streams()), exitBadInput); !strings.Contains(line, "schema_registry") {
+		t.Errorf("schemas: no registry: %s", line)
+	}
+	so.file.path = writeConfig(t, "source: {target: {type: LocalDir, path: /tmp}, recovery_point: latest}\nschema_registry: {url: http://sr:8081}\nrename: [bad]\n")
+	if line := checkExit(t, "schemas: bad rename", runSchemasRestore(ctx, so, c.streams()), exitBadInput); !strings.Contains(line, "rename[0]") {
+		t.Errorf("schemas: bad rename: %s", line)
+	}
 	for _, v := range []string{"12", "lots"} {
 		w := newWorkerOpts()
 		w.proc.restBuf = v

@@ -675,21 +675,10 @@ func (r *Restore) Validate() error {
 	if err := r.Cluster.Validate("cluster"); err != nil {
 		return err
 	}
-	if err := ValidateTarget("source.target", r.Source.Target); err != nil {
+	if err := validateRestoreSource(r.Source); err != nil {
 		return err
 	}
-	if r.Source.RecoveryPoint == "" {
-		return fieldErr("source.recovery_point", `required: a manifest name (see "kbr backups list") or "latest"`)
-	}
-	if r.Source.RecoveryPoint != "latest" {
-		if _, _, _, ok := backupset.ParseManifestName(r.Source.RecoveryPoint); !ok {
-			return fieldErr("source.recovery_point", "%q is not <task>_<created>/<version>_manifest_<executed>.json", r.Source.RecoveryPoint)
-		}
-	}
-	if _, err := r.RenameMap(); err != nil {
-		return err
-	}
-	if err := r.validateSchemas(); err != nil {
+	if err := r.validateSchemasAndRename(); err != nil {
 		return err
 	}
 	o := r.Options

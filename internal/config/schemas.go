@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 
@@ -129,4 +130,58 @@ func (r *Restore) validateSchemas() error {
 		return r.SchemaRegistry.Validate("schema_registry")
 	}
 	return nil
+}
+
+// SchemasRestore is the document of `kbr restore schemas -f` and the input
+// of SchemasRestoreWorkflow: a recovery point's Schema Registry export
+// restored into a registry on its own, without a data restore.
+type SchemasRestore struct {
+	// Source is the recovery point whose schemas file is restored.
+	Source Source `yaml:"source" json:"source"`
+	// SchemaRegistry receives the schemas.
+	SchemaRegistry *SchemaRegistry `yaml:"schema_registry" json:"schema_registry"`
+	// Rename: the topic renames that the subjects of the topic-name strategy
+	// follow, as in a data restore (orders:orders_dr renames orders-value).
+	Rename []string `yaml:"rename,omitempty" json:"rename,omitempty"`
+}
+
+// LoadSchemasRestore reads, defaults and validates a schemas restore file.
+func LoadSchemasRestore(path string) (*SchemasRestore, error) {
+	var r SchemasRestore
+	if err := decodeFile(path, &r); err != nil {
+		return nil, err
+	}
+	r.ApplyDefaults()
+	absLocal(&r.Source.Target)
+	if err := r.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &r, nil
+}
+
+// ApplyDefaults fills what the operator left out.
+func (r *SchemasRestore) ApplyDefaults() { r.SchemaRegistry.ApplyDefaults() }
+
+// Validate checks everything that can be checked without the network.
+func (r *SchemasRestore) Validate() error {
+	if err := validateRestoreSource(r.Source); err != nil {
+		return err
+	}
+	if r.SchemaRegistry == nil {
+		return fieldErr("schema_registry", "required: the registry the schemas are restored into")
+	}
+	return r.AsRestore().validateSchemasAndRename()
+}
+
+// AsRestore is the data restore document that holds the same source,
+// registry and renames (what the restore schemas step reads).
+func (r *SchemasRestore) AsRestore() *Restore {
+	return &Restore{Source: r.Source, SchemaRegistry: r.SchemaRegistry, Rename: r.Rename}
+}
+
+func (r *Restore) validateSchemasAndRename() error {
+	if _, err := r.RenameMap(); err != nil {
+		return err
+	}
+	return r.validateSchemas()
 }

@@ -24,6 +24,7 @@ const (
 	MetadataRestoreWorkflow = "MetadataRestoreWorkflow"
 	KRaftRestoreWorkflow    = "KRaftMetadataRestoreWorkflow" // a KRaft cluster's metadata log
 	LogicalRestoreWorkflow  = "LogicalRestoreWorkflow"
+	SchemasRestoreWorkflow  = "SchemasRestoreWorkflow"
 	VerifyWorkflow          = "VerifyWorkflow"
 	CheckTaskWorkflow       = "CheckTaskWorkflow"
 	ClusterLockWorkflow     = "ClusterLockWorkflow"
@@ -97,6 +98,7 @@ const (
 	KindMetadataRestore = "metadata-restore"
 	KindKRaftRestore    = "kraft-metadata-restore"
 	KindLogicalRestore  = "logical-restore"
+	KindSchemasRestore  = "schemas-restore"
 	KindVerify          = "verify"
 	KindLock            = "lock"
 	KindCheckTask       = "check-task"
@@ -119,6 +121,8 @@ func KindOf(workflowType string) string {
 		return KindKRaftRestore
 	case LogicalRestoreWorkflow:
 		return KindLogicalRestore
+	case SchemasRestoreWorkflow:
+		return KindSchemasRestore
 	case VerifyWorkflow:
 		return KindVerify
 	case ClusterLockWorkflow:

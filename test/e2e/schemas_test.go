@@ -322,6 +322,72 @@ schema_ids: remap
 	if cb := dst.Compatibility(ctx, orders+"_dr-value")[0]; cb.Level != sr.CompatBackwardTransitive {
 		t.Errorf("compatibility of %s_dr-value: %v (%v), want BACKWARD_TRANSITIVE", orders, cb.Level, cb.Err)
 	}
+
+	// The schemas on their own (kbr restore schemas), under other topic
+	// names, with no Kafka cluster in the config; run twice, the second
+	// run registers nothing again.
+	alone := map[string]string{orders: orders + "_sa", payments: payments + "_sa", events: events + "_sa"}
+	var apairs []string
+	for from, to := range alone {
+		apairs = append(apairs, from+":"+to)
+	}
+	scfg := writeFile(t, "schemas-restore.yaml", `
+source:
+  target: {type: LocalDir, path: `+dir+`}
+  recovery_point: latest
+schema_registry:
+  url: `+regs.Target+`
+rename: `+quoteList(apairs)+`
+`)
+	for run := 1; run <= 2; run++ {
+		r = kbr(t, 5*time.Minute, "restore", "schemas", "-f", scfg, "--json")
+		if r.code != 0 {
+			t.Fatalf("restore schemas (run %d) exit %d\nstdout: %s\nstderr: %s", run, r.code, r.stdout, r.stderr)
+		}
+		var sout struct {
+			Result struct {
+				RecoveryPoint string `json:"recovery_point"`
+				Schemas       struct {
+					Subjects   int `json:"subjects"`
+					Versions   int `json:"versions"`
+					Imported   int `json:"imported"`
+					Registered int `json:"registered"`
+					Existing   int `json:"existing"`
+				} `json:"schemas"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &sout); err != nil {
+			t.Fatalf("restore schemas --json: %v\n%s", err, r.stdout)
+		}
+		ss := sout.Result.Schemas
+		t.Logf("restore schemas run %d: %s (%+v)", run, r.took, ss)
+		if sout.Result.RecoveryPoint != out.Result.RecoveryPoint || ss.Subjects != 7 || ss.Versions != 8 || ss.Imported+ss.Registered+ss.Existing != 8 {
+			t.Errorf("restore schemas run %d: %s %+v, want %s, 7 subjects, 8 versions all accounted for", run, sout.Result.RecoveryPoint, ss, out.Result.RecoveryPoint)
+		}
+		if run == 2 && (ss.Registered != 0 || ss.Existing != 8) {
+			t.Errorf("restore schemas again: %d registered, %d there already; want 0 and 8", ss.Registered, ss.Existing)
+		}
+	}
+	for _, subject := range subjects {
+		to := schemareg.SubjectFor(subject, alone)
+		versions, err := src.SubjectVersions(ctx, subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range versions {
+			a, err := src.SchemaByVersion(ctx, subject, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := dst.SchemaByVersion(ctx, to, v)
+			if err != nil {
+				t.Fatalf("restore schemas: %s version %d (from %s): %v", to, v, subject, err)
+			}
+			if a.Schema.Schema != b.Schema.Schema || a.Type != b.Type || len(a.References) != len(b.References) {
+				t.Errorf("restore schemas: %s version %d differs from %s's", to, v, subject)
+			}
+		}
+	}
 }
 
 // A registry that does not answer fails the preflight in bounded time,

@@ -116,6 +116,8 @@ func TestREADMEExamplesLoad(t *testing.T) {
 			_, err = config.LoadLogicalRestore(writeTemp(t, ex.text))
 		case "kraft-restore":
 			_, err = config.LoadKRaftRestore(writeTemp(t, ex.text))
+		case "schemas-restore":
+			_, err = config.LoadSchemasRestore(writeTemp(t, ex.text))
 		case "agent":
 			_, err = config.LoadAgent(writeTemp(t, ex.text))
 		case "targets":

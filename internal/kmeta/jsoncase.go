@@ -26,7 +26,3 @@ func (o *GroupOffset) UnmarshalJSON(b []byte) error {
 	type plain GroupOffset
 	return jsoncase.Decode(b, (*plain)(o))
 }
-func (p *TopicPlan) UnmarshalJSON(b []byte) error {
-	type plain TopicPlan
-	return jsoncase.Decode(b, (*plain)(p))
-}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -57,22 +56,16 @@ func backupCmd() *cobra.Command {
 
 // runBackup starts a BackupWorkflow from the config file and follows it.
 func runBackup(ctx context.Context, o *backupOpts, s streams) error {
-	if err := o.file.required(); err != nil {
-		return err
-	}
-	cfg, err := config.LoadBackup(o.file.path)
+	cfg, err := loadConfig(o.file, config.LoadBackup)
 	if err != nil {
-		return withCode(exitBadInput, err)
+		return err
 	}
 	cl, err := o.conn.dial(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	id := o.start.id
-	if id == "" {
-		id = workflowID("backup", cfg.Task, time.Now())
-	}
+	id := o.start.runID("backup", cfg.Task)
 	opts := client.StartWorkflowOptions{ID: id, TypedSearchAttributes: temporal.NewSearchAttributes(
 		names.SACluster.ValueSet(cfg.Cluster.Name), names.SATask.ValueSet(cfg.Task),
 		names.SAKind.ValueSet(names.KindBackup), names.SAStatus.ValueSet(names.StatusRunning))}

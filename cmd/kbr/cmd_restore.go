@@ -60,12 +60,9 @@ func restoreCmd() *cobra.Command {
 
 // runRestore starts a RestoreWorkflow from the config file and follows it.
 func runRestore(ctx context.Context, o *restoreOpts, s streams) error {
-	if err := o.file.required(); err != nil {
-		return err
-	}
-	cfg, err := config.LoadRestore(o.file.path)
+	cfg, err := loadConfig(o.file, config.LoadRestore)
 	if err != nil {
-		return withCode(exitBadInput, err)
+		return err
 	}
 	if o.toTime != "" {
 		t, err := time.Parse(time.RFC3339, o.toTime)
@@ -79,10 +76,7 @@ func runRestore(ctx context.Context, o *restoreOpts, s streams) error {
 		return err
 	}
 	defer cl.Close()
-	id := o.start.id
-	if id == "" {
-		id = workflowID("restore", cfg.Cluster.Name, time.Now())
-	}
+	id := o.start.runID("restore", cfg.Cluster.Name)
 	// A restore id runs once: a failed one is resumed with `kbr restore retry`.
 	opts := client.StartWorkflowOptions{ID: id, WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, TypedSearchAttributes: temporal.NewSearchAttributes(
 		names.SACluster.ValueSet(cfg.Cluster.Name), names.SAKind.ValueSet(names.KindRestore),

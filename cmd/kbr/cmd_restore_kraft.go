@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -72,22 +71,16 @@ one that failed is resumed with 'kbr restore retry ID'.`,
 // runKRaftRestore starts a KRaftMetadataRestoreWorkflow from the config
 // file and follows it.
 func runKRaftRestore(ctx context.Context, o *kraftRestoreOpts, s streams) error {
-	if err := o.file.required(); err != nil {
-		return err
-	}
-	cfg, err := config.LoadKRaftRestore(o.file.path)
+	cfg, err := loadConfig(o.file, config.LoadKRaftRestore)
 	if err != nil {
-		return withCode(exitBadInput, err)
+		return err
 	}
 	cl, err := o.conn.dial(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	id := o.start.id
-	if id == "" {
-		id = workflowID("kraftrestore", cfg.Cluster.Name, time.Now())
-	}
+	id := o.start.runID("kraftrestore", cfg.Cluster.Name)
 	return startKRaftRestore(ctx, cl, s, id, workflows.KRaftRestoreInput{KRaftRestore: *cfg}, o.start)
 }
 

@@ -66,12 +66,9 @@ passwords must be set again (the Admin API never reveals them). With
 // runLogicalRestore starts a LogicalRestoreWorkflow from the config file,
 // follows it and prints its plan.
 func runLogicalRestore(ctx context.Context, o *logicalRestoreOpts, s streams) error {
-	if err := o.file.required(); err != nil {
-		return err
-	}
-	cfg, err := config.LoadLogicalRestore(o.file.path)
+	cfg, err := loadConfig(o.file, config.LoadLogicalRestore)
 	if err != nil {
-		return withCode(exitBadInput, err)
+		return err
 	}
 	if o.dryRun {
 		cfg.DryRun = true

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -67,22 +66,16 @@ again; one that failed is resumed with 'kbr restore retry ID'.`,
 // runMetadataRestore starts a MetadataRestoreWorkflow from the config file
 // and follows it.
 func runMetadataRestore(ctx context.Context, o *metadataRestoreOpts, s streams) error {
-	if err := o.file.required(); err != nil {
-		return err
-	}
-	cfg, err := config.LoadMetadataRestore(o.file.path)
+	cfg, err := loadConfig(o.file, config.LoadMetadataRestore)
 	if err != nil {
-		return withCode(exitBadInput, err)
+		return err
 	}
 	cl, err := o.conn.dial(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	id := o.start.id
-	if id == "" {
-		id = workflowID("metarestore", cfg.Cluster.Name, time.Now())
-	}
+	id := o.start.runID("metarestore", cfg.Cluster.Name)
 	return startMetadataRestore(ctx, cl, s, id, workflows.MetadataRestoreInput{MetadataRestore: *cfg}, o.start)
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -62,22 +61,16 @@ subjects follow). Retried, it repeats nothing.`,
 // runSchemasRestore starts a SchemasRestoreWorkflow from the config file
 // and follows it.
 func runSchemasRestore(ctx context.Context, o *schemasRestoreOpts, s streams) error {
-	if err := o.file.required(); err != nil {
-		return err
-	}
-	cfg, err := config.LoadSchemasRestore(o.file.path)
+	cfg, err := loadConfig(o.file, config.LoadSchemasRestore)
 	if err != nil {
-		return withCode(exitBadInput, err)
+		return err
 	}
 	cl, err := o.conn.dial(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	id := o.start.id
-	if id == "" {
-		id = workflowID("schemas", "registry", time.Now())
-	}
+	id := o.start.runID("schemas", "registry")
 	opts := client.StartWorkflowOptions{ID: id, TypedSearchAttributes: temporal.NewSearchAttributes(
 		names.SAKind.ValueSet(names.KindSchemasRestore), names.SAStatus.ValueSet(names.StatusRunning))}
 	var res workflows.SchemasRestoreResult

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/kbr-project/kbr/internal/config"
 
 	"context"
@@ -140,4 +142,25 @@ func (o *processOpts) restoreBuffer() (int64, error) {
 		return 0, withCode(exitBadInput, fmt.Errorf("--restore-buffer %q: %v", o.restBuf, err))
 	}
 	return int64(n), nil
+}
+
+// loadConfig reads the -f file with load: no -f, or a file load refuses,
+// is bad input (exit 2) before anything is dialled or started.
+func loadConfig[C any](f fileOpts, load func(string) (*C, error)) (*C, error) {
+	if err := f.required(); err != nil {
+		return nil, err
+	}
+	c, err := load(f.path)
+	if err != nil {
+		return nil, withCode(exitBadInput, err)
+	}
+	return c, nil
+}
+
+// runID is --id, or a new id of kind for name (the cluster or task).
+func (o *startOpts) runID(kind, name string) string {
+	if o.id != "" {
+		return o.id
+	}
+	return workflowID(kind, name, time.Now())
 }

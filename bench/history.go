@@ -56,68 +56,92 @@ func dialTemporal(ctx context.Context, addr string) (client.Client, error) {
 	return client.DialContext(ctx, client.Options{HostPort: addr, Namespace: "default", Logger: quiet})
 }
 
+type histAct struct {
+	typ                        string
+	scheduled, started, closed time.Time
+	attempt                    int
+}
+
+// historyBreakdown sums the run workflowID and, under the same activity
+// types, every child workflow it started and every run any of them
+// continued as (a restore's import units run in children). HistoryEvents
+// and the workflow tasks are the parent's first run's.
 func historyBreakdown(ctx context.Context, c client.Client, workflowID string) (*Breakdown, error) {
-	it := c.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	type act struct {
-		typ                        string
-		scheduled, started, closed time.Time
-		attempt                    int
-	}
-	acts := map[int64]*act{}
-	var order []int64
+	type runRef struct{ id, run string }
+	acts := map[string]*histAct{}
+	var order []string
 	var wfStart, wfEnd time.Time
-	wtSched := map[int64]time.Time{}
 	bd := &Breakdown{WorkflowID: workflowID}
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			return nil, err
-		}
-		bd.HistoryEvents++
-		t := ev.GetEventTime().AsTime()
-		switch ev.GetEventType() {
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-			wfStart = t
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
-			wfEnd = t
-		case enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
-			wtSched[ev.GetEventId()] = t
-		case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-			a := ev.GetWorkflowTaskCompletedEventAttributes()
-			if s, ok := wtSched[a.GetScheduledEventId()]; ok {
-				bd.WorkflowTasks++
-				bd.WorkflowTaskS += t.Sub(s).Seconds()
+	queue := []runRef{{id: workflowID}}
+	for n := 0; len(queue) > 0 && n < 1000; n++ {
+		ref := queue[0]
+		queue = queue[1:]
+		top := n == 0
+		key := func(id int64) string { return fmt.Sprintf("%s/%s/%d", ref.id, ref.run, id) }
+		wtSched := map[int64]time.Time{}
+		it := c.GetWorkflowHistory(ctx, ref.id, ref.run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				return nil, err
 			}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-			a := ev.GetActivityTaskScheduledEventAttributes()
-			acts[ev.GetEventId()] = &act{typ: a.GetActivityType().GetName(), scheduled: t}
-			order = append(order, ev.GetEventId())
-		case enumspb.EVENT_TYPE_MARKER_RECORDED:
-			// A local activity: recorded when the workflow task that ran it
-			// completed; its own run time is not in the history.
-			m := ev.GetMarkerRecordedEventAttributes()
-			var data struct{ ActivityType string }
-			if p := m.GetDetails()["data"].GetPayloads(); m.GetMarkerName() == "LocalActivity" && len(p) > 0 &&
-				json.Unmarshal(p[0].GetData(), &data) == nil && data.ActivityType != "" {
-				acts[ev.GetEventId()] = &act{typ: "local " + data.ActivityType, scheduled: t, closed: t}
-				order = append(order, ev.GetEventId())
+			t := ev.GetEventTime().AsTime()
+			switch ev.GetEventType() {
+			case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+				if top {
+					wfStart = t
+				}
+			case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+				if top {
+					wfEnd = t
+				}
+			case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+				queue = append(queue, runRef{id: ref.id, run: ev.GetWorkflowExecutionContinuedAsNewEventAttributes().GetNewExecutionRunId()})
+			case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+				we := ev.GetChildWorkflowExecutionStartedEventAttributes().GetWorkflowExecution()
+				queue = append(queue, runRef{id: we.GetWorkflowId(), run: we.GetRunId()})
+			case enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+				wtSched[ev.GetEventId()] = t
+			case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+				a := ev.GetWorkflowTaskCompletedEventAttributes()
+				if s, ok := wtSched[a.GetScheduledEventId()]; ok && top {
+					bd.WorkflowTasks++
+					bd.WorkflowTaskS += t.Sub(s).Seconds()
+				}
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+				a := ev.GetActivityTaskScheduledEventAttributes()
+				acts[key(ev.GetEventId())] = &histAct{typ: a.GetActivityType().GetName(), scheduled: t}
+				order = append(order, key(ev.GetEventId()))
+			case enumspb.EVENT_TYPE_MARKER_RECORDED:
+				// A local activity: recorded when the workflow task that ran it
+				// completed; its own run time is not in the history.
+				m := ev.GetMarkerRecordedEventAttributes()
+				var data struct{ ActivityType string }
+				if p := m.GetDetails()["data"].GetPayloads(); m.GetMarkerName() == "LocalActivity" && len(p) > 0 &&
+					json.Unmarshal(p[0].GetData(), &data) == nil && data.ActivityType != "" {
+					acts[key(ev.GetEventId())] = &histAct{typ: "local " + data.ActivityType, scheduled: t, closed: t}
+					order = append(order, key(ev.GetEventId()))
+				}
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+				a := ev.GetActivityTaskStartedEventAttributes()
+				if x := acts[key(a.GetScheduledEventId())]; x != nil {
+					x.started, x.attempt = t, int(a.GetAttempt())
+				}
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+				if x := acts[key(ev.GetActivityTaskCompletedEventAttributes().GetScheduledEventId())]; x != nil {
+					x.closed = t
+				}
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+				if x := acts[key(ev.GetActivityTaskFailedEventAttributes().GetScheduledEventId())]; x != nil {
+					x.closed = t
+				}
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+				if x := acts[key(ev.GetActivityTaskTimedOutEventAttributes().GetScheduledEventId())]; x != nil {
+					x.closed = t
+				}
 			}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-			a := ev.GetActivityTaskStartedEventAttributes()
-			if x := acts[a.GetScheduledEventId()]; x != nil {
-				x.started, x.attempt = t, int(a.GetAttempt())
-			}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-			if x := acts[ev.GetActivityTaskCompletedEventAttributes().GetScheduledEventId()]; x != nil {
-				x.closed = t
-			}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
-			if x := acts[ev.GetActivityTaskFailedEventAttributes().GetScheduledEventId()]; x != nil {
-				x.closed = t
-			}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
-			if x := acts[ev.GetActivityTaskTimedOutEventAttributes().GetScheduledEventId()]; x != nil {
-				x.closed = t
+			if top {
+				bd.HistoryEvents++
 			}
 		}
 	}

@@ -19,6 +19,7 @@ import (
 )
 
 type fake struct {
+	c    *kfake.Cluster
 	cl   *kgo.Client
 	adm  *kadm.Client
 	seed []string
@@ -27,7 +28,12 @@ type fake struct {
 
 func newFake(t *testing.T, partitions int32, topics ...string) *fake {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(partitions, topics...))
+	return newFakeN(t, 3, partitions, topics...)
+}
+
+func newFakeN(t *testing.T, brokers int, partitions int32, topics ...string) *fake {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(brokers), kfake.SeedTopics(partitions, topics...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +43,7 @@ func newFake(t *testing.T, partitions int32, topics ...string) *fake {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	f := &fake{cl: cl, adm: kadm.NewClient(cl), seed: c.ListenAddrs(), ids: map[string][16]byte{}}
+	f := &fake{c: c, cl: cl, adm: kadm.NewClient(cl), seed: c.ListenAddrs(), ids: map[string][16]byte{}}
 	md, err := f.adm.Metadata(context.Background(), topics...)
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,9 @@
 //   - policy: incremental (incremental.go): a full run of a fresh task, an
 //     incremental with nothing new, and one after appending 1% new records,
 //     each as a fraction of the full's time
+//   - orchestration (orchestration.go): backup and restore of -orch-partitions
+//     one-record partitions on an in-memory kfake cluster, per partition and
+//     against Temporal's history limits
 //
 // Throughput is payload MB/s (10^6 bytes of key+value+header keys and values,
 // the same numerator for every reader) and records/s. The worker's peak RSS
@@ -87,6 +90,7 @@ type Phase struct {
 	WorkerPeakRSS int64      `json:"worker_peak_rss_bytes,omitempty"`
 	GoHeapPeak    int64      `json:"go_heap_peak_bytes,omitempty"` // in-process phases: peak Go heap above the bench's own
 	Breakdown     *Breakdown `json:"breakdown,omitempty"`          // kbr phases: from the Temporal history
+	Orchestration *OrchStats `json:"orchestration,omitempty"`      // the orchestration group (orchestration.go)
 	Disturbed     bool       `json:"disturbed,omitempty"`          // other work took more than -max-other of the CPUs during it
 	Error         string     `json:"error,omitempty"`
 	Notes         []string   `json:"notes,omitempty"`
@@ -204,7 +208,7 @@ func run() int {
 		maxOther   = flag.Float64("max-other", 0.15, "a measurement during which other work used more than this share of the CPUs is flagged disturbed and measured again")
 		retries    = flag.Int("retries", 2, "how many times to measure a disturbed phase again")
 		bufBytes   = flag.String("producer-buffered-bytes", "64MiB", "kgo MaxBufferedBytes of the franz-go produce (the in-process restore uses activities.RestorePartition's own setting)")
-		only       = flag.String("only", "", "run only these measurement groups, comma-separated: consume, kcat, backup, produce, restore, overhead, incremental (restore needs backup; default: all)")
+		only       = flag.String("only", "", "run only these measurement groups, comma-separated: consume, kcat, backup, produce, restore, overhead, incremental, orchestration (restore needs backup; default: all)")
 		freshW     = flag.Bool("fresh-worker", true, "start a new kbr worker process before every kbr phase, so each peak RSS is that phase's own")
 		extraNone  = flag.Bool("backup-none", true, "also measure the headline backup with options.compression: zstd (what compressing again costs)")
 		reps       = flag.Int("reps", 3, "repeat every measurement this many times (the summary takes the median)")
@@ -276,7 +280,7 @@ func run() int {
 		for _, g := range strings.Split(*only, ",") {
 			g = strings.TrimSpace(g)
 			switch g {
-			case "consume", "kcat", "backup", "produce", "restore", "overhead", "incremental":
+			case "consume", "kcat", "backup", "produce", "restore", "overhead", "incremental", "orchestration":
 				b.only[g] = true
 			default:
 				fmt.Fprintf(os.Stderr, "bench: -only %s: unknown group %q\n", *only, g)
@@ -374,35 +378,41 @@ func (b *bench) main(ctx context.Context, size int64, pars, rpars []int, srcComp
 		logf("deleted %d leftover topics of an earlier run on the KRaft cluster: %v", len(stale), stale)
 	}
 
-	// 2. The records and the source topic.
-	logf("generating %s of records in memory", sizeLabel(size))
-	t0 := time.Now()
-	b.data = generate(size, b.partitions, 0x6b6272)
-	logf("generated %d records, %d payload bytes in %s", len(b.data.recs), b.data.payload, time.Since(t0).Round(time.Millisecond))
-	b.topic = fmt.Sprintf("kbr-bench-src-%s-p%d-rf%d-%s", sizeLabel(size), b.partitions, b.rf, srcComp)
-	b.srcComp = srcComp
-	if err := b.ensureSource(ctx, srcComp); err != nil {
-		return err
+	// 2. The records and the source topic (not for the orchestration group alone).
+	needSrc := cpuprof != ""
+	for _, g := range []string{"consume", "floor", "kcat", "backup", "produce", "restore", "incremental"} {
+		needSrc = needSrc || b.want(g)
 	}
-	b.res.Setup = map[string]any{
-		"source_cluster":          "ZooKeeper-mode Kafka " + env["KBR_ZKMODE_VERSION"] + " (3 brokers) " + env["KBR_ZKMODE_BOOTSTRAP"],
-		"target_cluster":          "KRaft Kafka " + env["KBR_KRAFT_VERSION"] + " (1 broker) " + env["KBR_KRAFT_BOOTSTRAP"],
-		"source_topic":            b.topic,
-		"partitions":              b.partitions,
-		"replication_factor":      b.rf,
-		"replication_note":        "RF " + strconv.Itoa(b.rf) + " for the benchmark (production topics usually have RF 3)",
-		"records":                 len(b.data.recs),
-		"payload_bytes":           b.data.payload,
-		"payload_definition":      "key + value + header keys + header values; MB = 10^6 bytes",
-		"avg_record_payload":      float64(b.data.payload) / float64(len(b.data.recs)),
-		"source_compression":      srcComp,
-		"kbr_backup_options":      map[string]any{"parallelism": pars, "segment_bytes": "64MiB (default)", "compression": "none (default; zstd measured once)", "fetch_max_bytes": "16MiB (default)", "unit_bytes": "1GiB (default)", "min_free_bytes": "1GiB"},
-		"kbr_restore_options":     map[string]any{"parallelism": rpars, "producer_compression": "keep (default)"},
-		"franz_go_consumer":       map[string]any{"fetch_max_partition_bytes": partBytes, "isolation": "read_committed", "clients": 1},
-		"franz_go_producer":       fmt.Sprintf("idempotent, acks=all, manual partitioner, linger 5ms, MaxBufferedBytes %s, batch max = topic max.message.bytes, no compression (kbr's restore settings), 1 client", config.ByteSize(b.bufferedBytes)),
-		"page_cache":              "the source topic is read once before measuring (-warm) so every reader finds it cached",
-		"kbr_numbers_are":         "wall time of the kbr CLI command, workflow steps included (preflight, cut, manifest / verify, create topics)",
-		"warm_read_before_phases": warm,
+	if needSrc {
+		logf("generating %s of records in memory", sizeLabel(size))
+		t0 := time.Now()
+		b.data = generate(size, b.partitions, 0x6b6272)
+		logf("generated %d records, %d payload bytes in %s", len(b.data.recs), b.data.payload, time.Since(t0).Round(time.Millisecond))
+		b.topic = fmt.Sprintf("kbr-bench-src-%s-p%d-rf%d-%s", sizeLabel(size), b.partitions, b.rf, srcComp)
+		b.srcComp = srcComp
+		if err := b.ensureSource(ctx, srcComp); err != nil {
+			return err
+		}
+		b.res.Setup = map[string]any{
+			"source_cluster":          "ZooKeeper-mode Kafka " + env["KBR_ZKMODE_VERSION"] + " (3 brokers) " + env["KBR_ZKMODE_BOOTSTRAP"],
+			"target_cluster":          "KRaft Kafka " + env["KBR_KRAFT_VERSION"] + " (1 broker) " + env["KBR_KRAFT_BOOTSTRAP"],
+			"source_topic":            b.topic,
+			"partitions":              b.partitions,
+			"replication_factor":      b.rf,
+			"replication_note":        "RF " + strconv.Itoa(b.rf) + " for the benchmark (production topics usually have RF 3)",
+			"records":                 len(b.data.recs),
+			"payload_bytes":           b.data.payload,
+			"payload_definition":      "key + value + header keys + header values; MB = 10^6 bytes",
+			"avg_record_payload":      float64(b.data.payload) / float64(len(b.data.recs)),
+			"source_compression":      srcComp,
+			"kbr_backup_options":      map[string]any{"parallelism": pars, "segment_bytes": "64MiB (default)", "compression": "none (default; zstd measured once)", "fetch_max_bytes": "16MiB (default)", "unit_bytes": "1GiB (default)", "min_free_bytes": "1GiB"},
+			"kbr_restore_options":     map[string]any{"parallelism": rpars, "producer_compression": "keep (default)"},
+			"franz_go_consumer":       map[string]any{"fetch_max_partition_bytes": partBytes, "isolation": "read_committed", "clients": 1},
+			"franz_go_producer":       fmt.Sprintf("idempotent, acks=all, manual partitioner, linger 5ms, MaxBufferedBytes %s, batch max = topic max.message.bytes, no compression (kbr's restore settings), 1 client", config.ByteSize(b.bufferedBytes)),
+			"page_cache":              "the source topic is read once before measuring (-warm) so every reader finds it cached",
+			"kbr_numbers_are":         "wall time of the kbr CLI command, workflow steps included (preflight, cut, manifest / verify, create topics)",
+			"warm_read_before_phases": warm,
+		}
 	}
 
 	// 3. kbr server and worker.
@@ -421,7 +431,7 @@ func (b *bench) main(ctx context.Context, size int64, pars, rpars []int, srcComp
 			return err
 		}
 	}
-	if warm {
+	if warm && needSrc {
 		logf("warm read of %s (not measured)", b.topic)
 		if _, err := rawConsume(ctx, b.zk.bootstrap, b.topic, b.starts, b.ends, partBytes); err != nil {
 			return fmt.Errorf("warm read: %w", err)
@@ -485,6 +495,11 @@ func (b *bench) main(ctx context.Context, size int64, pars, rpars []int, srcComp
 			return err
 		}
 		if err := b.inproc(ctx, pars[0], rpars[0], cpuprof); err != nil {
+			return err
+		}
+	}
+	if b.want("orchestration") {
+		if err := b.orchestration(ctx, pars[0], rpars[0]); err != nil {
 			return err
 		}
 	}

@@ -598,8 +598,7 @@ func (a *Activities) PrepareImport(ctx context.Context, in PrepareInput) (*Prepa
 			res.Topics = append(res.Topics, TopicMapping{Source: t.Source, Target: t.Target, Created: t.Info.Created, Resumed: t.Resumed, Note: t.Note})
 		}
 	}
-	res.Units = restoreplan.Units(v, plan.Selected(), restoreplan.UnitOptions{Parallelism: cfg.Options.Parallelism,
-		MaxPartitions: cfg.Options.UnitPartitions, MaxBytes: config.DefaultUnitBytes})
+	res.Units = restoreplan.Units(v, plan.Selected(), cfg.Options.UnitPartitions)
 	for _, u := range res.Units {
 		res.Partitions += u.Partitions
 		res.Records += u.Records

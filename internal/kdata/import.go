@@ -139,7 +139,6 @@ func Import(ctx context.Context, cl *kgo.Client, b storage.Backend, spec ImportS
 	if err != nil {
 		return res, err
 	}
-	defer prod.close()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 

@@ -19,7 +19,6 @@ import (
 )
 
 type fake struct {
-	c    *kfake.Cluster
 	cl   *kgo.Client
 	adm  *kadm.Client
 	seed []string
@@ -28,12 +27,7 @@ type fake struct {
 
 func newFake(t *testing.T, partitions int32, topics ...string) *fake {
 	t.Helper()
-	return newFakeN(t, 3, partitions, topics...)
-}
-
-func newFakeN(t *testing.T, brokers int, partitions int32, topics ...string) *fake {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(brokers), kfake.SeedTopics(partitions, topics...))
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(partitions, topics...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +37,7 @@ func newFakeN(t *testing.T, brokers int, partitions int32, topics ...string) *fa
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	f := &fake{c: c, cl: cl, adm: kadm.NewClient(cl), seed: c.ListenAddrs(), ids: map[string][16]byte{}}
+	f := &fake{cl: cl, adm: kadm.NewClient(cl), seed: c.ListenAddrs(), ids: map[string][16]byte{}}
 	md, err := f.adm.Metadata(context.Background(), topics...)
 	if err != nil {
 		t.Fatal(err)

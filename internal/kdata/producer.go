@@ -21,7 +21,6 @@ import (
 // batch of as many partitions as fit.
 type producer struct {
 	cl      *kgo.Client
-	comb    *combiner
 	pid     int64
 	epoch   int16
 	parts   []*outPart
@@ -70,7 +69,7 @@ func newProducer(ctx context.Context, cl *kgo.Client, parts []ImportPartition, t
 	if err != nil {
 		return nil, fmt.Errorf("restore: init producer id: %w", err)
 	}
-	p := &producer{cl: cl, comb: acquireCombiner(cl), pid: resp.ProducerID, epoch: resp.ProducerEpoch, in: make(chan outBatch, 256), tb: newBucket(throttle)}
+	p := &producer{cl: cl, pid: resp.ProducerID, epoch: resp.ProducerEpoch, in: make(chan outBatch, 256), tb: newBucket(throttle)}
 	now := time.Now()
 	for _, ip := range parts {
 		p.parts = append(p.parts, &outPart{topic: ip.TargetTopic, partition: ip.Partition, lastMove: now})
@@ -84,9 +83,6 @@ type produceResult struct {
 	resp   *kmsg.ProduceResponse
 	err    error
 }
-
-// close gives back the producer's share of its client's combiner.
-func (p *producer) close() { p.comb.release() }
 
 // run produces until the input is closed and everything is acknowledged.
 func (p *producer) run(ctx context.Context, onAcked func(int64)) error {
@@ -211,8 +207,12 @@ func (p *producer) launch(ctx context.Context, inflight map[int32]int, results c
 		p.tb.take(int64(size))
 		inflight[broker]++
 		go func() {
-			resp, err := p.comb.produce(ctx, broker, req, size)
-			results <- produceResult{broker: broker, sent: sent, resp: resp, err: err}
+			resp, err := p.cl.Broker(int(broker)).Request(ctx, req)
+			r := produceResult{broker: broker, sent: sent, err: err}
+			if err == nil {
+				r.resp = resp.(*kmsg.ProduceResponse)
+			}
+			results <- r
 		}()
 	}
 }

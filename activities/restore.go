@@ -598,7 +598,8 @@ func (a *Activities) PrepareImport(ctx context.Context, in PrepareInput) (*Prepa
 			res.Topics = append(res.Topics, TopicMapping{Source: t.Source, Target: t.Target, Created: t.Info.Created, Resumed: t.Resumed, Note: t.Note})
 		}
 	}
-	res.Units = restoreplan.Units(v, plan.Selected(), cfg.Options.UnitPartitions)
+	res.Units = restoreplan.Units(v, plan.Selected(), restoreplan.UnitOptions{Parallelism: cfg.Options.Parallelism,
+		MaxPartitions: cfg.Options.UnitPartitions, MaxBytes: config.DefaultUnitBytes})
 	for _, u := range res.Units {
 		res.Partitions += u.Partitions
 		res.Records += u.Records
@@ -822,6 +823,8 @@ type ImportUnitResult struct {
 	GroupErrors []string `json:"group_errors,omitempty"`
 	RawBatches  int64    `json:"raw_batches"`
 	Rebuilt     int64    `json:"rebuilt_batches"`
+	// Resent counts batches the producer sent again (retry rounds).
+	Resent int64 `json:"resent_batches,omitempty"`
 	// SchemaIDsRewritten and SchemaIDsUnmapped count keys and values whose
 	// schema id was rewritten, or that carry an id the map lacks.
 	SchemaIDsRewritten int64 `json:"schema_ids_rewritten,omitempty"`
@@ -964,7 +967,7 @@ func (a *Activities) ImportUnit(ctx context.Context, in ImportUnitInput) (*Impor
 		return nil, permanent(err)
 	}
 	out := &ImportUnitResult{Index: in.Unit.Index, Partitions: len(parts), RawBatches: res.RawBatches, Rebuilt: res.Rebuilt,
-		SchemaIDsRewritten: res.SchemaIDsRewritten, SchemaIDsUnmapped: res.SchemaIDsUnmapped}
+		Resent: res.Resent, SchemaIDsRewritten: res.SchemaIDsRewritten, SchemaIDsUnmapped: res.SchemaIDsUnmapped}
 	translated := map[tp]map[int64]int64{}
 	for i, p := range parts {
 		r := res.Partitions[i]

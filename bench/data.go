@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"os"
 	"os/exec"
 	"strconv"
@@ -508,4 +511,73 @@ func kcatConsume(ctx context.Context, bootstrap, topic string) (float64, error) 
 		return cpu, fmt.Errorf("kcat: %w: %s", err, tail([]byte(stderr.String()), 800))
 	}
 	return cpu, nil
+}
+
+// digests are one SHA-256 per partition over its records in offset order:
+// key, value, every header, and (ts) the timestamp, each length-prefixed.
+type digests [][32]byte
+
+// topicDigests consumes [starts, ends) of every partition of topic and
+// digests it, with and without timestamps.
+func topicDigests(ctx context.Context, seeds []string, topic string, starts, ends []int64) (withTS, noTS digests, err error) {
+	hs := make([][2]hash.Hash, len(ends))
+	for p := range hs {
+		hs[p] = [2]hash.Hash{sha256.New(), sha256.New()}
+	}
+	_, err = rawConsumeEach(ctx, seeds, topic, starts, ends, 0, func(r *kgo.Record) {
+		h := hs[r.Partition]
+		writeRecord(h[1], r.Key, r.Value, r.Headers)
+		writeRecord(h[0], r.Key, r.Value, r.Headers)
+		var ts [8]byte
+		binary.BigEndian.PutUint64(ts[:], uint64(r.Timestamp.UnixMilli()))
+		h[0].Write(ts[:])
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	withTS, noTS = make(digests, len(hs)), make(digests, len(hs))
+	for p := range hs {
+		copy(withTS[p][:], hs[p][0].Sum(nil))
+		copy(noTS[p][:], hs[p][1].Sum(nil))
+	}
+	return withTS, noTS, nil
+}
+
+// dataDigests digests the generated records of each partition in the order
+// produced, without timestamps: what topicDigests says of a topic holding
+// them exactly.
+func dataDigests(d *dataset) digests {
+	hs := make([]hash.Hash, d.partitions)
+	for p := range hs {
+		hs[p] = sha256.New()
+	}
+	for _, r := range d.recs {
+		writeRecord(hs[r.part], d.key(r), d.value(r), []kgo.RecordHeader{{Key: headerKey, Value: d.hval(r)}})
+	}
+	out := make(digests, len(hs))
+	for p := range hs {
+		copy(out[p][:], hs[p].Sum(nil))
+	}
+	return out
+}
+
+func writeRecord(h hash.Hash, key, value []byte, headers []kgo.RecordHeader) {
+	var l [4]byte
+	put := func(b []byte, null bool) {
+		n := uint32(len(b))
+		if null {
+			n = 0xFFFFFFFF
+		}
+		binary.BigEndian.PutUint32(l[:], n)
+		h.Write(l[:])
+		h.Write(b)
+	}
+	put(key, key == nil)
+	put(value, value == nil)
+	binary.BigEndian.PutUint32(l[:], uint32(len(headers)))
+	h.Write(l[:])
+	for _, x := range headers {
+		put([]byte(x.Key), false)
+		put(x.Value, x.Value == nil)
+	}
 }

@@ -220,6 +220,9 @@ type restoreOutput struct {
 	Result     struct {
 		RecoveryPoint string `json:"recovery_point"`
 		Records       int64  `json:"records"`
+		RawBatches    int64  `json:"raw_batches"`
+		Rebuilt       int64  `json:"rebuilt_batches"`
+		Resent        int64  `json:"resent_batches"`
 		Topics        []struct {
 			Source  string `json:"source"`
 			Target  string `json:"target"`

@@ -121,43 +121,45 @@ type Results struct {
 }
 
 type bench struct {
-	root, tmp     string
-	runID         string
-	env           map[string]string
-	zk, kraft     cluster
-	zkCl          *kgo.Client
-	zkAdm         *kadm.Client
-	kraftCl       *kgo.Client
-	kraftAdm      *kadm.Client
-	zkPIDs        []int
-	kraftPIDs     []int
-	kbr           *kbrProcs
-	tc            client.Client
-	data          *dataset
-	topic         string
-	topicID       [16]byte
-	starts        []int64
-	ends          []int64
-	res           *Results
-	mu            sync.Mutex
-	ownTopics     []string // on KRaft, deleted at the end
-	freshWorker   bool
-	extraNone     bool
-	quietCPU      float64
-	quietWait     time.Duration
-	lastBusy      float64 // cores busy just before the current phase
-	ctx           context.Context
-	only          map[string]bool // nil: every group
-	maxOther      float64
-	retries       int
-	samples       map[string]int
-	bufferedBytes int // producer MaxBufferedBytes of the franz-go produce // per summary row: measurements the median is taken over
-	topicOnDisk   int64
-	flagFresh     bool
-	partitions    int
-	rf            int
-	srcComp       string
-	partRecs      [][]int32 // per partition, its records' indexes in data.recs (incremental group)
+	root, tmp string
+	runID     string
+	env       map[string]string
+	zk, kraft cluster
+	zkCl      *kgo.Client
+	zkAdm     *kadm.Client
+	kraftCl   *kgo.Client
+	kraftAdm  *kadm.Client
+	// srcTS and srcNoTS digest the source topic (topicDigests), once.
+	srcTS, srcNoTS digests
+	zkPIDs         []int
+	kraftPIDs      []int
+	kbr            *kbrProcs
+	tc             client.Client
+	data           *dataset
+	topic          string
+	topicID        [16]byte
+	starts         []int64
+	ends           []int64
+	res            *Results
+	mu             sync.Mutex
+	ownTopics      []string // on KRaft, deleted at the end
+	freshWorker    bool
+	extraNone      bool
+	quietCPU       float64
+	quietWait      time.Duration
+	lastBusy       float64 // cores busy just before the current phase
+	ctx            context.Context
+	only           map[string]bool // nil: every group
+	maxOther       float64
+	retries        int
+	samples        map[string]int
+	bufferedBytes  int // producer MaxBufferedBytes of the franz-go produce // per summary row: measurements the median is taken over
+	topicOnDisk    int64
+	flagFresh      bool
+	partitions     int
+	rf             int
+	srcComp        string
+	partRecs       [][]int32 // per partition, its records' indexes in data.recs (incremental group)
 }
 
 func logf(format string, a ...any) {
@@ -970,7 +972,7 @@ func (b *bench) produceRaw(ctx context.Context, rep int) error {
 	if err != nil {
 		return err
 	}
-	b.checkTarget(ctx, ph, dst)
+	b.checkTarget(ctx, ph, dst, false)
 	return b.dropKraftTopic(ctx, dst)
 }
 
@@ -991,13 +993,15 @@ func (b *bench) restoreKbr(ctx context.Context, rep, par, fromPar int, backupDir
 			return err
 		}
 		b.breakdown(ctx, ph, res.WorkflowID)
+		ph.Notes = append(ph.Notes, fmt.Sprintf("%d batches produced as stored, %d rebuilt, %d sent again (retry rounds)",
+			res.Result.RawBatches, res.Result.Rebuilt, res.Result.Resent))
 		b.checkCount(ph, "restored (workflow result)", res.Result.Records, -1)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	b.checkTarget(ctx, ph, dst)
+	b.checkTarget(ctx, ph, dst, true)
 	return b.dropKraftTopic(ctx, dst)
 }
 
@@ -1015,8 +1019,11 @@ func (b *bench) breakdown(ctx context.Context, ph *Phase, workflowID string) {
 	ph.Notes = append(ph.Notes, fmt.Sprintf("CLI %.2fs = %s\n      (CLI start, dial and result: %.2fs)", ph.Seconds, bd, ph.Seconds-bd.WorkflowS))
 }
 
-// checkTarget compares a written topic's record counts with the source's.
-func (b *bench) checkTarget(ctx context.Context, ph *Phase, topic string) {
+// checkTarget compares a written topic with the source: its record counts,
+// then every record by a digest per partition of keys, values, headers in
+// offset order, and (restores, withTS) timestamps. Outside the measured
+// phase; a difference is a warning in the results.
+func (b *bench) checkTarget(ctx context.Context, ph *Phase, topic string, withTS bool) {
 	counts, _, err := topicCounts(ctx, b.kraftAdm, topic)
 	if err != nil || counts == nil {
 		b.warn("%s: cannot count %s: %v", ph.Name, topic, err)
@@ -1027,6 +1034,38 @@ func (b *bench) checkTarget(ctx context.Context, ph *Phase, topic string) {
 			b.warn("%s: %s[%d] holds %d records, the source %d", ph.Name, topic, p, counts[p], b.data.perPart[min(p, len(b.data.perPart)-1)])
 			return
 		}
+	}
+	if b.srcTS == nil {
+		ts, noTS, err := topicDigests(ctx, b.zk.bootstrap, b.topic, b.starts, b.ends)
+		if err != nil {
+			b.warn("%s: cannot digest the source %s: %v", ph.Name, b.topic, err)
+			return
+		}
+		for p, d := range dataDigests(b.data) {
+			if noTS[p] != d {
+				b.warn("source %s[%d] does not hold the generated records", b.topic, p)
+			}
+		}
+		b.srcTS, b.srcNoTS = ts, noTS
+	}
+	ts, noTS, err := topicDigests(ctx, b.kraft.bootstrap, topic, make([]int64, len(counts)), counts)
+	if err != nil {
+		b.warn("%s: cannot digest %s: %v", ph.Name, topic, err)
+		return
+	}
+	got, want, what := noTS, b.srcNoTS, "keys, values, headers"
+	if withTS {
+		got, want, what = ts, b.srcTS, "keys, values, headers, timestamps"
+	}
+	bad := 0
+	for p := range got {
+		if got[p] != want[p] {
+			bad++
+			b.warn("%s: %s[%d] differs from the source (%s in offset order)", ph.Name, topic, p, what)
+		}
+	}
+	if bad == 0 {
+		ph.Notes = append(ph.Notes, fmt.Sprintf("every record of %s compared with the source by digest (%s in offset order): equal", topic, what))
 	}
 }
 
@@ -1198,7 +1237,7 @@ func (b *bench) inproc(ctx context.Context, par, rpar int, prof string) error {
 	}); err != nil {
 		return err
 	}
-	b.checkTarget(ctx, ph, dst)
+	b.checkTarget(ctx, ph, dst, true)
 	b.res.Profiles["restore"] = restoreProf
 	b.writeTop(ctx, restoreProf)
 	return b.dropKraftTopic(ctx, dst)

@@ -41,6 +41,7 @@ type RestoreResult struct {
 	GroupsCommitted int      `json:"groups_committed,omitempty"`
 	RawBatches      int64    `json:"raw_batches,omitempty"`
 	RebuiltBatches  int64    `json:"rebuilt_batches,omitempty"`
+	ResentBatches   int64    `json:"resent_batches,omitempty"`
 	Warnings        []string `json:"warnings,omitempty"`
 	// Schemas is the "restore schemas" step's result: the path taken
 	// (import or register) and the old-to-new id map.
@@ -229,6 +230,7 @@ func (r *restore) run(ctx workflow.Context) (*RestoreResult, error) {
 			res.GroupsCommitted += u.Groups
 			res.RawBatches += u.RawBatches
 			res.RebuiltBatches += u.Rebuilt
+			res.ResentBatches += u.Resent
 			res.SchemaIDsRewritten += u.SchemaIDsRewritten
 			res.SchemaIDsUnmapped += u.SchemaIDsUnmapped
 		}

@@ -87,6 +87,9 @@ type ImportResult struct {
 	Partitions []ImportPartitionResult
 	// RawBatches were produced as stored; Rebuilt went through their records.
 	RawBatches, Rebuilt int64
+	// Resent counts batches the producer sent again (a retriable error, a
+	// leader move, or two requests that reached the broker out of order).
+	Resent int64
 	// SchemaIDsRewritten and SchemaIDsUnmapped count keys and values whose
 	// schema id RemapSchemaIDs rewrote, or does not hold.
 	SchemaIDsRewritten, SchemaIDsUnmapped int64
@@ -183,7 +186,7 @@ func Import(ctx context.Context, cl *kgo.Client, b storage.Backend, spec ImportS
 	if rerr != nil {
 		return res, rerr
 	}
-	res.RawBatches, res.Rebuilt = rd.raw, rd.rebuilt
+	res.RawBatches, res.Rebuilt, res.Resent = rd.raw, rd.rebuilt, prod.resent
 	res.SchemaIDsRewritten, res.SchemaIDsUnmapped = rd.remapped, rd.unmapped
 	after, err := endOffsets(ctx, cl, spec.Partitions)
 	if err != nil {
@@ -270,6 +273,12 @@ type outBatch struct {
 	data    []byte
 	records int32
 	held    int64 // bytes of the read-ahead bound it holds
+	// The producer's: the batch's sequence once stamped, how often it was
+	// sent, and whether the broker acknowledged it.
+	seq     int32
+	stamped bool
+	sends   int
+	acked   bool
 }
 
 // importReader reads a unit's data, oldest recovery point first, and turns

@@ -19,6 +19,7 @@ import (
 )
 
 type fake struct {
+	c    *kfake.Cluster
 	cl   *kgo.Client
 	adm  *kadm.Client
 	seed []string
@@ -37,7 +38,7 @@ func newFake(t *testing.T, partitions int32, topics ...string) *fake {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	f := &fake{cl: cl, adm: kadm.NewClient(cl), seed: c.ListenAddrs(), ids: map[string][16]byte{}}
+	f := &fake{c: c, cl: cl, adm: kadm.NewClient(cl), seed: c.ListenAddrs(), ids: map[string][16]byte{}}
 	md, err := f.adm.Metadata(context.Background(), topics...)
 	if err != nil {
 		t.Fatal(err)

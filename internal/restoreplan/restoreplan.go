@@ -222,11 +222,14 @@ func Bases(t Topic, bm Bookmark, ends map[int32]int64) map[int32]int64 {
 	return out
 }
 
-// UnitRef names a work unit of a restore: one part of the recovery point
-// asked for (format 2), or a range of its partitions in order (format 1).
+// UnitRef names a work unit of a restore: a span of the selected
+// partitions in part order (format 2, Span), one part of the recovery point
+// (format 2, as restores planned before spans), or a range of its
+// partitions in order (format 1).
 type UnitRef struct {
 	Index      int   `json:"index"`
-	Part       int   `json:"part"` // -1: format 1
+	Part       int   `json:"part"` // -1: a span or format 1
+	Span       bool  `json:"span,omitempty"`
 	From       int   `json:"from,omitempty"`
 	To         int   `json:"to,omitempty"`
 	Partitions int   `json:"partitions"`
@@ -234,21 +237,35 @@ type UnitRef struct {
 	Bytes      int64 `json:"bytes"`
 }
 
-// Units splits the selected partitions of a view into work units: the
-// recovery point's own (one per part) for format 2, runs of at most
-// maxPartitions for format 1.
-func Units(v *backupset.View, selected map[string]bool, maxPartitions int) []UnitRef {
-	maxPartitions = max(1, maxPartitions)
+// UnitOptions shape a restore's work units.
+type UnitOptions struct {
+	// Parallelism is how many units run at once: at least that many units
+	// are made when there are enough partitions, their bytes as even as
+	// the partitions allow, so that no slot idles while another works.
+	Parallelism int
+	// MaxPartitions and MaxBytes bound a unit.
+	MaxPartitions int
+	MaxBytes      int64
+}
+
+// Units splits the selected partitions of a view into work units. Format
+// 2: spans of the partitions ordered by the part that holds them (a span
+// reads few packs), cut so that every unit's bytes come near the total
+// over the number of units: at least Parallelism units, more where
+// MaxPartitions or MaxBytes ask. The backup's own units are not reused:
+// they were cut for its source leaders and its parallelism. Format 1: runs
+// of at most MaxPartitions.
+func Units(v *backupset.View, selected map[string]bool, o UnitOptions) []UnitRef {
+	o.MaxPartitions = max(1, o.MaxPartitions)
+	o.Parallelism = max(1, o.Parallelism)
+	if o.MaxBytes < 1 {
+		o.MaxBytes = 1 << 30
+	}
 	var units []UnitRef
 	if v.Format == 1 {
-		var sel []backupset.PartitionBackup
-		for _, p := range v.Partitions {
-			if selected[p.Topic] {
-				sel = append(sel, p)
-			}
-		}
-		for from := 0; from < len(sel); from += maxPartitions {
-			u := UnitRef{Index: len(units), Part: -1, From: from, To: min(len(sel), from+maxPartitions)}
+		sel := selectedPartitions(v, selected)
+		for from := 0; from < len(sel); from += o.MaxPartitions {
+			u := UnitRef{Index: len(units), Part: -1, From: from, To: min(len(sel), from+o.MaxPartitions)}
 			for _, p := range sel[u.From:u.To] {
 				u.Partitions++
 				u.Records += p.Records
@@ -258,46 +275,78 @@ func Units(v *backupset.View, selected map[string]bool, maxPartitions int) []Uni
 		}
 		return units
 	}
-	byPart := map[int]*UnitRef{}
-	var parts []int
-	for _, p := range v.Partitions {
-		if !selected[p.Topic] {
-			continue
-		}
-		u, ok := byPart[p.Unit]
-		if !ok {
-			u = &UnitRef{Part: p.Unit}
-			byPart[p.Unit] = u
-			parts = append(parts, p.Unit)
-		}
-		u.Partitions++
-		u.Records += p.Records
-		u.Bytes += p.Bytes
+	sel := spanOrder(v, selected)
+	if len(sel) == 0 {
+		return nil
 	}
-	sort.Ints(parts)
-	for i, k := range parts {
-		u := *byPart[k]
-		u.Index = i
+	var total int64
+	for _, p := range sel {
+		total += max(p.Bytes, 1)
+	}
+	k := max(o.Parallelism, int((total+o.MaxBytes-1)/o.MaxBytes), (len(sel)+o.MaxPartitions-1)/o.MaxPartitions)
+	k = min(k, len(sel))
+	left := total
+	for from := 0; from < len(sel); {
+		remaining := max(1, k-len(units))
+		target := (left + int64(remaining) - 1) / int64(remaining)
+		u := UnitRef{Index: len(units), Part: -1, Span: true, From: from}
+		var bytes int64
+		to := from
+		for to < len(sel) {
+			// Leave at least one partition for each unit still to come.
+			if to > from && (bytes >= target || to-from >= o.MaxPartitions || len(sel)-to < remaining ||
+				bytes+max(sel[to].Bytes, 1) > o.MaxBytes) {
+				break
+			}
+			// Past the target by more than it is short of it: stop here.
+			if to > from && bytes+max(sel[to].Bytes, 1)-target > target-bytes {
+				break
+			}
+			bytes += max(sel[to].Bytes, 1)
+			u.Partitions++
+			u.Records += sel[to].Records
+			u.Bytes += sel[to].Bytes
+			to++
+		}
+		u.To = to
+		left -= bytes
 		units = append(units, u)
+		from = to
 	}
 	return units
 }
 
+func selectedPartitions(v *backupset.View, selected map[string]bool) []backupset.PartitionBackup {
+	var sel []backupset.PartitionBackup
+	for _, p := range v.Partitions {
+		if selected[p.Topic] {
+			sel = append(sel, p)
+		}
+	}
+	return sel
+}
+
+// spanOrder is the order spans index: the selected partitions by part,
+// then as the view lists them (topic, partition).
+func spanOrder(v *backupset.View, selected map[string]bool) []backupset.PartitionBackup {
+	sel := selectedPartitions(v, selected)
+	sort.SliceStable(sel, func(i, j int) bool { return sel[i].Unit < sel[j].Unit })
+	return sel
+}
+
 // UnitPartitions are the partitions of a unit, as Units split them.
 func UnitPartitions(v *backupset.View, selected map[string]bool, u UnitRef) []backupset.PartitionBackup {
-	var out []backupset.PartitionBackup
-	if u.Part < 0 {
-		var sel []backupset.PartitionBackup
-		for _, p := range v.Partitions {
-			if selected[p.Topic] {
-				sel = append(sel, p)
-			}
+	if u.Span || u.Part < 0 {
+		sel := selectedPartitions(v, selected)
+		if u.Span {
+			sel = spanOrder(v, selected)
 		}
 		if u.From < 0 || u.To > len(sel) || u.From > u.To {
 			return nil
 		}
 		return sel[u.From:u.To]
 	}
+	var out []backupset.PartitionBackup
 	for _, p := range v.Partitions {
 		if selected[p.Topic] && p.Unit == u.Part {
 			out = append(out, p)

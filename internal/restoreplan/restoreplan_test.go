@@ -1,6 +1,7 @@
 package restoreplan
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -151,14 +152,19 @@ func TestBasesAndUnits(t *testing.T) {
 		t.Errorf("resumed bases %v, want the bookmark for 0 and the end for 1", b)
 	}
 	sel := map[string]bool{"orders": true, "audit": true}
-	us := Units(view(2), sel, 100)
-	if len(us) != 2 || us[0].Part != 0 || us[0].Partitions != 2 || us[1].Part != 1 || us[1].Records != 10 {
+	us := Units(view(2), sel, UnitOptions{Parallelism: 2, MaxPartitions: 100})
+	if len(us) != 2 || !us[0].Span || us[0].Partitions != 2 || us[1].Partitions != 2 || us[0].Records != 25 || us[1].Records != 10 {
 		t.Fatalf("format 2 units %+v", us)
 	}
-	if ps := UnitPartitions(view(2), sel, us[1]); len(ps) != 2 || ps[0].Partition != 0 || ps[1].Partition != 2 {
+	// Spans follow the parts: part 0's partitions, then part 1's.
+	if ps := UnitPartitions(view(2), sel, us[1]); len(ps) != 2 || ps[0].Partition != 0 || ps[1].Partition != 2 || ps[0].Unit != 1 {
 		t.Errorf("unit 1 partitions %+v", ps)
 	}
-	us = Units(view(1), sel, 2)
+	// A restore planned before spans names the backup's parts.
+	if ps := UnitPartitions(view(2), sel, UnitRef{Part: 1, Partitions: 2}); len(ps) != 2 || ps[0].Partition != 0 || ps[1].Partition != 2 {
+		t.Errorf("part 1 partitions %+v", ps)
+	}
+	us = Units(view(1), sel, UnitOptions{MaxPartitions: 2})
 	if len(us) != 2 || us[0].To != 2 || us[1].From != 2 || us[1].To != 4 {
 		t.Fatalf("format 1 units %+v", us)
 	}
@@ -170,5 +176,78 @@ func TestBasesAndUnits(t *testing.T) {
 	}
 	if strings.Join(all, ",") != "orders,orders,orders,audit" {
 		t.Errorf("format 1 unit partitions %v", all)
+	}
+}
+
+// Restore units: every selected partition in exactly one unit, in part
+// order, at least Parallelism units with even bytes, within the bounds.
+func TestUnitsBalance(t *testing.T) {
+	t.Parallel()
+	parts := func(bytes ...int64) *backupset.View {
+		m := &backupset.Manifest{Format: 2}
+		for i, b := range bytes {
+			// Two backup parts, interleaved in the view's order.
+			m.Partitions = append(m.Partitions, backupset.PartitionBackup{Topic: "t", Partition: int32(i), Bytes: b, Records: b, Unit: i % 2})
+		}
+		return &backupset.View{Manifest: m}
+	}
+	twelve := make([]int64, 12)
+	for i := range twelve {
+		twelve[i] = 90
+	}
+	for _, tc := range []struct {
+		name  string
+		bytes []int64
+		o     UnitOptions
+		sizes []int // partitions per unit
+	}{
+		{"12 even partitions, parallelism 4", twelve, UnitOptions{Parallelism: 4, MaxPartitions: 1000}, []int{3, 3, 3, 3}},
+		{"12 even partitions, parallelism 12", twelve, UnitOptions{Parallelism: 12, MaxPartitions: 1000}, []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+		{"more slots than partitions", []int64{5, 5, 5}, UnitOptions{Parallelism: 8, MaxPartitions: 1000}, []int{1, 1, 1}},
+		{"parallelism 1", []int64{5, 5, 5}, UnitOptions{Parallelism: 1, MaxPartitions: 1000}, []int{3}},
+		{"max partitions", []int64{5, 5, 5, 5, 5}, UnitOptions{Parallelism: 1, MaxPartitions: 2}, []int{2, 2, 1}},
+		{"max bytes", []int64{60, 60, 60}, UnitOptions{Parallelism: 1, MaxPartitions: 1000, MaxBytes: 100}, []int{1, 1, 1}},
+		// Part order: 0, 2, 4 (part 0: 90, 10, 10), then 1, 3 (part 1: 40, 30).
+		{"one large partition", []int64{90, 40, 10, 30, 10}, UnitOptions{Parallelism: 2, MaxPartitions: 1000}, []int{1, 4}},
+		{"empty partitions count", []int64{0, 0, 0, 0}, UnitOptions{Parallelism: 2, MaxPartitions: 1000}, []int{2, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := parts(tc.bytes...)
+			sel := map[string]bool{"t": true}
+			us := Units(v, sel, tc.o)
+			var sizes []int
+			seen := map[int32]int{}
+			prevUnit := -1
+			for i, u := range us {
+				sizes = append(sizes, u.Partitions)
+				if u.Index != i || !u.Span || u.Part != -1 {
+					t.Errorf("unit %d: %+v", i, u)
+				}
+				ps := UnitPartitions(v, sel, u)
+				var bytes int64
+				for _, p := range ps {
+					seen[p.Partition]++
+					bytes += p.Bytes
+					if p.Unit < prevUnit {
+						t.Errorf("unit %d: partition %d of part %d after part %d", i, p.Partition, p.Unit, prevUnit)
+					}
+					prevUnit = p.Unit
+				}
+				if len(ps) != u.Partitions || bytes != u.Bytes || u.Records != bytes {
+					t.Errorf("unit %d: %d partitions %d bytes listed, the ref says %+v", i, len(ps), bytes, u)
+				}
+				if tc.o.MaxBytes > 0 && len(ps) > 1 && bytes > tc.o.MaxBytes {
+					t.Errorf("unit %d: %d bytes over %d", i, bytes, tc.o.MaxBytes)
+				}
+			}
+			if fmt.Sprint(sizes) != fmt.Sprint(tc.sizes) {
+				t.Errorf("partitions per unit %v, want %v", sizes, tc.sizes)
+			}
+			for i := range tc.bytes {
+				if seen[int32(i)] != 1 {
+					t.Errorf("partition %d in %d units", i, seen[int32(i)])
+				}
+			}
+		})
 	}
 }

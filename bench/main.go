@@ -121,45 +121,45 @@ type Results struct {
 }
 
 type bench struct {
-	root, tmp string
-	runID     string
-	env       map[string]string
-	zk, kraft cluster
-	zkCl      *kgo.Client
-	zkAdm     *kadm.Client
-	kraftCl   *kgo.Client
-	kraftAdm  *kadm.Client
+	root, tmp     string
+	runID         string
+	env           map[string]string
+	zk, kraft     cluster
+	zkCl          *kgo.Client
+	zkAdm         *kadm.Client
+	kraftCl       *kgo.Client
+	kraftAdm      *kadm.Client
+	zkPIDs        []int
+	kraftPIDs     []int
+	kbr           *kbrProcs
+	tc            client.Client
+	data          *dataset
+	topic         string
+	topicID       [16]byte
+	starts        []int64
+	ends          []int64
+	res           *Results
+	mu            sync.Mutex
+	ownTopics     []string // on KRaft, deleted at the end
+	freshWorker   bool
+	extraNone     bool
+	quietCPU      float64
+	quietWait     time.Duration
+	lastBusy      float64 // cores busy just before the current phase
+	ctx           context.Context
+	only          map[string]bool // nil: every group
+	maxOther      float64
+	retries       int
+	samples       map[string]int
+	bufferedBytes int // producer MaxBufferedBytes of the franz-go produce // per summary row: measurements the median is taken over
+	topicOnDisk   int64
+	flagFresh     bool
+	partitions    int
+	rf            int
+	srcComp       string
+	partRecs      [][]int32 // per partition, its records' indexes in data.recs (incremental group)
 	// srcTS and srcNoTS digest the source topic (topicDigests), once.
 	srcTS, srcNoTS digests
-	zkPIDs         []int
-	kraftPIDs      []int
-	kbr            *kbrProcs
-	tc             client.Client
-	data           *dataset
-	topic          string
-	topicID        [16]byte
-	starts         []int64
-	ends           []int64
-	res            *Results
-	mu             sync.Mutex
-	ownTopics      []string // on KRaft, deleted at the end
-	freshWorker    bool
-	extraNone      bool
-	quietCPU       float64
-	quietWait      time.Duration
-	lastBusy       float64 // cores busy just before the current phase
-	ctx            context.Context
-	only           map[string]bool // nil: every group
-	maxOther       float64
-	retries        int
-	samples        map[string]int
-	bufferedBytes  int // producer MaxBufferedBytes of the franz-go produce // per summary row: measurements the median is taken over
-	topicOnDisk    int64
-	flagFresh      bool
-	partitions     int
-	rf             int
-	srcComp        string
-	partRecs       [][]int32 // per partition, its records' indexes in data.recs (incremental group)
 }
 
 func logf(format string, a ...any) {

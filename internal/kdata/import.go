@@ -8,6 +8,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -273,6 +274,7 @@ type outBatch struct {
 	data    []byte
 	records int32
 	held    int64 // bytes of the read-ahead bound it holds
+	chunk   *hold // the chunk its data is a slice of, if it is one
 	// The producer's: the batch's sequence once stamped, how often it was
 	// sent, and whether the broker acknowledged it.
 	seq     int32
@@ -296,6 +298,25 @@ type importReader struct {
 	comps      map[int]kgo.Compressor
 	remapped   int64 // keys and values whose schema id was rewritten
 	unmapped   int64
+	// cur is the chunk being taken apart, nil on the format 1 path.
+	cur *hold
+}
+
+// hold is bytes of the read-ahead bound that batches share: a chunk read
+// from a pack stays in memory until the reader and every batch sliced from
+// it are done with it.
+type hold struct {
+	refs    atomic.Int32
+	n       int64
+	release func(int64)
+}
+
+func (h *hold) ref() { h.refs.Add(1) }
+
+func (h *hold) unref() {
+	if h.refs.Add(-1) == 0 {
+		h.release(h.n)
+	}
 }
 
 func (r *importReader) run(ctx context.Context) error {
@@ -377,12 +398,7 @@ func (r *importReader) pack(ctx context.Context, f backupset.FileEntry, want map
 			return fmt.Errorf("read %s: %w", f.Name, err)
 		}
 		for ; k < j; k++ {
-			data, err := backupset.ReadChunk(rc, chunks[k].c, nil)
-			if err != nil {
-				rc.Close()
-				return fmt.Errorf("%s: %w", f.Name, err)
-			}
-			if err := r.batches(ctx, chunks[k].p, data); err != nil {
+			if err := r.chunk(ctx, rc, f.Name, chunks[k].c, chunks[k].p); err != nil {
 				rc.Close()
 				return err
 			}
@@ -390,6 +406,26 @@ func (r *importReader) pack(ctx context.Context, f backupset.FileEntry, want map
 		rc.Close()
 	}
 	return nil
+}
+
+// chunk reads one chunk of partition i, positioned at it, once the
+// read-ahead bound has room for it, and takes its batches. No merge is
+// pending here (batches flushes them), so what holds the bound is in
+// flight and is given back as it is acknowledged.
+func (r *importReader) chunk(ctx context.Context, rc io.Reader, name string, c backupset.Chunk, i int) error {
+	h := &hold{n: max(c.Raw, c.Length), release: r.buffered.release}
+	if err := r.buffered.acquire(ctx, h.n); err != nil {
+		return err
+	}
+	h.refs.Store(1) // the reader's
+	defer h.unref()
+	data, err := backupset.ReadChunk(rc, c, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	r.cur = h
+	defer func() { r.cur = nil }()
+	return r.batches(ctx, i, data)
 }
 
 // ReadPackIndex reads a pack's index by range.
@@ -488,7 +524,7 @@ func (r *importReader) batches(ctx context.Context, i int, data []byte) error {
 			return err
 		}
 		r.raw++
-		if err := r.send(ctx, outBatch{p: i, data: entry, records: h.NumRecords}); err != nil {
+		if err := r.send(ctx, outBatch{p: i, data: entry, records: h.NumRecords, chunk: r.cur}); err != nil {
 			return err
 		}
 	}
@@ -592,7 +628,7 @@ func (r *importReader) flush(ctx context.Context, i int) error {
 		s.merge, s.mergeBytes = nil, 0
 		_, h, _, _, _ := kbatch.Next(b)
 		r.raw++
-		return r.send(ctx, outBatch{p: i, data: b, records: h.NumRecords})
+		return r.send(ctx, outBatch{p: i, data: b, records: h.NumRecords, chunk: r.cur})
 	}
 	m, err := kbatch.Merge(s.merge)
 	s.merge, s.mergeBytes = nil, 0
@@ -604,10 +640,31 @@ func (r *importReader) flush(ctx context.Context, i int) error {
 	return r.send(ctx, outBatch{p: i, data: m, records: h.NumRecords})
 }
 
+// done gives back what an acknowledged batch holds of the read-ahead bound.
+func (b *outBatch) done(release func(int64)) {
+	release(b.held)
+	if b.chunk != nil {
+		b.chunk.unref()
+	}
+}
+
+// send hands a batch to the producer. A slice of the chunk being read
+// holds that chunk; a batch built from it (merged or rebuilt) holds its own
+// bytes, taken without waiting (it comes from a chunk the bound admitted,
+// and waiting here, holding that chunk, could wait for itself); a batch of
+// the format 1 path waits for room.
 func (r *importReader) send(ctx context.Context, b outBatch) error {
-	b.held = int64(len(b.data))
-	if err := r.buffered.acquire(ctx, b.held); err != nil {
-		return err
+	switch {
+	case b.chunk != nil:
+		b.chunk.ref()
+	case r.cur != nil:
+		b.held = int64(len(b.data))
+		r.buffered.take(b.held)
+	default:
+		b.held = int64(len(b.data))
+		if err := r.buffered.acquire(ctx, b.held); err != nil {
+			return err
+		}
 	}
 	select {
 	case r.out <- b:
@@ -693,6 +750,13 @@ func (s *Budget) acquire(ctx context.Context, n int64) error {
 	}
 }
 
+// take holds n bytes without waiting.
+func (s *Budget) take(n int64) {
+	s.mu.Lock()
+	s.used += n
+	s.mu.Unlock()
+}
+
 func (s *Budget) release(n int64) {
 	s.mu.Lock()
 	s.used -= n
@@ -717,6 +781,13 @@ func (s *share) acquire(ctx context.Context, n int64) error {
 	s.held += n
 	s.mu.Unlock()
 	return nil
+}
+
+func (s *share) take(n int64) {
+	s.b.take(n)
+	s.mu.Lock()
+	s.held += n
+	s.mu.Unlock()
 }
 
 func (s *share) release(n int64) {

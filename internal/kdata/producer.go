@@ -435,11 +435,14 @@ func (op *outPart) pop(release func(int64)) int64 {
 	var n int64
 	for len(op.queue) > 0 && op.queue[0].acked {
 		b := op.queue[0]
+		// Cleared, or the queue's array would keep the batch's data, and
+		// so its whole chunk, after the bound was given back.
+		op.queue[0] = outBatch{}
 		op.queue = op.queue[1:]
 		op.next = max(0, op.next-1)
 		op.acked += int64(b.records)
 		n += int64(b.records)
-		release(b.held)
+		b.done(release)
 	}
 	return n
 }
@@ -462,7 +465,7 @@ func (p *producer) split(op *outPart, j int) error {
 	a, c := append([]kbatch.Record(nil), recs[:half]...), append([]kbatch.Record(nil), recs[half:]...)
 	kbatch.Renumber(a, 0)
 	kbatch.Renumber(c, 0)
-	first := outBatch{p: b.p, data: kbatch.Build(a, comp), records: int32(len(a)), held: b.held, seq: b.seq, stamped: true}
+	first := outBatch{p: b.p, data: kbatch.Build(a, comp), records: int32(len(a)), held: b.held, chunk: b.chunk, seq: b.seq, stamped: true}
 	second := outBatch{p: b.p, data: kbatch.Build(c, comp), records: int32(len(c)), seq: nextSeq(b.seq, int32(len(a))), stamped: true}
 	kbatch.Restamp(first.data, p.pid, p.epoch, first.seq)
 	kbatch.Restamp(second.data, p.pid, p.epoch, second.seq)

@@ -210,7 +210,7 @@ func run() int {
 		maxOther   = flag.Float64("max-other", 0.15, "a measurement during which other work used more than this share of the CPUs is flagged disturbed and measured again")
 		retries    = flag.Int("retries", 2, "how many times to measure a disturbed phase again")
 		bufBytes   = flag.String("producer-buffered-bytes", "64MiB", "kgo MaxBufferedBytes of the franz-go produce (the in-process restore uses activities.RestorePartition's own setting)")
-		only       = flag.String("only", "", "run only these measurement groups, comma-separated: consume, kcat, backup, produce, restore, overhead, incremental, orchestration (restore needs backup; default: all)")
+		only       = flag.String("only", "", "run only these measurement groups, comma-separated: consume, floor, kcat, backup, produce, restore, overhead, incremental, orchestration (restore needs backup; default: all)")
 		freshW     = flag.Bool("fresh-worker", true, "start a new kbr worker process before every kbr phase, so each peak RSS is that phase's own")
 		extraNone  = flag.Bool("backup-none", true, "also measure the headline backup with options.compression: zstd (what compressing again costs)")
 		reps       = flag.Int("reps", 3, "repeat every measurement this many times (the summary takes the median)")
@@ -282,7 +282,7 @@ func run() int {
 		for _, g := range strings.Split(*only, ",") {
 			g = strings.TrimSpace(g)
 			switch g {
-			case "consume", "kcat", "backup", "produce", "restore", "overhead", "incremental", "orchestration":
+			case "consume", "floor", "kcat", "backup", "produce", "restore", "overhead", "incremental", "orchestration":
 				b.only[g] = true
 			default:
 				fmt.Fprintf(os.Stderr, "bench: -only %s: unknown group %q\n", *only, g)
